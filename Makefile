@@ -1,0 +1,47 @@
+# Atlas CRM. `make run` and `make test` work on a fresh machine with Python 3.11, git and make.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UVPIP := $(UV) pip --quiet
+PYTHON := $(BIN)/python
+# Local packages, installed editable on top of the hash-pinned lock (with --no-deps).
+LOCAL_PACKAGES := services/api services/kit services/contacts gateway cli
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint proto proto-check lock bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock tools/uv-bootstrap.txt $(addsuffix /pyproject.toml,$(LOCAL_PACKAGES))
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r tools/uv-bootstrap.txt
+	$(UVPIP) install --python $(PYTHON) --require-hashes -r requirements.lock
+	$(UVPIP) install --python $(PYTHON) --no-deps --no-build-isolation $(addprefix -e ,$(LOCAL_PACKAGES))
+	touch $@
+
+run: install
+	$(BIN)/crm up
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd protos && ../$(BIN)/buf lint
+	$(BIN)/lint-imports
+
+# Regenerates crm_api from protos/; tests/test_proto_stubs.py fails when it is stale.
+proto: install
+	$(PYTHON) -m crm_kit.protogen services/api/src
+
+lock: install
+	$(UV) pip compile requirements.in --generate-hashes --python-version 3.11 --no-header --quiet -o requirements.lock
+
+bench: install
+	$(PYTHON) bench/contacts_bench.py
+
+clean:
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
