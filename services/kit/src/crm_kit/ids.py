@@ -19,7 +19,9 @@ def region_of(record_id: str, field: str = "id") -> str:
     """The region encoded in an id; InvalidArgument naming `field` if the id is malformed."""
     match = _ID_RE.match(record_id or "")
     if match is None:
-        raise InvalidArgument.single(field, f"malformed id {record_id!r}: expected '<region>_<ULID>'")
+        raise InvalidArgument.single(
+            field, f"malformed id {record_id!r}: expected '<region>_<ULID>'"
+        )
     return match.group(1)
 
 

@@ -48,7 +48,9 @@ def generate(out_dir: Path) -> list[Path]:
         path.write_text(text)
     for folder in [generated, *(p for p in generated.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").touch()
-    (package / "__init__.py").write_text('"""Generated from protos/ by `make proto`; do not edit."""\n')
+    (package / "__init__.py").write_text(
+        '"""Generated from protos/ by `make proto`; do not edit."""\n'
+    )
     (package / "py.typed").touch()
     return sorted(p for p in package.rglob("*") if p.is_file())
 

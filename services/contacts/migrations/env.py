@@ -1,0 +1,4 @@
+from crm_contacts.models import Base
+from crm_kit.runtime import run_alembic_env
+
+run_alembic_env(Base.metadata)

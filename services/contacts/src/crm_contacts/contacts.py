@@ -1,0 +1,821 @@
+"""People: validation, placement check, storage, search, duplicates and merge.
+
+Every function takes the caller's Principal and scopes its queries to the tenant and
+to what the caller may see; a record the caller may not see is NotFound.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from crm_api.crm.contacts.v1 import contacts_pb2 as pb
+from crm_api.crm.events.v1 import contacts_pb2 as events
+from crm_kit.context import Principal
+from crm_kit.errors import (
+    Conflict,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from crm_kit.ids import is_valid_id, new_id, region_of
+from crm_kit.messaging import Outbox
+from crm_kit.placement import ResidencyPolicy, region_for_country
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_contacts import models, normalize, search_text
+from crm_contacts.convert import ADDRESS_FIELDS, contact_to_pb
+from crm_contacts.custom_fields import FieldDefinition, FieldType, validate_values
+from crm_contacts.duplicates import DuplicateCandidate, find_duplicates, score_pair
+
+SOURCES = ("manual", "web_form", "import", "call", "email", "referral", "event", "other")
+LIFECYCLE_STAGES = ("lead", "prospect", "customer", "churned")
+IMPORTANT_DATE_KINDS = ("birthday", "contract_end", "anniversary", "other")
+MAX_NAME = 200
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+# pg_trgm word similarity above which a search hit counts; low enough for one typo.
+SEARCH_THRESHOLD = 0.4
+
+# Fields a client may name in an update mask (JSON names of the Contact message).
+UPDATABLE = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "emails",
+        "phones",
+        "address",
+        "time_zone",
+        "language",
+        "owner_id",
+        "owner_team",
+        "source",
+        "lifecycle_stage",
+        "tags",
+        "important_dates",
+        "custom_fields_json",
+        "companies",
+    }
+)
+
+
+# ---------------------------------------------------------------- visibility
+
+
+def visible(model: Any, principal: Principal) -> sa.ColumnElement[bool]:
+    """Tenant scope plus ownership: reps see their own, managers their team's."""
+    scope = model.tenant_id == principal.tenant_id
+    if principal.sees_whole_tenant:
+        return scope
+    if principal.has_role("manager"):
+        return sa.and_(
+            scope, sa.or_(model.owner_team == principal.team, model.owner_id == principal.user_id)
+        )
+    return sa.and_(scope, model.owner_id == principal.user_id)
+
+
+def resolve_owner(
+    principal: Principal, owner_id: str, owner_team: str, violations: list[FieldViolation]
+) -> tuple[str, str]:
+    """Who owns a new or reassigned record, within what the caller may assign."""
+    owner_id = owner_id.strip() or principal.user_id
+    if principal.has_role("admin", "integration"):
+        return owner_id, owner_team.strip() or (
+            principal.team if owner_id == principal.user_id else ""
+        )
+    if principal.has_role("manager"):
+        if owner_team and owner_team != principal.team:
+            violations.append(
+                FieldViolation("owner_team", "a manager assigns only within their team")
+            )
+        return owner_id, principal.team
+    if owner_id != principal.user_id:
+        violations.append(FieldViolation("owner_id", "a sales rep can only own records themselves"))
+    return principal.user_id, principal.team
+
+
+async def load_policy(session: AsyncSession, tenant_id: str) -> ResidencyPolicy:
+    row = await session.get(models.TenantPolicy, tenant_id)
+    if row is None:
+        return ResidencyPolicy()
+    return ResidencyPolicy(
+        default_region=row.default_region, overrides=dict(row.residency_overrides)
+    )
+
+
+async def field_definitions(
+    session: AsyncSession, tenant_id: str, entity: str
+) -> dict[str, FieldDefinition]:
+    rows = (
+        await session.scalars(
+            sa.select(models.CustomFieldDefinition).where(
+                models.CustomFieldDefinition.tenant_id == tenant_id,
+                models.CustomFieldDefinition.entity == entity,
+            )
+        )
+    ).all()
+    return {
+        row.key: FieldDefinition(
+            key=row.key,
+            label=row.label,
+            type=FieldType(row.type),
+            options=tuple(row.options),
+            required=row.required,
+        )
+        for row in rows
+    }
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _collect(violations: list[FieldViolation], fn: Any, *args: Any) -> Any:
+    """Calls a normalizer, moving its InvalidArgument into `violations`."""
+    try:
+        return fn(*args)
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+        return None
+
+
+def _text(value: str, field: str, violations: list[FieldViolation], limit: int = MAX_NAME) -> str:
+    value = " ".join(value.split())
+    if len(value) > limit:
+        violations.append(FieldViolation(field, f"at most {limit} characters"))
+    return value
+
+
+def validate_custom_fields(
+    raw_json: str,
+    definitions: dict[str, FieldDefinition],
+    *,
+    partial: bool,
+    country: str | None,
+    violations: list[FieldViolation],
+) -> dict[str, Any] | None:
+    if not raw_json.strip():
+        raw_json = "{}"
+    try:
+        raw = json.loads(raw_json, parse_float=Decimal)
+    except ValueError:
+        violations.append(FieldViolation("custom_fields", "must be a JSON object"))
+        return None
+    if not isinstance(raw, dict):
+        violations.append(FieldViolation("custom_fields", "must be a JSON object"))
+        return None
+    values: dict[str, Any] | None = _collect(
+        violations,
+        lambda: validate_values(raw, definitions, partial=partial, default_country=country),
+    )
+    return values
+
+
+async def validate_contact(
+    session: AsyncSession,
+    principal: Principal,
+    region: str,
+    regions: Sequence[str],
+    msg: pb.Contact,
+    fields: frozenset[str],
+    existing: models.Contact | None,
+) -> dict[str, Any]:
+    """Checks and normalizes the named fields; returns column values. Raises one
+    InvalidArgument listing every bad field, so nothing is ever half written."""
+    violations: list[FieldViolation] = []
+    values: dict[str, Any] = {}
+    creating = existing is None
+
+    if "address" in fields:
+        address = {
+            name: _text(getattr(msg.address, name), f"address.{name}", violations)
+            for name in ADDRESS_FIELDS
+        }
+        if address["country"]:
+            address["country"] = (
+                _collect(violations, normalize.normalize_country, address["country"]) or ""
+            )
+        values["address"] = {k: v for k, v in address.items() if v}
+        values["country"] = address["country"]
+    country = values.get("country", existing.country if existing else "") or None
+
+    if "address" in fields:
+        target = _collect(
+            violations,
+            region_for_country,
+            country,
+            await load_policy(session, principal.tenant_id),
+            regions,
+        )
+        if target is not None and target != region:
+            if creating:
+                violations.append(
+                    FieldViolation(
+                        "address.country",
+                        f"contacts from {country or 'an unknown country'} are stored in region "
+                        f"{target}, not {region}",
+                    )
+                )
+            else:
+                violations.append(
+                    FieldViolation(
+                        "address.country",
+                        f"this change would move the contact from region {region} to {target}; "
+                        "a relocation is a separate, audited procedure",
+                    )
+                )
+
+    for name in ("first_name", "last_name"):
+        if name in fields:
+            values[name] = _text(getattr(msg, name), name, violations)
+    if "emails" in fields:
+        emails: list[str] = []
+        for i, raw in enumerate(msg.emails):
+            email = _collect(violations, normalize.normalize_email, raw, f"emails[{i}]")
+            if email and email not in emails:
+                emails.append(email)
+        values["emails"] = emails
+    if "phones" in fields:
+        phones: list[str] = []
+        for i, raw in enumerate(msg.phones):
+            phone = _collect(violations, normalize.normalize_phone, raw, country, f"phones[{i}]")
+            if phone and phone not in phones:
+                phones.append(phone)
+        values["phones"] = phones
+    if "time_zone" in fields:
+        if msg.time_zone.strip():
+            values["time_zone"] = (
+                _collect(violations, normalize.normalize_time_zone, msg.time_zone) or ""
+            )
+        else:
+            values["time_zone"] = (normalize.default_time_zone(country) if country else None) or ""
+    elif "address" in fields and existing is not None and not existing.time_zone and country:
+        values["time_zone"] = normalize.default_time_zone(country) or ""
+    if "language" in fields:
+        values["language"] = (
+            _collect(violations, normalize.normalize_language, msg.language) or ""
+            if msg.language.strip()
+            else ""
+        )
+    if "source" in fields:
+        source = msg.source.strip() or "manual"
+        if source not in SOURCES:
+            violations.append(FieldViolation("source", f"must be one of {', '.join(SOURCES)}"))
+        values["source"] = source
+    if "lifecycle_stage" in fields:
+        stage = msg.lifecycle_stage.strip() or "lead"
+        if stage not in LIFECYCLE_STAGES:
+            violations.append(
+                FieldViolation("lifecycle_stage", f"must be one of {', '.join(LIFECYCLE_STAGES)}")
+            )
+        values["lifecycle_stage"] = stage
+    if "tags" in fields:
+        values["tags"] = _collect(violations, normalize.normalize_tags, list(msg.tags)) or []
+    if "important_dates" in fields:
+        dates = []
+        for i, item in enumerate(msg.important_dates):
+            if item.kind not in IMPORTANT_DATE_KINDS:
+                violations.append(
+                    FieldViolation(
+                        f"important_dates[{i}].kind",
+                        f"must be one of {', '.join(IMPORTANT_DATE_KINDS)}",
+                    )
+                )
+            try:
+                parsed = date.fromisoformat(item.date)
+            except ValueError:
+                violations.append(
+                    FieldViolation(f"important_dates[{i}].date", "expected YYYY-MM-DD")
+                )
+                continue
+            dates.append(
+                {"kind": item.kind, "date": parsed.isoformat(), "label": item.label.strip()}
+            )
+        values["important_dates"] = dates
+    if "custom_fields_json" in fields:
+        definitions = await field_definitions(session, principal.tenant_id, "contact")
+        custom = validate_custom_fields(
+            msg.custom_fields_json,
+            definitions,
+            partial=not creating,
+            country=country,
+            violations=violations,
+        )
+        if custom is not None:
+            merged = dict(existing.custom_fields) if existing else {}
+            merged.update(custom)
+            values["custom_fields"] = {k: v for k, v in merged.items() if v is not None}
+    if "owner_id" in fields or "owner_team" in fields or creating:
+        owner = msg.owner_id if "owner_id" in fields else (existing.owner_id if existing else "")
+        team = (
+            msg.owner_team if "owner_team" in fields else (existing.owner_team if existing else "")
+        )
+        values["owner_id"], values["owner_team"] = resolve_owner(principal, owner, team, violations)
+    if "companies" in fields:
+        values["companies"] = await _validate_links(
+            session, principal, region, msg.companies, violations
+        )
+
+    if creating and not (
+        values.get("first_name") or values.get("last_name") or values.get("emails")
+    ):
+        violations.append(FieldViolation("first_name", "a contact needs a name or an email"))
+    if violations:
+        raise InvalidArgument(violations)
+    return values
+
+
+async def _validate_links(
+    session: AsyncSession,
+    principal: Principal,
+    region: str,
+    links: Sequence[pb.CompanyLink],
+    violations: list[FieldViolation],
+) -> list[tuple[str, str]]:
+    result: list[tuple[str, str]] = []
+    for i, link in enumerate(links):
+        field = f"companies[{i}].company_id"
+        if not is_valid_id(link.company_id):
+            violations.append(FieldViolation(field, f"malformed id {link.company_id!r}"))
+            continue
+        if region_of(link.company_id) != region:
+            violations.append(
+                FieldViolation(
+                    field,
+                    f"the company is stored in region {region_of(link.company_id)} and this "
+                    f"contact in {region}; link a company of the same region",
+                )
+            )
+            continue
+        found = await session.scalar(
+            sa.select(models.Company.id).where(
+                models.Company.id == link.company_id,
+                models.Company.tenant_id == principal.tenant_id,
+            )
+        )
+        if found is None:
+            violations.append(FieldViolation(field, "no such company"))
+            continue
+        role = _text(link.role, f"companies[{i}].role", violations, 100)
+        if link.company_id not in {cid for cid, _ in result}:
+            result.append((link.company_id, role))
+    return result
+
+
+# ---------------------------------------------------------------- storage
+
+
+async def links_of(
+    session: AsyncSession, contact_ids: Sequence[str]
+) -> dict[str, list[tuple[str, str, str]]]:
+    rows = await session.execute(
+        sa.select(
+            models.CompanyMember.contact_id,
+            models.Company.id,
+            models.CompanyMember.role,
+            models.Company.name,
+        )
+        .join(models.Company, models.Company.id == models.CompanyMember.company_id)
+        .where(models.CompanyMember.contact_id.in_(contact_ids))
+        .order_by(models.Company.name)
+    )
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for contact_id, company_id, role, name in rows:
+        found.setdefault(contact_id, []).append((company_id, role, name))
+    return found
+
+
+async def to_pb(session: AsyncSession, row: models.Contact) -> pb.Contact:
+    return contact_to_pb(row, (await links_of(session, [row.id])).get(row.id, []))
+
+
+def refresh_search_text(row: models.Contact, company_names: Sequence[str]) -> None:
+    row.search_text = search_text.search_document(
+        first_name=row.first_name,
+        last_name=row.last_name,
+        emails=row.emails,
+        phones=row.phones,
+        company_names=company_names,
+    )
+
+
+async def _set_links(
+    session: AsyncSession, row: models.Contact, links: list[tuple[str, str]]
+) -> None:
+    await session.execute(
+        sa.delete(models.CompanyMember).where(models.CompanyMember.contact_id == row.id)
+    )
+    for company_id, role in links:
+        session.add(
+            models.CompanyMember(
+                company_id=company_id, contact_id=row.id, tenant_id=row.tenant_id, role=role
+            )
+        )
+    await session.flush()
+
+
+async def _company_names(session: AsyncSession, contact_id: str) -> list[str]:
+    return [name for _, _, name in (await links_of(session, [contact_id])).get(contact_id, [])]
+
+
+async def create_contact(
+    session: AsyncSession,
+    principal: Principal,
+    region: str,
+    regions: Sequence[str],
+    outbox: Outbox,
+    msg: pb.Contact,
+) -> pb.Contact:
+    fields = frozenset(UPDATABLE)
+    values = await validate_contact(session, principal, region, regions, msg, fields, None)
+    links = values.pop("companies", [])
+    row = models.Contact(id=new_id(region), tenant_id=principal.tenant_id, version=1, **values)
+    session.add(row)
+    await session.flush()
+    await _set_links(session, row, links)
+    refresh_search_text(row, await _company_names(session, row.id))
+    await session.flush()
+    await session.refresh(row)
+    await outbox.add(
+        session,
+        principal,
+        "contact",
+        "created",
+        events.ContactCreated(
+            contact_id=row.id,
+            owner_id=row.owner_id,
+            source=row.source,
+            lifecycle_stage=row.lifecycle_stage,
+            company_ids=[cid for cid, _ in links],
+        ),
+    )
+    return await to_pb(session, row)
+
+
+async def get_row(
+    session: AsyncSession, principal: Principal, contact_id: str, *, for_update: bool = False
+) -> models.Contact:
+    region_of(contact_id)
+    stmt = sa.select(models.Contact).where(
+        models.Contact.id == contact_id, visible(models.Contact, principal)
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = await session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"contact {contact_id} not found")
+    return row
+
+
+async def update_contact(
+    session: AsyncSession,
+    principal: Principal,
+    region: str,
+    regions: Sequence[str],
+    outbox: Outbox,
+    msg: pb.Contact,
+    mask: Sequence[str],
+    expected_version: int,
+) -> pb.Contact:
+    unknown = [path for path in mask if path not in UPDATABLE]
+    if unknown:
+        raise InvalidArgument(
+            [FieldViolation(path, "unknown or read-only field") for path in unknown]
+        )
+    if not mask:
+        raise InvalidArgument.single("update_mask", "name at least one field to change")
+    row = await get_row(session, principal, msg.id, for_update=True)
+    if row.merged_into_id:
+        raise FailedPrecondition(f"contact {row.id} was merged into {row.merged_into_id}")
+    if expected_version and expected_version != row.version:
+        raise Conflict(
+            f"contact {row.id} changed meanwhile (version {row.version}, expected {expected_version})"
+        )
+    fields = frozenset(mask)
+    if "address" in fields and "phones" not in fields:
+        fields = fields  # phones are already E.164; a new country does not reinterpret them
+    values = await validate_contact(session, principal, region, regions, msg, fields, row)
+    links = values.pop("companies", None)
+    changed = sorted(name for name, value in values.items() if getattr(row, name) != value)
+    for name, value in values.items():
+        setattr(row, name, value)
+    if links is not None:
+        await _set_links(session, row, links)
+        changed.append("companies")
+    if not changed:
+        return await to_pb(session, row)
+    refresh_search_text(row, await _company_names(session, row.id))
+    row.version += 1
+    row.updated_at = datetime.now(UTC)
+    await session.flush()
+    await outbox.add(
+        session,
+        principal,
+        "contact",
+        "updated",
+        events.ContactUpdated(
+            contact_id=row.id,
+            changed_fields=sorted(set(changed)),
+            owner_id=row.owner_id,
+            lifecycle_stage=row.lifecycle_stage,
+        ),
+    )
+    return await to_pb(session, row)
+
+
+# ---------------------------------------------------------------- list and search
+
+
+def _encode_cursor(score: Decimal, contact_id: str) -> str:
+    raw = json.dumps({"s": str(score), "i": contact_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(token: str) -> tuple[Decimal, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        return Decimal(data["s"]), str(data["i"])
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        raise InvalidArgument.single("page_token", "malformed page token") from exc
+
+
+async def list_contacts(
+    session: AsyncSession, principal: Principal, request: pb.ListContactsRequest
+) -> pb.ListContactsResponse:
+    page_size = request.page_size or DEFAULT_PAGE
+    if not 1 <= page_size <= MAX_PAGE:
+        raise InvalidArgument.single("page_size", f"between 1 and {MAX_PAGE}")
+    contact = models.Contact
+    conditions: list[sa.ColumnElement[bool]] = [
+        visible(contact, principal),
+        contact.merged_into_id.is_(None),
+    ]
+    violations: list[FieldViolation] = []
+    if request.owner_id:
+        conditions.append(contact.owner_id == request.owner_id)
+    if request.tag:
+        conditions.append(contact.tags.contains([request.tag]))
+    if request.lifecycle_stage:
+        if request.lifecycle_stage not in LIFECYCLE_STAGES:
+            violations.append(
+                FieldViolation("lifecycle_stage", f"must be one of {', '.join(LIFECYCLE_STAGES)}")
+            )
+        conditions.append(contact.lifecycle_stage == request.lifecycle_stage)
+    if request.source:
+        if request.source not in SOURCES:
+            violations.append(FieldViolation("source", f"must be one of {', '.join(SOURCES)}"))
+        conditions.append(contact.source == request.source)
+    if request.country:
+        country = _collect(violations, normalize.normalize_country, request.country, "country")
+        conditions.append(contact.country == (country or ""))
+    if request.HasField("created_after"):
+        conditions.append(contact.created_at >= request.created_after.ToDatetime(UTC))
+    if request.HasField("created_before"):
+        conditions.append(contact.created_at < request.created_before.ToDatetime(UTC))
+    if request.company_id:
+        conditions.append(
+            contact.id.in_(
+                sa.select(models.CompanyMember.contact_id).where(
+                    models.CompanyMember.company_id == request.company_id
+                )
+            )
+        )
+    if violations:
+        raise InvalidArgument(violations)
+
+    query = search_text.fold_query(request.query) if request.query.strip() else ""
+    if query:
+        await session.execute(
+            sa.text(f"SET LOCAL pg_trgm.word_similarity_threshold = {SEARCH_THRESHOLD}")
+        )
+        similarity = sa.func.word_similarity(query, contact.search_text)
+        matches = [contact.search_text.op("%>")(query)]
+        boosts: list[sa.ColumnElement[Any]] = [similarity]
+        email = request.query.strip().lower()
+        if "@" in email:
+            matches.append(contact.emails.contains([email]))
+            boosts.append(sa.case((contact.emails.contains([email]), 1.0), else_=0.0))
+        digits = search_text.phone_digits(request.query)
+        if digits:
+            like = contact.search_text.like(f"%{digits}%")
+            matches.append(like)
+            boosts.append(sa.case((like, 1.0), else_=0.0))
+        conditions.append(sa.or_(*matches))
+        score: sa.ColumnElement[Any] = sa.func.round(
+            sa.cast(sa.func.greatest(*boosts), sa.Numeric), 4
+        )
+    else:
+        score = sa.literal(Decimal("0"), sa.Numeric)
+
+    scored = sa.select(contact, score.label("score")).where(*conditions).subquery()
+    aliased = sa.orm.aliased(contact, scored)
+    stmt = sa.select(aliased, scored.c.score)
+    if request.page_token:
+        after_score, after_id = _decode_cursor(request.page_token)
+        stmt = stmt.where(
+            sa.or_(
+                scored.c.score < after_score,
+                sa.and_(scored.c.score == after_score, scored.c.id < after_id),
+            )
+        )
+    stmt = stmt.order_by(scored.c.score.desc(), scored.c.id.desc()).limit(page_size + 1)
+    rows = (await session.execute(stmt)).all()
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    links = await links_of(session, [row[0].id for row in rows])
+    hits = [
+        pb.ContactHit(
+            contact=contact_to_pb(row, links.get(row.id, [])),
+            score=float(row_score),
+            cursor=_encode_cursor(Decimal(row_score), row.id),
+        )
+        for row, row_score in rows
+    ]
+    return pb.ListContactsResponse(
+        hits=hits, next_page_token=hits[-1].cursor if more and hits else ""
+    )
+
+
+# ---------------------------------------------------------------- duplicates and merge
+
+
+async def _candidates(
+    session: AsyncSession, rows: Sequence[models.Contact]
+) -> list[DuplicateCandidate]:
+    links = await links_of(session, [row.id for row in rows])
+    return [
+        DuplicateCandidate(
+            id=row.id,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            emails=tuple(row.emails),
+            phones=tuple(row.phones),
+            company_names=tuple(name for _, _, name in links.get(row.id, [])),
+        )
+        for row in rows
+    ]
+
+
+async def find_duplicate_pairs(
+    session: AsyncSession, principal: Principal, request: pb.FindDuplicatesRequest
+) -> pb.FindDuplicatesResponse:
+    min_score = request.min_score or 0.6
+    limit = request.limit or 50
+    if not 0 < min_score <= 1:
+        raise InvalidArgument.single("min_score", "between 0 and 1")
+    if not 1 <= limit <= 500:
+        raise InvalidArgument.single("limit", "between 1 and 500")
+    base = [visible(models.Contact, principal), models.Contact.merged_into_id.is_(None)]
+    if request.contact_id:
+        target = await get_row(session, principal, request.contact_id)
+        name = search_text.fold_query(f"{target.first_name} {target.last_name}")
+        await session.execute(sa.text("SET LOCAL pg_trgm.similarity_threshold = 0.3"))
+        similar = [models.Contact.search_text.op("%")(name)] if name else []
+        rows = (
+            await session.scalars(
+                sa.select(models.Contact)
+                .where(
+                    *base,
+                    models.Contact.id != target.id,
+                    sa.or_(
+                        models.Contact.emails.overlap(target.emails or [""]),
+                        models.Contact.phones.overlap(target.phones or [""]),
+                        *similar,
+                    ),
+                )
+                .limit(1000)
+            )
+        ).all()
+        mine = (await _candidates(session, [target]))[0]
+        matches = [m for c in await _candidates(session, rows) if (m := score_pair(mine, c))]
+        matches = [m for m in matches if m.score >= min_score]
+        matches.sort(key=lambda m: -m.score)
+    else:
+        rows = (await session.scalars(sa.select(models.Contact).where(*base))).all()
+        matches = find_duplicates(await _candidates(session, rows), threshold=min_score)
+    matches = matches[:limit]
+    by_id = {row.id: row for row in rows}
+    if request.contact_id:
+        by_id[target.id] = target
+    links = await links_of(session, list(by_id))
+    return pb.FindDuplicatesResponse(
+        pairs=[
+            pb.DuplicatePair(
+                a=contact_to_pb(by_id[m.a_id], links.get(m.a_id, [])),
+                b=contact_to_pb(by_id[m.b_id], links.get(m.b_id, [])),
+                score=m.score,
+                reasons=list(m.reasons),
+            )
+            for m in matches
+        ]
+    )
+
+
+async def merge_contacts(
+    session: AsyncSession,
+    principal: Principal,
+    outbox: Outbox,
+    survivor_id: str,
+    merged_id: str,
+) -> pb.Contact:
+    violations = []
+    for field, value in (("survivor_id", survivor_id), ("merged_id", merged_id)):
+        if not is_valid_id(value):
+            violations.append(FieldViolation(field, f"malformed id {value!r}"))
+    if violations:
+        raise InvalidArgument(violations)
+    if survivor_id == merged_id:
+        raise InvalidArgument.single("merged_id", "a contact cannot be merged into itself")
+    # Lock both in id order so two opposite merges cannot deadlock.
+    first, second = sorted([survivor_id, merged_id])
+    rows = {
+        r.id: r
+        for r in [
+            await get_row(session, principal, first, for_update=True),
+            await get_row(session, principal, second, for_update=True),
+        ]
+    }
+    survivor, merged = rows[survivor_id], rows[merged_id]
+    for row in (survivor, merged):
+        if row.merged_into_id:
+            raise FailedPrecondition(
+                f"contact {row.id} was already merged into {row.merged_into_id}"
+            )
+
+    survivor.emails = survivor.emails + [e for e in merged.emails if e not in survivor.emails]
+    survivor.phones = survivor.phones + [p for p in merged.phones if p not in survivor.phones]
+    survivor.tags = survivor.tags + [t for t in merged.tags if t not in survivor.tags]
+    known_dates = {(d["kind"], d["date"]) for d in survivor.important_dates}
+    survivor.important_dates = survivor.important_dates + [
+        d for d in merged.important_dates if (d["kind"], d["date"]) not in known_dates
+    ]
+    survivor.custom_fields = {**merged.custom_fields, **survivor.custom_fields}
+    for name in ("first_name", "last_name", "time_zone", "language"):
+        if not getattr(survivor, name):
+            setattr(survivor, name, getattr(merged, name))
+    if not survivor.address:
+        survivor.address, survivor.country = merged.address, merged.country
+
+    # Both histories stay: timeline and consents move to the survivor.
+    for model in (models.TimelineEntry, models.Consent):
+        await session.execute(
+            sa.update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id)
+        )
+    survivor_companies = set(
+        await session.scalars(
+            sa.select(models.CompanyMember.company_id).where(
+                models.CompanyMember.contact_id == survivor.id
+            )
+        )
+    )
+    await session.execute(
+        sa.update(models.CompanyMember)
+        .where(
+            models.CompanyMember.contact_id == merged.id,
+            models.CompanyMember.company_id.not_in(survivor_companies or {""}),
+        )
+        .values(contact_id=survivor.id)
+    )
+    await session.execute(
+        sa.delete(models.CompanyMember).where(models.CompanyMember.contact_id == merged.id)
+    )
+    now = datetime.now(UTC)
+    session.add(
+        models.TimelineEntry(
+            id=new_id(region_of(survivor.id)),
+            tenant_id=principal.tenant_id,
+            contact_id=survivor.id,
+            kind="note",
+            subject="merged",
+            body=f"Merged contact {merged.id} into this one.",
+            occurred_at=now,
+            author_id=principal.user_id,
+        )
+    )
+    # The merged record stays as a tombstone so old links resolve; its personal data
+    # now lives only in the survivor.
+    merged.merged_into_id = survivor.id
+    merged.first_name = merged.last_name = merged.time_zone = merged.language = ""
+    merged.emails, merged.phones, merged.tags, merged.important_dates = [], [], [], []
+    merged.address, merged.country, merged.custom_fields, merged.search_text = {}, "", {}, ""
+    merged.version += 1
+    merged.updated_at = now
+    survivor.version += 1
+    survivor.updated_at = now
+    await session.flush()
+    refresh_search_text(survivor, await _company_names(session, survivor.id))
+    await session.flush()
+    await outbox.add(
+        session,
+        principal,
+        "contact",
+        "merged",
+        events.ContactMerged(survivor_id=survivor.id, merged_id=merged.id),
+    )
+    return await to_pb(session, survivor)

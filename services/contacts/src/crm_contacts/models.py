@@ -1,0 +1,179 @@
+"""Tables of the contacts service (one database per region)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+TEXT_ARRAY = ARRAY(sa.Text)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def _now() -> sa.ColumnElement[datetime]:
+    return sa.func.now()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    first_name: Mapped[str] = mapped_column(sa.Text, default="")
+    last_name: Mapped[str] = mapped_column(sa.Text, default="")
+    emails: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    phones: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    address: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    country: Mapped[str] = mapped_column(sa.Text, default="")
+    time_zone: Mapped[str] = mapped_column(sa.Text, default="")
+    language: Mapped[str] = mapped_column(sa.Text, default="")
+    owner_id: Mapped[str] = mapped_column(sa.Text)
+    owner_team: Mapped[str] = mapped_column(sa.Text, default="")
+    source: Mapped[str] = mapped_column(sa.Text, default="manual")
+    lifecycle_stage: Mapped[str] = mapped_column(sa.Text, default="lead")
+    tags: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    important_dates: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Folded names, emails, phone digits and company names, indexed with pg_trgm.
+    search_text: Mapped[str] = mapped_column(sa.Text, default="")
+    merged_into_id: Mapped[str | None] = mapped_column(sa.Text)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.Index("ix_contacts_tenant_id_id", "tenant_id", "id"),
+        sa.Index("ix_contacts_tenant_owner", "tenant_id", "owner_id"),
+        sa.Index("ix_contacts_emails", "emails", postgresql_using="gin"),
+        sa.Index("ix_contacts_phones", "phones", postgresql_using="gin"),
+        sa.Index("ix_contacts_tags", "tags", postgresql_using="gin"),
+        sa.Index(
+            "ix_contacts_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+    )
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    name: Mapped[str] = mapped_column(sa.Text)
+    domain: Mapped[str] = mapped_column(sa.Text, default="")
+    industry: Mapped[str] = mapped_column(sa.Text, default="")
+    address: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    country: Mapped[str] = mapped_column(sa.Text, default="")
+    phones: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    owner_id: Mapped[str] = mapped_column(sa.Text)
+    owner_team: Mapped[str] = mapped_column(sa.Text, default="")
+    tags: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    search_text: Mapped[str] = mapped_column(sa.Text, default="")
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.Index("ix_companies_tenant_id_id", "tenant_id", "id"),
+        sa.Index(
+            "ix_companies_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+    )
+
+
+class CompanyMember(Base):
+    """A person's link to a company, with their role there."""
+
+    __tablename__ = "company_members"
+
+    company_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("companies.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    role: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (sa.Index("ix_company_members_contact", "contact_id"),)
+
+
+class TimelineEntry(Base):
+    __tablename__ = "timeline_entries"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    contact_id: Mapped[str] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    direction: Mapped[str] = mapped_column(sa.Text, default="")
+    subject: Mapped[str] = mapped_column(sa.Text, default="")
+    duration_seconds: Mapped[int] = mapped_column(sa.Integer, default=0)
+    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    author_id: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.Index("ix_timeline_contact_time", "contact_id", "occurred_at", "id"),)
+
+
+class Consent(Base):
+    """One consent record; the latest per (contact, purpose) is the current state."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    contact_id: Mapped[str] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    lawful_basis: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.Text)
+    source: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    recorded_by: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.Index("ix_consents_contact_purpose", "contact_id", "purpose", "id"),)
+
+
+class CustomFieldDefinition(Base):
+    __tablename__ = "custom_field_definitions"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    entity: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    label: Mapped[str] = mapped_column(sa.Text)
+    type: Mapped[str] = mapped_column(sa.Text)
+    options: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    required: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class TenantPolicy(Base):
+    """Residency and access policy; holds no personal data, so every region has a copy."""
+
+    __tablename__ = "tenant_policies"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    default_region: Mapped[str] = mapped_column(sa.Text)
+    residency_overrides: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    access_grants: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    version: Mapped[int] = mapped_column(sa.Integer, default=1)
+    updated_by: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

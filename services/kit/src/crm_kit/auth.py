@@ -1,0 +1,84 @@
+"""Bearer JWTs: verified by the gateway, minted locally by `crm token`.
+
+Production verifies RS256/ES256 tokens from the identity provider's JWKS
+(CRM_JWKS_URL); development uses a shared HS256 signing key (CRM_JWT_SECRET).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jwt
+
+from crm_kit.context import ROLES, Principal
+
+AUDIENCE = "atlas-crm"
+DEV_ISSUER = "atlas-crm-dev"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def mint_token(
+    secret: str,
+    *,
+    tenant: str,
+    user: str,
+    roles: Sequence[str],
+    home_region: str,
+    team: str = "",
+    ttl_seconds: int = 8 * 3600,
+) -> str:
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": DEV_ISSUER,
+        "aud": AUDIENCE,
+        "sub": user,
+        "tenant": tenant,
+        "roles": list(roles),
+        "team": team,
+        "region": home_region,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+class TokenVerifier:
+    def __init__(
+        self, *, secret: str = "", jwks_url: str = "", regions: Sequence[str] = ()
+    ) -> None:
+        if not secret and not jwks_url:
+            raise ValueError("configure CRM_JWT_SECRET (development) or CRM_JWKS_URL")
+        self.secret = secret
+        self.regions = tuple(regions)
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            if self._jwks is not None:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+                claims = jwt.decode(token, key, algorithms=["RS256", "ES256"], audience=AUDIENCE)
+            else:
+                claims = jwt.decode(token, self.secret, algorithms=["HS256"], audience=AUDIENCE)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        tenant, user, region = claims.get("tenant"), claims.get("sub"), claims.get("region")
+        roles = tuple(r for r in claims.get("roles", []) if r in ROLES)
+        if not tenant or not user or not roles:
+            raise InvalidToken("token lacks tenant, sub or a known role")
+        if not region or (self.regions and region not in self.regions):
+            raise InvalidToken(f"token home region {region!r} is not one of {self.regions}")
+        return Principal(
+            tenant_id=str(tenant),
+            user_id=str(user),
+            roles=roles,
+            team=str(claims.get("team") or ""),
+            home_region=str(region),
+        )

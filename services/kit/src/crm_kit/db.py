@@ -1,0 +1,127 @@
+"""The service's regional PostgreSQL database: async engine, sessions, migrations.
+
+Each service has its own database in each region; `database_url` names it. The
+tables every service needs for messaging and auditing (outbox, inbox, idempotency
+keys, audit log) are defined here once and created by each service's first migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from crm_kit.errors import Unavailable
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # A dead database must fail fast (503), not hang the request.
+        pool_timeout=5,
+        connect_args={"timeout": 5, "command_timeout": 30},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the error means the database is unreachable rather than a bad query."""
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or "connection" in str(exc.orig).lower()
+    return False
+
+
+@asynccontextmanager
+async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on error, Unavailable if the DB is down."""
+    try:
+        async with factory() as session, session.begin():
+            yield session
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise Unavailable("database unavailable") from exc
+        raise
+
+
+# Tables shared by every service (created by each service's first migration).
+kit_metadata = sa.MetaData()
+
+outbox_table = sa.Table(
+    "outbox",
+    kit_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.Text, nullable=False, unique=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("headers", pg.JSONB, nullable=False, server_default="{}"),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+)
+
+inbox_table = sa.Table(
+    "inbox",
+    kit_metadata,
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column(
+        "received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+idempotency_table = sa.Table(
+    "idempotency_keys",
+    kit_metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("response", sa.LargeBinary, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)
+
+audit_table = sa.Table(
+    "audit_log",
+    kit_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("actor_id", sa.Text, nullable=False),
+    sa.Column("actor_home_region", sa.Text, nullable=False),
+    sa.Column("region", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("record_id", sa.Text, nullable=False),
+    sa.Column("legal_basis", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("audit_log_tenant_at", "tenant_id", "at"),
+)
+
+
+def create_kit_tables(connection: sa.Connection) -> None:
+    """Called from a service's first alembic migration."""
+    kit_metadata.create_all(connection)
+
+
+def drop_kit_tables(connection: sa.Connection) -> None:
+    kit_metadata.drop_all(connection)

@@ -1,0 +1,355 @@
+"""JetStream: one stream per region, the transactional outbox and its relay, and
+idempotent durable pull consumers with an inbox table.
+
+A service writes its state change and its events in one database transaction
+(`Outbox.add`). The relay in every replica claims unpublished rows with
+`FOR UPDATE SKIP LOCKED` (so replicas never double-send) and publishes each with
+`Nats-Msg-Id` = event id (so JetStream drops a re-publish after a crash). While NATS
+is down rows simply wait in the table: accepted writes are never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+import sqlalchemy as sa
+from crm_api.crm.events.v1 import envelope_pb2
+from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from prometheus_client import Counter, Gauge
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from ulid import ULID
+
+from crm_kit.context import Principal
+from crm_kit.db import inbox_table, outbox_table
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+EVENTS_PUBLISHED = Counter(
+    "crm_events_published_total", "Events published from the outbox", ["subject"]
+)
+OUTBOX_BACKLOG = Gauge("crm_outbox_backlog", "Unpublished outbox rows seen by the last relay pass")
+EVENTS_CONSUMED = Counter("crm_events_consumed_total", "Events handled", ["consumer", "outcome"])
+
+SCHEMA_VERSION = 1
+
+
+def stream_name(region: str) -> str:
+    return f"CRM_{region.upper()}"
+
+
+def subject_for(region: str, service: str, entity: str, verb: str) -> str:
+    return f"crm.{region}.{service}.{entity}.{verb}"
+
+
+async def ensure_stream(js: JetStreamContext, region: str) -> None:
+    """Creates (or keeps) the region's stream: every subject crm.<region>.>."""
+    config = StreamConfig(
+        name=stream_name(region),
+        subjects=[f"crm.{region}.>"],
+        duplicate_window=timedelta(minutes=10).total_seconds(),
+    )
+    try:
+        await js.stream_info(config.name or "")
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(config)
+
+
+class NatsConnection:
+    """A NATS connection that is made in the background and survives outages.
+
+    A service must start and accept writes while NATS is down; publishers and
+    consumers wait for `connected()`.
+    """
+
+    def __init__(self, url: str, region: str, name: str) -> None:
+        self.url = url
+        self.region = region
+        self.name = name
+        self._client: NatsClient | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect(), name=f"nats-connect-{self.name}")
+
+    async def _connect(self) -> None:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats: %s", exc)
+
+        self._client = await nats.connect(
+            self.url,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+            error_cb=on_error,
+        )
+        while True:
+            try:
+                await ensure_stream(self._client.jetstream(), self.region)
+                break
+            except Exception as exc:
+                log.warning("nats: stream setup failed, retrying: %s", exc)
+                await asyncio.sleep(1)
+        self._ready.set()
+        log.info("nats connected", extra={"url": self.url})
+
+    async def connected(self) -> NatsClient:
+        await self._ready.wait()
+        assert self._client is not None
+        return self._client
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._client is not None and not self._client.is_closed:
+            await self._client.drain()
+
+
+class Outbox:
+    """Writes events into the outbox inside the caller's transaction."""
+
+    def __init__(self, service: str, region: str) -> None:
+        self.service = service
+        self.region = region
+        self.written = asyncio.Event()
+
+    async def add(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        entity: str,
+        verb: str,
+        payload: Message,
+    ) -> str:
+        event_id = str(ULID())
+        occurred_at = timestamp_pb2.Timestamp()
+        occurred_at.FromDatetime(datetime.now(UTC))
+        packed = any_pb2.Any()
+        packed.Pack(payload)
+        envelope = envelope_pb2.Envelope(
+            event_id=event_id,
+            event_type=f"{self.service}.{entity}.{verb}",
+            tenant_id=principal.tenant_id,
+            region=self.region,
+            occurred_at=occurred_at,
+            actor_id=principal.user_id,
+            schema_version=SCHEMA_VERSION,
+            payload=packed,
+        )
+        headers: dict[str, str] = {}
+        propagate.inject(headers)  # W3C trace context rides with the event
+        await session.execute(
+            sa.insert(outbox_table).values(
+                event_id=event_id,
+                subject=subject_for(self.region, self.service, entity, verb),
+                payload=envelope.SerializeToString(),
+                headers=headers,
+            )
+        )
+        self.written.set()
+        return event_id
+
+
+class OutboxRelay:
+    """Publishes outbox rows to JetStream; safe to run in every replica at once."""
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        connection: NatsConnection,
+        outbox: Outbox,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 0.5,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.factory = factory
+        self.connection = connection
+        self.outbox = outbox
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention = retention
+
+    async def run(self) -> None:
+        client = await self.connection.connected()
+        js = client.jetstream(timeout=5)
+        backoff = self.poll_interval
+        passes = 0
+        while True:
+            try:
+                published = await self.publish_batch(js)
+                backoff = self.poll_interval
+                passes += 1
+                if passes % 1000 == 0:
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay: publish failed, will retry: %s", exc)
+                published = 0
+                backoff = min(backoff * 2, 5.0)
+            if published < self.batch_size:
+                self.outbox.written.clear()
+                try:
+                    await asyncio.wait_for(self.outbox.written.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+
+    async def publish_batch(self, js: JetStreamContext) -> int:
+        """Claims and publishes one batch; returns how many were published."""
+        published: list[int] = []
+        async with self.factory() as session, session.begin():
+            rows = (
+                await session.execute(
+                    sa.select(
+                        outbox_table.c.id,
+                        outbox_table.c.event_id,
+                        outbox_table.c.subject,
+                        outbox_table.c.payload,
+                        outbox_table.c.headers,
+                    )
+                    .where(outbox_table.c.published_at.is_(None))
+                    .order_by(outbox_table.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            OUTBOX_BACKLOG.set(len(rows))
+            try:
+                for row in rows:
+                    headers = {**(row.headers or {}), "Nats-Msg-Id": row.event_id}
+                    await js.publish(row.subject, row.payload, headers=headers)
+                    published.append(row.id)
+                    EVENTS_PUBLISHED.labels(subject=row.subject).inc()
+            finally:
+                # Mark what did go out even when a later publish failed, so a NATS
+                # outage mid-batch re-sends only the rest (and duplicates are dropped
+                # by JetStream anyway, by Nats-Msg-Id).
+                if published:
+                    await session.execute(
+                        sa.update(outbox_table)
+                        .where(outbox_table.c.id.in_(published))
+                        .values(published_at=sa.func.now())
+                    )
+        return len(published)
+
+    async def prune(self) -> None:
+        async with self.factory() as session, session.begin():
+            await session.execute(
+                sa.delete(outbox_table).where(
+                    outbox_table.c.published_at < datetime.now(UTC) - self.retention
+                )
+            )
+
+
+def unpack_envelope(data: bytes) -> envelope_pb2.Envelope:
+    envelope = envelope_pb2.Envelope()
+    envelope.ParseFromString(data)
+    return envelope
+
+
+EventHandler = Callable[[AsyncSession, envelope_pb2.Envelope, Msg], Awaitable[None]]
+
+
+class Consumer:
+    """A durable pull consumer whose handler runs exactly once per event.
+
+    The inbox row (consumer, event id) is written in the same transaction as the
+    handler's side effects; a redelivered event finds its row and is only acked.
+    """
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        connection: NatsConnection,
+        *,
+        durable: str,
+        subjects: list[str],
+        handler: EventHandler,
+        batch: int = 50,
+        ack_wait: float = 30.0,
+        max_deliver: int = 20,
+    ) -> None:
+        self.factory = factory
+        self.connection = connection
+        self.durable = durable
+        self.subjects = subjects
+        self.handler = handler
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.max_deliver = max_deliver
+
+    async def run(self) -> None:
+        client = await self.connection.connected()
+        js = client.jetstream()
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            filter_subjects=self.subjects,
+        )
+        subscription = await js.pull_subscribe(
+            "", durable=self.durable, stream=stream_name(self.connection.region), config=config
+        )
+        while True:
+            try:
+                messages = await subscription.fetch(self.batch, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s: fetch failed: %s", self.durable, exc)
+                await asyncio.sleep(1)
+                continue
+            for msg in messages:
+                await self.handle(msg)
+
+    async def handle(self, msg: Msg) -> None:
+        envelope = unpack_envelope(msg.data)
+        carrier: dict[str, Any] = dict(msg.headers or {})
+        token = otel_context.attach(propagate.extract(carrier))
+        try:
+            with _tracer.start_as_current_span(
+                f"consume {envelope.event_type}", kind=trace.SpanKind.CONSUMER
+            ):
+                async with self.factory() as session, session.begin():
+                    inserted = await session.execute(
+                        pg_insert(inbox_table)
+                        .values(consumer=self.durable, event_id=envelope.event_id)
+                        .on_conflict_do_nothing()
+                        .returning(inbox_table.c.event_id)
+                    )
+                    if inserted.first() is None:
+                        EVENTS_CONSUMED.labels(self.durable, "duplicate").inc()
+                    else:
+                        await self.handler(session, envelope, msg)
+                        EVENTS_CONSUMED.labels(self.durable, "handled").inc()
+            await msg.ack()
+        except Exception:
+            log.exception("consumer %s: handler failed for %s", self.durable, envelope.event_id)
+            EVENTS_CONSUMED.labels(self.durable, "failed").inc()
+            await msg.nak(delay=2)
+        finally:
+            otel_context.detach(token)
