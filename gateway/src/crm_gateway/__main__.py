@@ -1,0 +1,29 @@
+"""`python -m crm_gateway`: serve the REST API with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from crm_gateway.app import BodyLimit, create_app
+from crm_gateway.settings import GatewaySettings
+from crm_kit import telemetry
+
+
+def main() -> None:
+    config = GatewaySettings()
+    telemetry.setup("gateway", log_level=config.log_level)
+    app = BodyLimit(create_app(config), config.max_body_bytes)
+    uvicorn.run(
+        app,
+        host=config.http_host,
+        port=config.http_port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

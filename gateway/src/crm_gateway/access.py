@@ -1,0 +1,150 @@
+"""Authentication, the tenant's cross-region access policy, and call metadata.
+
+A user works in their home region. Reaching another region is a transfer of personal
+data: it needs an access grant in the tenant's policy (with its legal basis), and the
+target service writes an audit record for it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import grpc
+from fastapi import Depends, Header, Request
+
+from crm_api.crm.policy.v1 import policy_pb2
+from crm_gateway.clients import Clients
+from crm_gateway.problems import Problem, invalid
+from crm_kit.auth import InvalidToken, TokenVerifier
+from crm_kit.context import Principal
+from crm_kit.ids import is_valid_id
+
+
+@dataclass
+class Caller:
+    """The authenticated principal plus what the gateway needs to route its calls."""
+
+    principal: Principal
+    gateway: Gateway
+
+    async def metadata(self, region: str, idempotency_key: str = "") -> list[tuple[str, str]]:
+        principal = await self.gateway.principal_in(self.principal, region)
+        if idempotency_key:
+            principal = principal.with_changes(idempotency_key=idempotency_key)
+        return principal.to_metadata()
+
+    def stub(self, service: str, name: str, region: str) -> object:
+        return self.gateway.clients.stub(service, name, region)
+
+    @property
+    def timeout(self) -> float:
+        return self.gateway.timeout
+
+    def regions_param(self, value: str | None) -> list[str]:
+        """`region=eu,br` of a list request; defaults to the caller's home region."""
+        if not value:
+            return [self.principal.home_region]
+        regions = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = [r for r in regions if r not in self.gateway.regions]
+        if unknown or not regions:
+            raise invalid(
+                "region",
+                f"unknown region(s) {unknown}; regions are {', '.join(self.gateway.regions)}",
+            )
+        return list(dict.fromkeys(regions))
+
+
+class Gateway:
+    def __init__(
+        self,
+        clients: Clients,
+        verifier: TokenVerifier,
+        regions: list[str],
+        timeout: float,
+        policy_cache_seconds: float,
+    ) -> None:
+        self.clients = clients
+        self.verifier = verifier
+        self.regions = regions
+        self.timeout = timeout
+        self.policy_cache_seconds = policy_cache_seconds
+        self._policies: dict[str, tuple[float, policy_pb2.TenantPolicy]] = {}
+
+    async def policy(self, principal: Principal) -> policy_pb2.TenantPolicy:
+        """The tenant's policy as stored in the caller's home region (briefly cached)."""
+        cached = self._policies.get(principal.tenant_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        stub = self.clients.stub("contacts", "policy", principal.home_region)
+        policy: policy_pb2.TenantPolicy = await stub.GetTenantPolicy(
+            policy_pb2.GetTenantPolicyRequest(),
+            metadata=principal.to_metadata(),
+            timeout=self.timeout,
+        )
+        self._policies[principal.tenant_id] = (time.monotonic() + self.policy_cache_seconds, policy)
+        return policy
+
+    def forget_policy(self, tenant_id: str) -> None:
+        self._policies.pop(tenant_id, None)
+
+    async def principal_in(self, principal: Principal, region: str) -> Principal:
+        """The principal to send to `region`, or 403 if the policy does not allow it."""
+        if region not in self.regions:
+            raise invalid("region", f"unknown region {region!r}")
+        if region == principal.home_region:
+            return principal
+        policy = await self.policy(principal)
+        for grant in policy.access_grants:
+            if grant.from_region == principal.home_region and grant.to_region == region:
+                return principal.with_changes(cross_region_basis=grant.legal_basis)
+        raise Problem(
+            403,
+            "Forbidden",
+            f"users whose home region is {principal.home_region} may not access data stored in "
+            f"{region}: the tenant's access policy has no grant for it",
+        )
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def caller(
+    request: Request,
+    authorization: str | None = Header(default=None, include_in_schema=False),
+    gateway: Gateway = Depends(gateway_of),
+) -> Caller:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Problem(
+            401,
+            "Unauthorized",
+            "send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        principal = gateway.verifier.verify(authorization.split(" ", 1)[1].strip())
+    except InvalidToken as exc:
+        raise Problem(
+            401, "Unauthorized", f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
+        ) from exc
+    return Caller(principal=principal, gateway=gateway)
+
+
+def region_of_id(record_id: str, field: str = "id") -> str:
+    if not is_valid_id(record_id):
+        raise invalid(field, f"malformed id {record_id!r}: expected '<region>_<ULID>'")
+    return record_id.split("_", 1)[0]
+
+
+def idempotency_key(value: str | None) -> str:
+    if value is None:
+        return ""
+    if not 1 <= len(value) <= 200 or not value.isprintable():
+        raise invalid("Idempotency-Key", "1 to 200 printable characters")
+    return value
+
+
+def is_unavailable(error: grpc.aio.AioRpcError) -> bool:
+    return error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)

@@ -1,0 +1,130 @@
+"""The FastAPI application: the one public entry point of Atlas CRM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request, Response
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import Counter, Histogram, make_asgi_app
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crm_gateway import problems
+from crm_gateway.access import Gateway
+from crm_gateway.clients import Clients
+from crm_gateway.problems import Problem, problem_response
+from crm_gateway.routes import companies, contacts, settings
+from crm_gateway.settings import GatewaySettings
+from crm_kit.auth import TokenVerifier
+
+HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_SECONDS = Histogram("crm_http_request_seconds", "HTTP latency", ["method", "route"])
+
+
+class BodyLimit:
+    """Refuses bodies over the limit with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_big = Problem(
+            413, "Payload too large", f"the body may be at most {self.max_bytes} bytes"
+        )
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await problem_response(too_big, scope["path"])(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise too_big
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(config: GatewaySettings | None = None) -> FastAPI:
+    config = config or GatewaySettings()
+    clients = Clients(config.service_endpoints)
+    gateway = Gateway(
+        clients,
+        TokenVerifier(secret=config.jwt_secret, jwks_url=config.jwks_url, regions=config.regions),
+        list(config.regions),
+        config.grpc_timeout,
+        config.policy_cache_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await clients.close()
+
+    app = FastAPI(
+        title="Atlas CRM",
+        version="1.0",
+        description="Contacts, companies and more, each stored in the region its law requires.",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.gateway = gateway
+    problems.install(app)
+    app.include_router(contacts.router)
+    app.include_router(companies.router)
+    app.include_router(settings.router)
+    app.mount("/metrics", make_asgi_app())
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        import time
+
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, route, response.status_code).inc()
+        HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Any:
+        async def check(service: str, region: str) -> tuple[str, bool]:
+            try:
+                reply = await health_pb2_grpc.HealthStub(clients.channel(service, region)).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
+                return f"{service}.{region}", reply.status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.aio.AioRpcError:
+                return f"{service}.{region}", False
+
+        results = dict(
+            await asyncio.gather(
+                *(check(s, r) for s, regions in config.service_endpoints.items() for r in regions)
+            )
+        )
+        if all(results.values()):
+            return {"status": "ready", "services": results}
+        return problem_response(
+            problems.unavailable(f"not ready: {[k for k, ok in results.items() if not ok]}")
+        )
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app

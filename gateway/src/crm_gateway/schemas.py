@@ -1,0 +1,147 @@
+"""JSON bodies of the public API, and their mapping to and from protobuf messages.
+
+Pydantic checks shape and types (unknown fields are refused by name); the owning
+service checks meaning (valid email, phone, country, custom field types).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm_api.crm.contacts.v1 import contacts_pb2 as pb
+
+_TEXT = 2000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddressIn(Strict):
+    street: str = Field("", max_length=_TEXT)
+    city: str = Field("", max_length=_TEXT)
+    postal_code: str = Field("", max_length=_TEXT)
+    state: str = Field("", max_length=_TEXT)
+    country: str = Field(
+        "", max_length=100, description="ISO 3166-1 code or English name; decides the region"
+    )
+
+
+class ImportantDateIn(Strict):
+    kind: str = Field(description="birthday, contract_end, anniversary or other")
+    date: str = Field(description="YYYY-MM-DD")
+    label: str = Field("", max_length=200)
+
+
+class CompanyLinkIn(Strict):
+    company_id: str
+    role: str = Field("", max_length=100, description="e.g. accountant, buyer, director")
+
+
+class ContactIn(Strict):
+    first_name: str = Field("", max_length=_TEXT)
+    last_name: str = Field("", max_length=_TEXT)
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    phones: list[str] = Field(
+        default_factory=list, max_length=20, description="as typed; stored as E.164"
+    )
+    address: AddressIn = Field(default_factory=AddressIn)
+    time_zone: str = Field("", description="IANA zone; defaults from the country")
+    language: str = Field("", description="BCP 47, e.g. pt-BR")
+    owner_id: str = ""
+    owner_team: str = ""
+    source: str = Field(
+        "", description="manual, web_form, import, call, email, referral, event, other"
+    )
+    lifecycle_stage: str = Field("", description="lead, prospect, customer, churned")
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    important_dates: list[ImportantDateIn] = Field(default_factory=list, max_length=50)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    companies: list[CompanyLinkIn] = Field(default_factory=list, max_length=50)
+
+
+class CompanyIn(Strict):
+    name: str = Field("", max_length=_TEXT)
+    domain: str = Field("", max_length=255)
+    industry: str = Field("", max_length=200)
+    address: AddressIn = Field(default_factory=AddressIn)
+    phones: list[str] = Field(default_factory=list, max_length=20)
+    owner_id: str = ""
+    owner_team: str = ""
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class NoteIn(Strict):
+    kind: str = Field("note", description="note, call, email or meeting")
+    body: str = Field("", max_length=20_000)
+    occurred_at: str | None = Field(None, description="RFC 3339; defaults to now")
+    direction: str = Field("", max_length=20)
+    subject: str = Field("", max_length=500)
+    duration_seconds: int = Field(0, ge=0)
+
+
+class ConsentIn(Strict):
+    purpose: str = Field(description="e.g. marketing_email")
+    lawful_basis: str = Field("consent")
+    status: str = Field(description="granted or withdrawn")
+    source: str = Field("", max_length=100)
+
+
+class MergeIn(Strict):
+    merged_id: str = Field(description="the duplicate folded into the contact in the path")
+
+
+class CustomFieldIn(Strict):
+    entity: str = "contact"
+    key: str
+    label: str
+    type: str
+    options: list[str] = Field(default_factory=list)
+    required: bool = False
+
+
+class AccessGrantIn(Strict):
+    from_region: str
+    to_region: str
+    legal_basis: str
+
+
+class PolicyIn(Strict):
+    default_region: str
+    residency_overrides: dict[str, str] = Field(default_factory=dict)
+    access_grants: list[AccessGrantIn] = Field(default_factory=list)
+
+
+def _with_custom_fields_json(data: dict[str, Any]) -> dict[str, Any]:
+    if "custom_fields" in data:
+        data["custom_fields_json"] = json.dumps(data.pop("custom_fields"), default=str)
+    return data
+
+
+def contact_message(body: ContactIn, *, only_set: bool = False) -> tuple[pb.Contact, list[str]]:
+    """The Contact message and the JSON names of the fields the client sent."""
+    data = _with_custom_fields_json(body.model_dump(exclude_unset=only_set))
+    return json_format.ParseDict(data, pb.Contact()), sorted(data)
+
+
+def company_message(body: CompanyIn, *, only_set: bool = False) -> tuple[pb.Company, list[str]]:
+    data = _with_custom_fields_json(body.model_dump(exclude_unset=only_set))
+    return json_format.ParseDict(data, pb.Company()), sorted(data)
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    data = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    if "custom_fields_json" in data:
+        data["custom_fields"] = json.loads(data.pop("custom_fields_json") or "{}")
+    for key in ("version",):
+        if key in data:
+            data[key] = int(data[key])
+    return data

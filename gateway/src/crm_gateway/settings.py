@@ -1,0 +1,21 @@
+"""Gateway configuration from the environment (prefix CRM_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from crm_kit.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    http_host: str = "0.0.0.0"
+    http_port: int = 8000
+    # Development signing key; production sets jwks_url instead.
+    jwt_secret: str = ""
+    jwks_url: str = ""
+    # {"contacts": {"eu": "host:port", ...}, ...}
+    service_endpoints: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Deadline of every gRPC call, seconds.
+    grpc_timeout: float = 5.0
+    max_body_bytes: int = 1_048_576
+    policy_cache_seconds: float = 30.0
