@@ -33,7 +33,7 @@ async def define_custom_field(
         *(
             who.stub("contacts", "contacts", region).DefineCustomField(
                 pb.DefineCustomFieldRequest(definition=definition),
-                metadata=await who.metadata(region),
+                metadata=who.principal.to_metadata(),
                 timeout=who.timeout,
             )
             for region in who.gateway.regions

@@ -255,13 +255,14 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
     async def DefineCustomField(
         self, request: pb.DefineCustomFieldRequest, context: grpc.aio.ServicerContext
     ) -> pb.CustomFieldDefinition:
+        # Tenant configuration, not personal data: written to every region, not audited.
         principal = caller()
-        return await self.write(
+        return await idempotent(
+            self.runtime.sessions,
+            principal,
             "DefineCustomField",
             request,
             pb.CustomFieldDefinition,
-            "custom_field.define",
-            lambda d: d.key,
             lambda s: custom_field_defs.define(s, principal, request.definition),
         )
 
