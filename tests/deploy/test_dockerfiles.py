@@ -73,7 +73,9 @@ def test_dockerfile_shape(path: Path) -> None:
     for base in bases:
         assert re.fullmatch(r"python:3\.11[.\d]*-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", base), base
     build_runs = " ".join(args for word, args in build if word == "RUN")
-    assert "--require-hashes -r build/uv-bootstrap.txt" in build_runs, "uv from its hash-pinned file"
+    assert "--require-hashes -r build/uv-bootstrap.txt" in build_runs, (
+        "uv from its hash-pinned file"
+    )
     assert "--require-hashes -c build/requirements.lock" in build_runs, "deps hash-checked"
     assert "pip install -e" not in build_runs and " -e ./" not in build_runs, "no editable installs"
     final_runs = " ".join(args for word, args in final if word == "RUN")

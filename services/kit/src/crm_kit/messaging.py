@@ -217,6 +217,7 @@ class OutboxRelay:
     async def publish_batch(self, js: JetStreamContext) -> int:
         """Claims and publishes one batch; returns how many were published."""
         published: list[int] = []
+        failure: Exception | None = None
         async with self.factory() as session, session.begin():
             rows = (
                 await session.execute(
@@ -234,22 +235,27 @@ class OutboxRelay:
                 )
             ).all()
             OUTBOX_BACKLOG.set(len(rows))
-            try:
-                for row in rows:
-                    headers = {**(row.headers or {}), "Nats-Msg-Id": row.event_id}
+            for row in rows:
+                headers = {**(row.headers or {}), "Nats-Msg-Id": row.event_id}
+                try:
                     await js.publish(row.subject, row.payload, headers=headers)
-                    published.append(row.id)
-                    EVENTS_PUBLISHED.labels(subject=row.subject).inc()
-            finally:
-                # Mark what did go out even when a later publish failed, so a NATS
-                # outage mid-batch re-sends only the rest (and duplicates are dropped
-                # by JetStream anyway, by Nats-Msg-Id).
-                if published:
-                    await session.execute(
-                        sa.update(outbox_table)
-                        .where(outbox_table.c.id.in_(published))
-                        .values(published_at=sa.func.now())
-                    )
+                except Exception as exc:
+                    failure = exc
+                    break
+                published.append(row.id)
+                EVENTS_PUBLISHED.labels(subject=row.subject).inc()
+            # Mark (and commit) what did go out even when a later publish failed, so a
+            # NATS outage mid-batch re-sends only the rest (and duplicates are dropped
+            # by JetStream anyway, by Nats-Msg-Id). The error is raised only after the
+            # commit: raised inside the transaction it would roll the marks back.
+            if published:
+                await session.execute(
+                    sa.update(outbox_table)
+                    .where(outbox_table.c.id.in_(published))
+                    .values(published_at=sa.func.now())
+                )
+        if failure is not None:
+            raise failure
         return len(published)
 
     async def prune(self) -> None:
