@@ -221,7 +221,8 @@ async def test_cross_region_access_needs_a_grant_and_is_audited(
     audit = await db(
         "contacts",
         "br",
-        "SELECT actor_id, actor_home_region, action, legal_basis FROM audit_log WHERE tenant_id = $1 AND record_id = $2",
+        "SELECT actor_id, actor_home_region, action, legal_basis FROM audit_log"
+        " WHERE tenant_id = $1 AND record_id = $2",
         tenant,
         br_ids[0],
     )

@@ -55,7 +55,9 @@ def covering(
     for waiver in waivers:
         if waiver["check"] != check:
             continue
-        if "targets" in waiver and target not in waiver["targets"]:
+        if "targets" in waiver and not any(
+            fnmatch.fnmatchcase(target, pattern) for pattern in waiver["targets"]
+        ):
             continue
         if any(fnmatch.fnmatchcase(resource, pattern) for pattern in waiver["resources"]):
             return waiver

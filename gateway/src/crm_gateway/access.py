@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from fastapi import Depends, Header, Request
@@ -34,7 +35,7 @@ class Caller:
             principal = principal.with_changes(idempotency_key=idempotency_key)
         return principal.to_metadata()
 
-    def stub(self, service: str, name: str, region: str) -> object:
+    def stub(self, service: str, name: str, region: str) -> Any:
         return self.gateway.clients.stub(service, name, region)
 
     @property

@@ -39,7 +39,8 @@ class Clients:
                     404, "Not found", f"no {service} service is configured for region {region}"
                 )
             self._channels[key] = grpc.aio.insecure_channel(
-                target, interceptors=aio_client_interceptors()
+                target,
+                interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
             )
         return self._channels[key]
 

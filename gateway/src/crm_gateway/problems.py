@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -100,26 +100,33 @@ def _field_path(loc: Sequence[Any]) -> str:
     return path or "body"
 
 
-def install(app: Any) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc, request.url.path)
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request.url.path)
 
-    @app.exception_handler(grpc.aio.AioRpcError)
-    async def _rpc(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
-        return problem_response(from_rpc_error(exc), request.url.path)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        violations = [FieldViolation(_field_path(e["loc"]), e["msg"]) for e in exc.errors()]
-        detail = "; ".join(f"{v.field}: {v.description}" for v in violations)
-        return problem_response(
-            Problem(422, "Invalid input", detail, errors=violations), request.url.path
-        )
+async def _on_rpc_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    return problem_response(from_rpc_error(exc), request.url.path)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            Problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {})),
-            request.url.path,
-        )
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    violations = [FieldViolation(_field_path(e["loc"]), e["msg"]) for e in exc.errors()]
+    detail = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return problem_response(
+        Problem(422, "Invalid input", detail, errors=violations), request.url.path
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    problem = Problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    return problem_response(problem, request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(grpc.aio.AioRpcError, _on_rpc_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -18,14 +18,14 @@ from typing import Any
 import nats
 import pytest
 import sqlalchemy as sa
-from crm_kit.db import create_engine, kit_metadata, session_factory
-from crm_kit.messaging import ensure_stream, stream_name
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_cli.cluster import Cluster
+from crm_kit.db import create_engine, kit_metadata, session_factory
+from crm_kit.messaging import ensure_stream, stream_name
 
 # A table the tests' handlers and units of work write their side effects into.
 # Deliberately no unique constraint: a side effect done twice shows up as two rows.

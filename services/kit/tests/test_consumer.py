@@ -8,16 +8,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
-from crm_api.crm.events.v1 import contacts_pb2, envelope_pb2
-from crm_kit.db import inbox_table
-from crm_kit.messaging import Consumer, EventHandler, NatsConnection, stream_name
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ulid import ULID
 
+from crm_api.crm.events.v1 import contacts_pb2, envelope_pb2
 from crm_cli.cluster import Cluster
+from crm_kit.db import inbox_table
+from crm_kit.messaging import Consumer, EventHandler, NatsConnection, stream_name
 
 REGION = "t2"
 SUBJECT = "crm.t2.contacts.contact.created"

@@ -9,7 +9,13 @@ from collections.abc import Awaitable, Callable
 import nats
 import pytest
 import sqlalchemy as sa
+from nats.js import JetStreamContext
+from nats.js.api import RawStreamMsg
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from crm_api.crm.events.v1 import contacts_pb2, envelope_pb2
+from crm_cli.cluster import Cluster
 from crm_kit.context import Principal
 from crm_kit.db import outbox_table, transaction
 from crm_kit.messaging import (
@@ -19,12 +25,6 @@ from crm_kit.messaging import (
     OutboxRelay,
     stream_name,
 )
-from nats.js import JetStreamContext
-from nats.js.api import RawStreamMsg
-from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from crm_cli.cluster import Cluster
 
 REGION = "t1"
 SERVICE = "contacts"
@@ -162,7 +162,9 @@ async def test_republish_after_a_crash_is_deduplicated_by_jetstream(
     # A relay published the row and crashed before it could mark it as published.
     async with sessions() as session:
         row = (
-            await session.execute(sa.select(outbox_table).where(outbox_table.c.event_id == event_id))
+            await session.execute(
+                sa.select(outbox_table).where(outbox_table.c.event_id == event_id)
+            )
         ).one()
     first = await js.publish(
         row.subject, row.payload, headers={**row.headers, "Nats-Msg-Id": row.event_id}
@@ -218,7 +220,9 @@ async def test_a_failed_publish_mid_batch_keeps_what_already_went_out(
         assert [m.headers["Nats-Msg-Id"] for m in await stream_messages()] == sent
     finally:
         async with transaction(sessions) as session:
-            await session.execute(sa.delete(outbox_table).where(outbox_table.c.event_id == "poison"))
+            await session.execute(
+                sa.delete(outbox_table).where(outbox_table.c.event_id == "poison")
+            )
 
 
 async def test_nats_outage_loses_nothing_and_duplicates_nothing(

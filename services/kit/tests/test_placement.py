@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from crm_kit.errors import InvalidArgument
 from crm_kit.placement import (
     EEA_COUNTRIES,

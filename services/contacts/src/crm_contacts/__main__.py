@@ -1,9 +1,8 @@
 """`python -m crm_contacts serve | migrate`."""
 
-from crm_kit.runtime import run_service
-
 import crm_contacts
 from crm_contacts.service import register
+from crm_kit.runtime import run_service
 
 
 def main() -> None:

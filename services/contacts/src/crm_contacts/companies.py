@@ -7,15 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from crm_api.crm.contacts.v1 import contacts_pb2 as pb
-from crm_api.crm.events.v1 import contacts_pb2 as events
-from crm_kit.context import Principal
-from crm_kit.errors import FieldViolation, InvalidArgument, NotFound
-from crm_kit.ids import new_id, region_of
-from crm_kit.messaging import Outbox
-from crm_kit.placement import region_for_country
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.crm.contacts.v1 import contacts_pb2 as pb
+from crm_api.crm.events.v1 import contacts_pb2 as events
 from crm_contacts import models, normalize, search_text
 from crm_contacts.contacts import (
     DEFAULT_PAGE,
@@ -30,6 +25,11 @@ from crm_contacts.contacts import (
     visible,
 )
 from crm_contacts.convert import ADDRESS_FIELDS, company_to_pb
+from crm_kit.context import Principal
+from crm_kit.errors import FieldViolation, InvalidArgument, NotFound
+from crm_kit.ids import new_id, region_of
+from crm_kit.messaging import Outbox
+from crm_kit.placement import region_for_country
 
 UPDATABLE = frozenset(
     {
@@ -78,7 +78,8 @@ async def _validate(
             violations.append(
                 FieldViolation(
                     "address.country",
-                    f"companies from {address['country'] or 'an unknown country'} are stored in region {target}, not {region}",
+                    f"companies from {address['country'] or 'an unknown country'} are stored "
+                    f"in region {target}, not {region}",
                 )
             )
     country = values.get("country", existing.country if existing else "") or None

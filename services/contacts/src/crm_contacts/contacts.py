@@ -14,8 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.events.v1 import contacts_pb2 as events
+from crm_contacts import models, normalize, search_text
+from crm_contacts.convert import ADDRESS_FIELDS, contact_to_pb
+from crm_contacts.custom_fields import FieldDefinition, FieldType, validate_values
+from crm_contacts.duplicates import DuplicateCandidate, find_duplicates, score_pair
 from crm_kit.context import Principal
 from crm_kit.errors import (
     Conflict,
@@ -27,12 +33,6 @@ from crm_kit.errors import (
 from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
 from crm_kit.placement import ResidencyPolicy, region_for_country
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_contacts import models, normalize, search_text
-from crm_contacts.convert import ADDRESS_FIELDS, contact_to_pb
-from crm_contacts.custom_fields import FieldDefinition, FieldType, validate_values
-from crm_contacts.duplicates import DuplicateCandidate, find_duplicates, score_pair
 
 SOURCES = ("manual", "web_form", "import", "call", "email", "referral", "event", "other")
 LIFECYCLE_STAGES = ("lead", "prospect", "customer", "churned")
@@ -70,7 +70,7 @@ UPDATABLE = frozenset(
 
 def visible(model: Any, principal: Principal) -> sa.ColumnElement[bool]:
     """Tenant scope plus ownership: reps see their own, managers their team's."""
-    scope = model.tenant_id == principal.tenant_id
+    scope: sa.ColumnElement[bool] = model.tenant_id == principal.tenant_id
     if principal.sees_whole_tenant:
         return scope
     if principal.has_role("manager"):
@@ -494,7 +494,8 @@ async def update_contact(
         raise FailedPrecondition(f"contact {row.id} was merged into {row.merged_into_id}")
     if expected_version and expected_version != row.version:
         raise Conflict(
-            f"contact {row.id} changed meanwhile (version {row.version}, expected {expected_version})"
+            f"contact {row.id} changed meanwhile "
+            f"(version {row.version}, expected {expected_version})"
         )
     fields = frozenset(mask)
     if "address" in fields and "phones" not in fields:
@@ -595,7 +596,7 @@ async def list_contacts(
             sa.text(f"SET LOCAL pg_trgm.word_similarity_threshold = {SEARCH_THRESHOLD}")
         )
         similarity = sa.func.word_similarity(query, contact.search_text)
-        matches = [contact.search_text.op("%>")(query)]
+        matches: list[sa.ColumnElement[bool]] = [contact.search_text.op("%>")(query)]
         boosts: list[sa.ColumnElement[Any]] = [similarity]
         email = request.query.strip().lower()
         if "@" in email:

@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from crm_api.crm.contacts.v1 import contacts_pb2 as pb
-from crm_api.crm.policy.v1 import policy_pb2
 from google.protobuf import timestamp_pb2
 
+from crm_api.crm.contacts.v1 import contacts_pb2 as pb
+from crm_api.crm.policy.v1 import policy_pb2
 from crm_contacts import models
 
 ADDRESS_FIELDS = ("street", "city", "postal_code", "state", "country")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from crm_api.crm.contacts.v1 import contacts_pb2 as pb
-from crm_kit.context import Principal
-from crm_kit.errors import InvalidArgument, PermissionDenied
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_contacts import models
 from crm_contacts.convert import field_definition_to_pb
 from crm_contacts.custom_fields import validate_definition
+from crm_kit.context import Principal
+from crm_kit.errors import InvalidArgument, PermissionDenied
 
 ENTITIES = ("contact", "company")
 

@@ -16,9 +16,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from crm_kit.errors import FieldViolation, InvalidArgument
-
 from crm_contacts.normalize import normalize_email, normalize_phone
+from crm_kit.errors import FieldViolation, InvalidArgument
 
 __all__ = [
     "FieldDefinition",

@@ -13,9 +13,10 @@ from functools import cache
 import phonenumbers
 from babel import Locale, UnknownLocaleError
 from babel.core import get_global
+from email_validator import EmailNotValidError, validate_email
+
 from crm_kit.errors import FieldViolation, InvalidArgument
 from crm_kit.placement import normalize_country
-from email_validator import EmailNotValidError, validate_email
 
 __all__ = [
     "MAX_TAGS",

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from crm_api.crm.policy.v1 import policy_pb2
-from crm_kit.context import Principal
-from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.crm.policy.v1 import policy_pb2
 from crm_contacts import models
 from crm_contacts.convert import policy_to_pb
 from crm_contacts.normalize import normalize_country
+from crm_kit.context import Principal
+from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 
 DEFAULT_REGION = "us"
 

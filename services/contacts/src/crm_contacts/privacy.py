@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from google.protobuf import struct_pb2
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.crm.events.v1 import contacts_pb2 as events
 from crm_api.crm.privacy.v1 import privacy_pb2
+from crm_contacts import models
+from crm_contacts.convert import row_to_dict
 from crm_kit.context import Principal
 from crm_kit.db import idempotency_table
 from crm_kit.errors import PermissionDenied
 from crm_kit.ids import region_of
 from crm_kit.messaging import Outbox
-from google.protobuf import struct_pb2
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_contacts import models
-from crm_contacts.convert import row_to_dict
 
 SERVICE = "contacts"
 

@@ -6,33 +6,27 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2, policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from crm_contacts import companies, contacts, custom_field_defs, policy, privacy, timeline
 from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
-from crm_kit.errors import CrmError
+from crm_kit.errors import InvalidArgument
 from crm_kit.requests import audit_cross_region, idempotent
 from crm_kit.runtime import Runtime
-from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_contacts import companies, contacts, custom_field_defs, policy, privacy, timeline
 
 M = TypeVar("M", bound=Message)
-
-
-class Unauthenticated(CrmError):
-    pass
 
 
 def caller() -> Principal:
     principal = current_principal()
     if principal is None or not principal.tenant_id:
-        raise contacts.InvalidArgument.single(
-            "metadata", "x-crm-tenant and x-crm-user are required"
-        )
+        raise InvalidArgument.single("metadata", "x-crm-tenant and x-crm-user are required")
     return principal
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.events.v1 import contacts_pb2 as events
+from crm_contacts import models
+from crm_contacts.contacts import DEFAULT_PAGE, MAX_PAGE, get_row
+from crm_contacts.convert import consent_to_pb, timeline_to_pb
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument
 from crm_kit.ids import new_id, region_of
 from crm_kit.messaging import Outbox
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_contacts import models
-from crm_contacts.contacts import DEFAULT_PAGE, MAX_PAGE, get_row
-from crm_contacts.convert import consent_to_pb, timeline_to_pb
 
 ENTRY_KINDS = ("note", "call", "email", "meeting")
 MAX_BODY = 20_000

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from crm_contacts.custom_fields import (
     FieldDefinition,
     FieldType,

@@ -6,6 +6,7 @@ import zoneinfo
 
 import pycountry
 import pytest
+
 from crm_contacts.normalize import (
     MAX_TAG_LENGTH,
     MAX_TAGS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from crm_contacts.search_text import fold, fold_query, phone_digits, search_document
 
 

@@ -2,7 +2,7 @@
 
 Each service has its own database in each region; `database_url` names it. The
 tables every service needs for messaging and auditing (outbox, inbox, idempotency
-keys, audit log) are defined here once and created by each service's first migration.
+keys, audit log) are defined here once.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
         raise
 
 
-# Tables shared by every service (created by each service's first migration).
+# Tables shared by every service; each service's migrations include them (alembic
+# autogenerate sees them through env.py's target metadata).
 kit_metadata = sa.MetaData()
 
 outbox_table = sa.Table(
@@ -116,12 +117,3 @@ audit_table = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Index("audit_log_tenant_at", "tenant_id", "at"),
 )
-
-
-def create_kit_tables(connection: sa.Connection) -> None:
-    """Called from a service's first alembic migration."""
-    kit_metadata.create_all(connection)
-
-
-def drop_kit_tables(connection: sa.Connection) -> None:
-    kit_metadata.drop_all(connection)

@@ -12,12 +12,12 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -143,10 +143,6 @@ def field_violations(status: status_pb2.Status | None) -> list[errors.FieldViola
     return found
 
 
-def not_ok(code: int) -> bool:
-    return code != code_pb2.OK
-
-
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 
@@ -154,7 +150,7 @@ async def serve(
     *,
     port: int,
     register: Registrar,
-    background: Sequence[Callable[[], Awaitable[None]]] = (),
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace: float = 10.0,
     host: str = "0.0.0.0",
@@ -167,7 +163,7 @@ async def serve(
     `background` are long-running tasks (outbox relay, consumers, schedulers).
     """
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), CrmServerInterceptor()],
+        interceptors=[aio_server_interceptor(), CrmServerInterceptor()],  # type: ignore[no-untyped-call]
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
     )
     names = list(register(server))

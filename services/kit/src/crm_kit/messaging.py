@@ -11,6 +11,7 @@ is down rows simply wait in the table: accepted writes are never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,6 @@ from typing import Any
 
 import nats
 import sqlalchemy as sa
-from crm_api.crm.events.v1 import envelope_pb2
 from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from nats.aio.client import Client as NatsClient
@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ulid import ULID
 
+from crm_api.crm.events.v1 import envelope_pb2
 from crm_kit.context import Principal
 from crm_kit.db import inbox_table, outbox_table
 
@@ -209,10 +210,8 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
             if published < self.batch_size:
                 self.outbox.written.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.outbox.written.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
 
     async def publish_batch(self, js: JetStreamContext) -> int:
         """Claims and publishes one batch; returns how many were published."""

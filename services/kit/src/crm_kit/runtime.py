@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import grpc
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_kit import db, telemetry
@@ -35,7 +37,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     outbox: Outbox
     nats: NatsConnection
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -137,7 +139,7 @@ def run_service(service_name: str, package: ModuleType, register: Register) -> N
     asyncio.run(run_server(Runtime.create(settings), register))
 
 
-def run_alembic_env(target_metadata: object) -> None:
+def run_alembic_env(target_metadata: sa.MetaData | Sequence[sa.MetaData]) -> None:
     """The body of every service's migrations/env.py (async engine, online mode)."""
     from alembic import context
     from sqlalchemy import Connection, pool
