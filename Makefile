@@ -23,7 +23,8 @@ $(STAMP): requirements.lock tools/uv-bootstrap.txt $(addsuffix /pyproject.toml,$
 run: install
 	$(BIN)/crm up
 
-test: install
+# Lint first (ruff, mypy, buf, import contracts): CI fails on any of them.
+test: install lint
 	$(BIN)/pytest
 
 lint: install
@@ -41,6 +42,7 @@ lock: install
 	$(UV) pip compile requirements.in --generate-hashes --python-version 3.11 --no-header --quiet -o requirements.lock
 
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PYTHON) bench/contacts_bench.py
 
 clean:

@@ -450,3 +450,46 @@ async def test_health_docs_and_metrics(api: httpx.AsyncClient) -> None:
     assert "/v1/contacts" in (await api.get("/openapi.json")).json()["paths"]
     assert (await api.get("/docs")).status_code == 200
     assert "crm_http_requests_total" in (await api.get("/metrics/")).text
+
+
+async def test_one_trace_runs_from_the_gateway_through_grpc_to_the_event(
+    system: Any, api: httpx.AsyncClient, token_for: Any
+) -> None:
+    import nats
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from crm_kit.messaging import stream_name, unpack_envelope
+
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    headers = {**token_for("admin", "admin", "eu"), "traceparent": traceparent}
+    reply = await api.post("/v1/contacts", json=person("NL"), headers=headers)
+    assert reply.status_code == 201, reply.text
+    contact_id = reply.json()["id"]
+
+    client = await nats.connect(system.nats.url)
+    try:
+        js = client.jetstream()
+        found = None
+        for _ in range(50):
+            subscription = await js.pull_subscribe(
+                "crm.eu.contacts.contact.created",
+                stream=stream_name("eu"),
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
+            )
+            try:
+                for message in await subscription.fetch(1, timeout=1):
+                    payload = events.ContactCreated()
+                    unpack_envelope(message.data).payload.Unpack(payload)
+                    if payload.contact_id == contact_id:
+                        found = message
+            except nats.errors.TimeoutError:
+                pass
+            await subscription.unsubscribe()
+            if found:
+                break
+            await asyncio.sleep(0.2)
+        assert found is not None and found.headers is not None
+        assert found.headers["traceparent"].split("-")[1] == trace_id
+    finally:
+        await client.close()
