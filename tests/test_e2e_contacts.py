@@ -439,7 +439,7 @@ async def test_database_outage_gives_503_and_recovers(
     assert reply.status_code == 201, reply.text
 
 
-async def test_health_docs_and_metrics(api: httpx.AsyncClient) -> None:
+async def test_health_docs_and_metrics(system: Any, api: httpx.AsyncClient) -> None:
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 200 and set(ready.json()["services"]) == {
@@ -450,6 +450,10 @@ async def test_health_docs_and_metrics(api: httpx.AsyncClient) -> None:
     assert "/v1/contacts" in (await api.get("/openapi.json")).json()["paths"]
     assert (await api.get("/docs")).status_code == 200
     assert "crm_http_requests_total" in (await api.get("/metrics/")).text
+    # Every service process serves its own Prometheus endpoint.
+    for name, address in system.metrics_endpoints.items():
+        scraped = await api.get(f"http://{address}/metrics")
+        assert "crm_grpc_requests_total{" in scraped.text and 'code="OK"' in scraped.text, name
 
 
 async def test_one_trace_runs_from_the_gateway_through_grpc_to_the_event(

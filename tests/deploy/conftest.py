@@ -90,21 +90,3 @@ def schemas_dir() -> Path:
     if not SCHEMAS.is_dir():
         pytest.skip(f"reference schemas folder {SCHEMAS} is absent (it is present in CI)")
     return SCHEMAS
-
-
-def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """The pod spec of a workload object, or None for anything else."""
-    kind = doc.get("kind")
-    spec = doc.get("spec") or {}
-    if kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}:
-        return spec["template"]["spec"]
-    if kind == "CronJob":
-        return spec["jobTemplate"]["spec"]["template"]["spec"]
-    if kind == "Pod":
-        return spec
-    return None
-
-
-@pytest.fixture(scope="session")
-def get_pod_spec() -> Callable[[dict[str, Any]], dict[str, Any] | None]:
-    return pod_spec

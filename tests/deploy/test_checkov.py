@@ -68,6 +68,7 @@ def test_waivers_file_is_well_formed() -> None:
     waivers = load_waivers()
     assert waivers
     assert covering(waivers, "CKV_K8S_35", "Deployment.atlas-global.gateway", "global") is None
+    assert covering(waivers, "CKV_K8S_35", "Deployment.atlas-eu.contacts", "overlays/eu")
     assert covering(waivers, "CKV_K8S_1", "Deployment.atlas-eu.contacts", "overlays/eu") is None
 
 

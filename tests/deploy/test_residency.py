@@ -326,6 +326,17 @@ def test_region_render_stays_in_region(
     assert not violations, "\n".join(violations)
 
 
+def test_region_dev_variant_stays_in_region(
+    region: str, render: Render, all_facts: dict[str, RegionFacts]
+) -> None:
+    """deploy/dev/<region> (skaffold) relaxes HA, never residency."""
+    if not (DEPLOY / "dev" / region / "kustomization.yaml").is_file():
+        return
+    others = [f for r, f in all_facts.items() if r != region]
+    violations = residency_violations(render(f"dev/{region}"), all_facts[region], others)
+    assert not violations, "\n".join(violations)
+
+
 def test_region_nats_values_stay_in_region(region: str, all_facts: dict[str, RegionFacts]) -> None:
     values = yaml.safe_load((DEPLOY / "nats" / f"values-{region}.yaml").read_text())
     common = yaml.safe_load((DEPLOY / "nats" / "values.yaml").read_text())

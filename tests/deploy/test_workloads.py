@@ -86,8 +86,10 @@ def test_every_pod_is_spread_and_has_no_token(target: str, render: Render) -> No
         assert pod.get("automountServiceAccountToken") is False, name
         assert pod.get("serviceAccountName") not in (None, "", "default"), name
         assert not pod.get("hostNetwork") and not pod.get("hostPID"), name
-        keys = {c["topologyKey"] for c in pod.get("topologySpreadConstraints", [])}
-        assert {"topology.kubernetes.io/zone", "kubernetes.io/hostname"} <= keys, name
+        keys = [c["topologyKey"] for c in pod.get("topologySpreadConstraints", [])]
+        assert {"topology.kubernetes.io/zone", "kubernetes.io/hostname"} <= set(keys), name
+        # the zone constraint comes first: deploy/dev/components/single-node patches index 0
+        assert keys[0] == "topology.kubernetes.io/zone", name
         for constraint in pod["topologySpreadConstraints"]:
             selector = constraint["labelSelector"]["matchLabels"]
             assert selector.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
@@ -180,3 +182,20 @@ def test_checks_catch_an_unhardened_container(render: Render) -> None:
     pod["securityContext"]["runAsUser"] = 0
     problems = container_problems(pod, container, init=False)
     assert len(problems) == 4, problems
+
+
+def test_gateway_probes_and_auth(render: Render) -> None:
+    """Production gateway: liveness /healthz, readiness /readyz, OIDC and no secret in env."""
+    (doc,) = [d for d in deployments(render("global")) if d["metadata"]["name"] == "gateway"]
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "crm_gateway"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8000}]
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = {e["name"]: e for e in container["env"]}
+    assert "CRM_JWKS_URL" in env and "CRM_JWT_SECRET" not in env
+    assert not [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    assert env["CRM_SERVICE_ENDPOINTS"]["valueFrom"]["configMapKeyRef"]["key"] == (
+        "service-endpoints.json"
+    )

@@ -229,6 +229,7 @@ class Cluster:
         self.nats = Nats(state / "nats", config.nats_port or free_port())
         self.processes: list[Process] = []
         self.endpoints: dict[str, dict[str, str]] = {}
+        self.metrics_endpoints: dict[str, str] = {}
         self.jwt_secret = ""
 
     def database(self, service: str, region: str) -> str:
@@ -241,8 +242,12 @@ class Cluster:
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def service_env(self, service: str, region: str, port: int) -> dict[str, str]:
+    def service_env(
+        self, service: str, region: str, port: int, metrics_port: int = 0
+    ) -> dict[str, str]:
         return {
+            "CRM_METRICS_PORT": str(metrics_port),
+            "CRM_METRICS_ADDR": "127.0.0.1",
             "CRM_SERVICE_NAME": service,
             "CRM_REGION": region,
             "CRM_REGIONS": ",".join(self.config.regions),
@@ -287,11 +292,14 @@ class Cluster:
         for i, service in enumerate(self.config.services):
             for j, region in enumerate(self.config.regions):
                 port = self.config.grpc_base + 10 * i + j if self.config.grpc_base else free_port()
+                # Prometheus endpoint of the process: 1000 above its gRPC port locally.
+                metrics_port = port + 1000 if self.config.grpc_base else free_port()
                 self.endpoints.setdefault(service, {})[region] = f"127.0.0.1:{port}"
+                self.metrics_endpoints[f"{service}-{region}"] = f"127.0.0.1:{metrics_port}"
                 process = Process(
                     name=f"{service}-{region}",
                     command=[sys.executable, "-m", f"crm_{service}", "serve"],
-                    env=self.service_env(service, region, port),
+                    env=self.service_env(service, region, port, metrics_port),
                     port=port,
                     kind="grpc",
                 )

@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
+from crm_api.crm.events.v1 import contacts_pb2 as events
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_kit.context import Principal
 from crm_kit.grpc_server import field_violations, parse_status_details
@@ -99,7 +100,9 @@ async def test_a_misplaced_contact_is_refused_by_the_region(channel: Any) -> Non
     assert "region br" in caught.value.details()
 
 
-async def test_update_with_stale_version_is_aborted_and_changes_nothing(channel: Any) -> None:
+async def test_update_with_stale_version_is_aborted_and_changes_nothing(
+    channel: Any, stream_events: Any
+) -> None:
     stub = contacts_pb2_grpc.ContactsServiceStub(channel)
     metadata = caller(tenant())
     contact = await stub.CreateContact(
@@ -132,6 +135,18 @@ async def test_update_with_stale_version_is_aborted_and_changes_nothing(channel:
     assert caught.value.code() == grpc.StatusCode.ABORTED
     again = await stub.GetContact(pb.GetContactRequest(id=contact.id), metadata=metadata, timeout=5)
     assert again.lifecycle_stage == "customer"
+    # Exactly one contact.updated, naming the changed field and never its value's owner data.
+    updates = []
+    for _ in range(50):
+        updates = []
+        for envelope in await stream_events("eu", "contacts.contact.updated"):
+            payload = events.ContactUpdated()
+            envelope.payload.Unpack(payload)
+            if payload.contact_id == contact.id:
+                updates.append(payload)
+        if updates:
+            break
+    assert [list(u.changed_fields) for u in updates] == [["lifecycle_stage"]]
 
 
 async def test_timeline_is_chronological(channel: Any) -> None:
