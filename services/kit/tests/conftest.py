@@ -10,6 +10,7 @@ session's embedded PostgreSQL and nats-server with JetStream (root conftest `eng
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -97,23 +98,24 @@ async def nats_client(engines: Cluster) -> AsyncIterator[NatsClient]:
 async def js(nats_client: NatsClient, region: str) -> JetStreamContext:
     """JetStream with the module's stream created fresh (no messages, no consumers)."""
     context = nats_client.jetstream(timeout=5)
-    try:
+    with contextlib.suppress(nats.js.errors.NotFoundError):
         await context.delete_stream(stream_name(region))
-    except nats.js.errors.NotFoundError:
-        pass
     await ensure_stream(context, region)
     return context
 
 
 @pytest.fixture
-async def clean(
-    sessions: async_sessionmaker[AsyncSession], js: JetStreamContext, region: str
-) -> None:
-    """Empty tables and an empty stream before the test (consumers are kept)."""
+async def clean_db(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Empty tables before the test."""
     async with sessions() as session, session.begin():
         await session.execute(
             sa.text("TRUNCATE outbox, inbox, idempotency_keys, audit_log, kit_test_rows")
         )
+
+
+@pytest.fixture
+async def clean(clean_db: None, js: JetStreamContext, region: str) -> None:
+    """Empty tables and an empty stream before the test (durable consumers are kept)."""
     await js.purge_stream(stream_name(region))
 
 
@@ -133,9 +135,9 @@ def stream_messages(
     return read
 
 
-async def _eventually(predicate: Predicate, *, timeout: float = 20.0, what: str = "") -> None:
-    """Polls `predicate` (sync or async) until it is truthy; fails after `timeout`."""
-    deadline = time.monotonic() + timeout
+async def _eventually(predicate: Predicate, *, within: float = 20.0, what: str = "") -> None:
+    """Polls `predicate` (sync or async) until it is truthy; fails after `within` seconds."""
+    deadline = time.monotonic() + within
     last_error: BaseException | None = None
     while True:
         try:
@@ -148,11 +150,11 @@ async def _eventually(predicate: Predicate, *, timeout: float = 20.0, what: str 
         except Exception as exc:  # e.g. NATS still reconnecting
             last_error = exc
         if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}: {last_error!r}")
+            pytest.fail(f"timed out after {within:.0f}s waiting for {what}: {last_error!r}")
         await asyncio.sleep(0.05)
 
 
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[None]]:
-    """`await eventually(predicate, timeout=20, what="...")`: bounded polling."""
+    """`await eventually(predicate, within=20, what="...")`: bounded polling."""
     return _eventually

@@ -237,3 +237,42 @@ async def test_restarted_consumer_does_not_handle_acked_events_again(
     expected = {e.event_id: 1 for e in [*before, after]}
     assert side_effects == expected
     assert inbox == expected
+
+
+async def test_a_malformed_message_does_not_stop_the_consumer(
+    js: JetStreamContext,
+    sessions: async_sessionmaker[AsyncSession],
+    rows: sa.Table,
+    running: Running,
+    eventually: Eventually,
+) -> None:
+    durable = "kit-test-malformed"
+    ack = await js.publish(SUBJECT, b"not an envelope", headers={"Nats-Msg-Id": str(ULID())})
+    event = envelope()
+    last = await publish(js, event, event.event_id)
+    assert last == ack.seq + 1
+
+    handled: list[tuple[str, int]] = []
+    task = running.start(durable, recording_handler(rows, durable, handled))
+    await eventually(all_acked(js, durable, last), what="both messages to be settled")
+
+    assert not task.done()
+    assert handled == [(event.event_id, 1)]
+    side_effects, inbox = await counts(sessions, rows, durable)
+    assert side_effects == {event.event_id: 1}
+    assert inbox == {event.event_id: 1}
+
+
+async def test_closing_the_connection_after_a_consumer_stopped_is_prompt(
+    js: JetStreamContext, connection: NatsConnection, running: Running, eventually: Eventually
+) -> None:
+    """Shutdown cancels the consumers, then drains the connection: that must not hang."""
+    durable = "kit-test-shutdown"
+    task = running.start(durable, recording_handler(sa.table("unused"), durable, []))
+
+    async def pulling() -> bool:
+        return bool((await js.consumer_info(stream_name(REGION), durable)).num_waiting)
+
+    await eventually(pulling, what="the consumer to wait on a pull request")
+    await running.stop(task)
+    await asyncio.wait_for(connection.close(), timeout=5)

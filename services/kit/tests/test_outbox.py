@@ -55,6 +55,13 @@ async def unpublished(sessions: async_sessionmaker[AsyncSession]) -> int:
         )
 
 
+def _is_zero(count: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await count() == 0
+
+    return check
+
+
 async def drain(relay: OutboxRelay, js: JetStreamContext) -> int:
     """Runs relay passes until one finds nothing to claim; returns how many it published."""
     total = 0
@@ -294,13 +301,6 @@ async def test_nats_outage_loses_nothing_and_duplicates_nothing(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await connection.close()
-
-
-def _is_zero(count: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return await count() == 0
-
-    return check
 
 
 async def test_trace_context_rides_with_the_event(

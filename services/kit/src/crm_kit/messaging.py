@@ -20,7 +20,7 @@ from typing import Any
 import nats
 import sqlalchemy as sa
 from google.protobuf import any_pb2, timestamp_pb2
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -317,22 +317,37 @@ class Consumer:
         subscription = await js.pull_subscribe(
             "", durable=self.durable, stream=stream_name(self.connection.region), config=config
         )
-        while True:
-            try:
-                messages = await subscription.fetch(self.batch, timeout=1)
-            except nats.errors.TimeoutError:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer %s: fetch failed: %s", self.durable, exc)
-                await asyncio.sleep(1)
-                continue
-            for msg in messages:
-                await self.handle(msg)
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(self.batch, timeout=1)
+                except nats.errors.TimeoutError:
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("consumer %s: fetch failed: %s", self.durable, exc)
+                    await asyncio.sleep(1)
+                    continue
+                for msg in messages:
+                    await self.handle(msg)
+        finally:
+            # Without this, draining the connection at shutdown waits for the status
+            # replies of our expired pull requests, which nobody reads: the full drain
+            # timeout (30 s).
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
-        envelope = unpack_envelope(msg.data)
+        try:
+            envelope = unpack_envelope(msg.data)
+        except DecodeError:
+            # Not an Envelope: it can never be handled, and raising here would end the
+            # consumer's task. Drop it for good (a redelivery would only fail again).
+            log.error("consumer %s: dropping a malformed message on %s", self.durable, msg.subject)
+            EVENTS_CONSUMED.labels(self.durable, "malformed").inc()
+            await msg.term()
+            return
         carrier: dict[str, Any] = dict(msg.headers or {})
         token = otel_context.attach(propagate.extract(carrier))
         try:
