@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +22,14 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from crm_kit.errors import Unavailable
+
+_ASYNCPG_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -41,10 +50,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when the error means the database is unreachable rather than a bad query."""
-    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)):
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError)):
         return True
     if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or "connection" in str(exc.orig).lower()
+        if exc.connection_invalidated:
+            return True
+        # asyncpg's own connection failures (refused, shut down, lost mid-query).
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        return isinstance(cause, (*_ASYNCPG_CONNECTION_ERRORS, OSError, TimeoutError))
     return False
 
 
