@@ -1011,3 +1011,74 @@ class ListCustomFieldsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCustomFieldsResponse: _TypeAlias = ListCustomFieldsResponse  # noqa: Y015
+
+@_typing.final
+class ListUpcomingDatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ON_DATE_FIELD_NUMBER: _builtins.int
+    on_date: _builtins.str
+    """YYYY-MM-DD: birthdays match by month and day, other kinds by the exact date."""
+    def __init__(
+        self,
+        *,
+        on_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_date", b"on_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUpcomingDatesRequest: _TypeAlias = ListUpcomingDatesRequest  # noqa: Y015
+
+@_typing.final
+class UpcomingDate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    contact_id: _builtins.str
+    owner_id: _builtins.str
+    kind: _builtins.str
+    date: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "date", b"date", "kind", b"kind", "owner_id", b"owner_id", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpcomingDate: _TypeAlias = UpcomingDate  # noqa: Y015
+
+@_typing.final
+class ListUpcomingDatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dates(self) -> _containers.RepeatedCompositeFieldContainer[Global___UpcomingDate]: ...
+    def __init__(
+        self,
+        *,
+        dates: _abc.Iterable[Global___UpcomingDate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dates", b"dates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUpcomingDatesResponse: _TypeAlias = ListUpcomingDatesResponse  # noqa: Y015

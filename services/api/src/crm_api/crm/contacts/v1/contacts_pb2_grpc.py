@@ -117,6 +117,11 @@ class ContactsServiceStub:
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.SerializeToString,
                 response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.FromString,
                 _registered_method=True)
+        self.ListUpcomingDates = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/ListUpcomingDates',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesResponse.FromString,
+                _registered_method=True)
 
 
 class ContactsServiceServicer:
@@ -225,6 +230,14 @@ class ContactsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUpcomingDates(self, request, context):
+        """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
+        for the reminder scheduler. Called by the system for every tenant of the region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContactsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -307,6 +320,11 @@ def add_ContactsServiceServicer_to_server(servicer, server):
                     servicer.ListCustomFields,
                     request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.FromString,
                     response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.SerializeToString,
+            ),
+            'ListUpcomingDates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUpcomingDates,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -744,6 +762,33 @@ class ContactsService:
             '/crm.contacts.v1.ContactsService/ListCustomFields',
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.SerializeToString,
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUpcomingDates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/ListUpcomingDates',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

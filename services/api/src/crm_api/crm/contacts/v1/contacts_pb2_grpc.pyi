@@ -56,6 +56,10 @@ class ContactsServiceStub:
     ListCompanies: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListCompaniesRequest, _contacts_pb2.ListCompaniesResponse]
     DefineCustomField: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DefineCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]
     ListCustomFields: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListCustomFieldsRequest, _contacts_pb2.ListCustomFieldsResponse]
+    ListUpcomingDates: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListUpcomingDatesRequest, _contacts_pb2.ListUpcomingDatesResponse]
+    """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
+    for the reminder scheduler. Called by the system for every tenant of the region.
+    """
 
 @_typing.type_check_only
 class ContactsServiceAsyncStub(ContactsServiceStub):
@@ -85,6 +89,10 @@ class ContactsServiceAsyncStub(ContactsServiceStub):
     ListCompanies: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListCompaniesRequest, _contacts_pb2.ListCompaniesResponse]  # type: ignore[assignment]
     DefineCustomField: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DefineCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]  # type: ignore[assignment]
     ListCustomFields: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListCustomFieldsRequest, _contacts_pb2.ListCustomFieldsResponse]  # type: ignore[assignment]
+    ListUpcomingDates: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListUpcomingDatesRequest, _contacts_pb2.ListUpcomingDatesResponse]  # type: ignore[assignment]
+    """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
+    for the reminder scheduler. Called by the system for every tenant of the region.
+    """
 
 class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
     """People, companies, consents, timeline, custom fields and duplicates of one region.
@@ -207,5 +215,15 @@ class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _contacts_pb2.ListCustomFieldsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_contacts_pb2.ListCustomFieldsResponse, _abc.Awaitable[_contacts_pb2.ListCustomFieldsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListUpcomingDates(
+        self,
+        request: _contacts_pb2.ListUpcomingDatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.ListUpcomingDatesResponse, _abc.Awaitable[_contacts_pb2.ListUpcomingDatesResponse]]:
+        """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
+        for the reminder scheduler. Called by the system for every tenant of the region.
+        """
 
 def add_ContactsServiceServicer_to_server(servicer: ContactsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
