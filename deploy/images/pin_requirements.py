@@ -1,10 +1,11 @@
-"""Print hash-checkable requirements for an image: names pinned to requirements.lock.
+r"""Print hash-checkable requirements for an image: names pinned to requirements.lock.
 
 Used by the Dockerfiles (build stage only), so that an image installs only the
 third-party packages its local packages declare, still verified against the hashes
 in the one lock:
 
-    python pin_requirements.py requirements.lock services/api services/kit services/contacts > runtime.txt
+    python pin_requirements.py requirements.lock services/api services/kit \
+        services/contacts > runtime.txt
     uv pip install --require-hashes -c requirements.lock -r runtime.txt
 
 Each argument is either a local package folder (its ``[project].dependencies`` are

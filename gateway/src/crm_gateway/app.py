@@ -106,6 +106,12 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Any:
+        """Ready while at least one backing service answers; per-service detail in the body.
+
+        One region's outage must not take the gateway out of rotation for every region:
+        requests to the failed region get 503 with Retry-After on their own.
+        """
+
         async def check(service: str, region: str) -> tuple[str, bool]:
             try:
                 reply = await health_pb2_grpc.HealthStub(clients.channel(service, region)).Check(
@@ -120,11 +126,9 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
                 *(check(s, r) for s, regions in config.service_endpoints.items() for r in regions)
             )
         )
-        if all(results.values()):
+        if any(results.values()):
             return {"status": "ready", "services": results}
-        return problem_response(
-            problems.unavailable(f"not ready: {[k for k, ok in results.items() if not ok]}")
-        )
+        return problem_response(problems.unavailable("no backing service answers"))
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app

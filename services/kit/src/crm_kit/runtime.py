@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_kit import db, telemetry
 from crm_kit.grpc_server import serve
 from crm_kit.messaging import NatsConnection, Outbox, OutboxRelay
+from crm_kit.peers import Peers
 from crm_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     outbox: Outbox
     nats: NatsConnection
+    peers: Peers
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     @classmethod
@@ -50,6 +52,7 @@ class Runtime:
             nats=NatsConnection(
                 settings.nats_url, settings.region, f"{settings.service_name}-{settings.region}"
             ),
+            peers=Peers(settings.peer_endpoints, settings.peer_timeout),
         )
 
     @property
@@ -98,6 +101,7 @@ async def run_server(
     )
 
     async def close() -> None:
+        await runtime.peers.close()
         await runtime.nats.close()
         await runtime.engine.dispose()
 
@@ -148,6 +152,10 @@ def run_alembic_env(target_metadata: sa.MetaData | Sequence[sa.MetaData]) -> Non
     config = context.config
 
     def do_run(connection: Connection) -> None:
+        # Replicas starting together (init containers) take turns: one migrates, the
+        # others wait and then find nothing to do. The lock ends with the session.
+        connection.execute(sa.text("SELECT pg_advisory_lock(7262001)"))
+        connection.commit()
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()

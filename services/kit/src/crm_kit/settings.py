@@ -39,5 +39,9 @@ class ServiceSettings(CommonSettings):
     shutdown_grace: float = 10.0
     outbox_poll_interval: float = 0.5
     outbox_batch_size: int = 200
-    # Run alembic migrations at start-up (local runs; Kubernetes uses a migration Job).
+    # Run alembic migrations at start-up (Kubernetes runs `migrate` as an init container).
     migrate_on_start: bool = False
+    # Other services of the same region this one calls: {"contacts": "host:port"}.
+    peer_endpoints: dict[str, str] = Field(default_factory=dict)
+    # Deadline of calls to peers, seconds.
+    peer_timeout: float = 5.0
