@@ -27,6 +27,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
 SERVICES = ("contacts",)
+# Which services each service calls (same region only).
+PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
 BIN = Path(sys.executable).parent
 
 
@@ -230,6 +232,8 @@ class Cluster:
         self.processes: list[Process] = []
         self.endpoints: dict[str, dict[str, str]] = {}
         self.metrics_endpoints: dict[str, str] = {}
+        # The shared, movable clock (crm_kit.clock); only tests move it.
+        self.clock_file = state / "clock-offset"
         self.jwt_secret = ""
 
     def database(self, service: str, region: str) -> str:
@@ -256,6 +260,14 @@ class Cluster:
             "CRM_GRPC_PORT": str(port),
             "CRM_SHUTDOWN_GRACE": "3",
             "CRM_DATABASE_POOL_SIZE": "5",
+            "CRM_PEER_ENDPOINTS": json.dumps(
+                {
+                    peer: self.endpoints[peer][region]
+                    for peer in PEERS.get(service, ())
+                    if peer in self.endpoints
+                }
+            ),
+            "CRM_CLOCK_FILE": str(self.clock_file),
         }
 
     def start_engines(self) -> None:
