@@ -254,3 +254,40 @@ async def test_export_then_erase_leaves_no_trace(channel: Any, db: Any, stream_e
         if envelope.tenant_id == the_tenant:
             raw = envelope.SerializeToString()
             assert b"Virtanen" not in raw and email.encode() not in raw and b"saunas" not in raw
+
+
+async def test_upcoming_dates_for_the_reminder_scheduler(channel: Any) -> None:
+    stub = contacts_pb2_grpc.ContactsServiceStub(channel)
+    the_tenant = tenant()
+    contact = await stub.CreateContact(
+        pb.CreateContactRequest(
+            contact=pb.Contact(
+                first_name="Mia",
+                address=pb.Address(country="AT"),
+                important_dates=[
+                    pb.ImportantDate(kind="birthday", date="1980-02-29"),
+                    pb.ImportantDate(kind="contract_end", date="2027-01-15"),
+                ],
+            )
+        ),
+        metadata=caller(the_tenant),
+        timeout=5,
+    )
+    every_tenant = caller("*", user="scheduler")
+
+    async def on(day: str) -> list[tuple[str, str]]:
+        reply = await stub.ListUpcomingDates(
+            pb.ListUpcomingDatesRequest(on_date=day), metadata=every_tenant, timeout=5
+        )
+        return [(d.kind, d.date) for d in reply.dates if d.contact_id == contact.id]
+
+    assert await on("2028-02-29") == [("birthday", "1980-02-29")]
+    assert await on("2027-01-15") == [("contract_end", "2027-01-15")]
+    assert await on("2026-01-15") == []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListUpcomingDates(
+            pb.ListUpcomingDatesRequest(on_date="2027-01-15"),
+            metadata=caller(the_tenant, role="sales_rep"),
+            timeout=5,
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED

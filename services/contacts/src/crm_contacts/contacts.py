@@ -820,3 +820,46 @@ async def merge_contacts(
         events.ContactMerged(survivor_id=survivor.id, merged_id=merged.id),
     )
     return await to_pb(session, survivor)
+
+
+# ---------------------------------------------------------------- reminders
+
+# Kinds that come back every year on the same day; the others are one-off dates.
+YEARLY_KINDS = ("birthday", "anniversary")
+
+
+async def upcoming_dates(
+    session: AsyncSession, principal: Principal, on_date: str
+) -> pb.ListUpcomingDatesResponse:
+    """Important dates falling on `on_date`, across tenants for the system scheduler."""
+    try:
+        day = date.fromisoformat(on_date)
+    except ValueError as exc:
+        raise InvalidArgument.single("on_date", "expected YYYY-MM-DD") from exc
+    item = sa.func.jsonb_array_elements(models.Contact.important_dates).table_valued("value")
+    kind = item.c.value.op("->>")("kind")
+    when = item.c.value.op("->>")("date")
+    stmt = (
+        sa.select(models.Contact.tenant_id, models.Contact.id, models.Contact.owner_id, kind, when)
+        .select_from(models.Contact)
+        .join(item, sa.true())
+        .where(
+            models.Contact.merged_into_id.is_(None),
+            sa.or_(
+                sa.and_(
+                    kind.in_(YEARLY_KINDS), sa.func.substr(when, 6, 5) == day.strftime("%m-%d")
+                ),
+                sa.and_(kind.not_in(YEARLY_KINDS), when == day.isoformat()),
+            ),
+        )
+        .order_by(models.Contact.tenant_id, models.Contact.id)
+    )
+    if principal.tenant_id != "*":
+        stmt = stmt.where(models.Contact.tenant_id == principal.tenant_id)
+    rows = (await session.execute(stmt)).all()
+    return pb.ListUpcomingDatesResponse(
+        dates=[
+            pb.UpcomingDate(tenant_id=t, contact_id=c, owner_id=o, kind=k, date=d)
+            for t, c, o, k, d in rows
+        ]
+    )

@@ -16,7 +16,7 @@ from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_contacts import companies, contacts, custom_field_defs, policy, privacy, timeline
 from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
-from crm_kit.errors import InvalidArgument
+from crm_kit.errors import InvalidArgument, PermissionDenied
 from crm_kit.requests import audit_cross_region, idempotent
 from crm_kit.runtime import Runtime
 
@@ -269,6 +269,16 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             "*",
             lambda s: custom_field_defs.list_definitions(s, principal, request.entity),
         )
+
+    async def ListUpcomingDates(
+        self, request: pb.ListUpcomingDatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListUpcomingDatesResponse:
+        # For the reminder scheduler (tenant "*" = every tenant of this region).
+        principal = caller()
+        if not principal.has_role("admin"):
+            raise PermissionDenied("only the system lists upcoming dates")
+        async with transaction(self.runtime.sessions) as session:
+            return await contacts.upcoming_dates(session, principal, request.on_date)
 
 
 class PolicyServicer(_Base, policy_pb2_grpc.PolicyServiceServicer):
