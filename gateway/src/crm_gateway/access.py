@@ -149,3 +149,19 @@ def idempotency_key(value: str | None) -> str:
 
 def is_unavailable(error: grpc.aio.AioRpcError) -> bool:
     return error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def in_every_region(who: Caller, call: Any) -> list[Any]:
+    """Runs `call(region, metadata)` in every region at once: for tenant configuration
+    (pipelines, rules, users, rates) that holds no customer data and every cell needs."""
+    import asyncio
+
+    metadata = who.principal.to_metadata()
+    return list(await asyncio.gather(*(call(r, metadata) for r in who.gateway.regions)))
+
+
+def require_role(who: Caller, *roles: str) -> None:
+    if not who.principal.has_role(*roles):
+        from crm_gateway.problems import Problem
+
+        raise Problem(403, "Forbidden", f"this needs one of the roles: {', '.join(roles)}")

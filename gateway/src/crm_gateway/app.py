@@ -18,7 +18,7 @@ from crm_gateway import problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
 from crm_gateway.problems import Problem, problem_response
-from crm_gateway.routes import companies, contacts, settings
+from crm_gateway.routes import companies, contacts, deals, settings, tasks
 from crm_gateway.settings import GatewaySettings
 from crm_kit.auth import TokenVerifier
 
@@ -84,6 +84,8 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(contacts.router)
     app.include_router(companies.router)
+    app.include_router(deals.router)
+    app.include_router(tasks.router)
     app.include_router(settings.router)
     app.mount("/metrics", make_asgi_app())
 

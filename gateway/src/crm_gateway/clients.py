@@ -9,8 +9,11 @@ import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
+from crm_api.crm.deals.v1 import deals_pb2_grpc
+from crm_api.crm.directory.v1 import directory_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2_grpc
+from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_gateway.problems import Problem
 
 S = TypeVar("S")
@@ -20,6 +23,15 @@ STUBS: dict[str, dict[str, Callable[[grpc.aio.Channel], Any]]] = {
     "contacts": {
         "contacts": contacts_pb2_grpc.ContactsServiceStub,
         "policy": policy_pb2_grpc.PolicyServiceStub,
+        "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+    },
+    "deals": {
+        "deals": deals_pb2_grpc.DealsServiceStub,
+        "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+    },
+    "tasks": {
+        "tasks": tasks_pb2_grpc.TasksServiceStub,
+        "directory": directory_pb2_grpc.DirectoryServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
     },
 }

@@ -145,3 +145,124 @@ def to_json(message: Message) -> dict[str, Any]:
         if key in data:
             data[key] = int(data[key])
     return data
+
+
+class MoneyIn(Strict):
+    amount: str = Field(description='decimal string, e.g. "1299.90" (never a float)')
+    currency: str = Field(description="ISO 4217, e.g. EUR")
+
+
+class StageIn(Strict):
+    name: str
+    win_probability: int = Field(0, ge=0, le=100)
+    time_limit_hours: int = Field(0, ge=0)
+    kind: str = Field("open", description="open, won or lost")
+    document_template_key: str = ""
+
+
+class PipelineIn(Strict):
+    name: str
+    stages: list[StageIn] = Field(min_length=2, max_length=50)
+
+
+class DealIn(Strict):
+    title: str = Field("", max_length=500)
+    contact_id: str = ""
+    company_id: str = ""
+    owner_id: str = ""
+    owner_team: str = ""
+    source: str = ""
+    pipeline_id: str = ""
+    stage_id: str = ""
+    amount: MoneyIn | None = None
+    expected_close_date: str = ""
+    description: str = Field("", max_length=20_000)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageMoveIn(Strict):
+    stage_id: str
+    expected_version: int = 0
+    lost_reason: str = ""
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExchangeRateIn(Strict):
+    currency: str
+    rate: str
+    valid_on: str
+
+
+class DealSettingsIn(Strict):
+    reporting_currency: str
+
+
+class DocumentTemplateIn(Strict):
+    name: str = ""
+    body: str = Field(max_length=200_000)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    locale: str = "en"
+
+
+class GenerateDocumentIn(Strict):
+    template_key: str
+
+
+class TaskIn(Strict):
+    title: str = Field("", max_length=500)
+    description: str = Field("", max_length=20_000)
+    assignee_id: str = ""
+    deal_id: str = ""
+    contact_id: str = ""
+    priority: str = ""
+    kind: str = ""
+    due_at: str | None = Field(None, description="RFC 3339 with offset")
+    due_local: str = Field(
+        "", description="YYYY-MM-DDTHH:MM in time_zone (default: the assignee's)"
+    )
+    time_zone: str = ""
+
+
+class TriggerIn(Strict):
+    event_type: str
+    conditions: dict[str, str] = Field(default_factory=dict)
+
+
+class ActionIn(Strict):
+    type: str
+    title: str = ""
+    description: str = ""
+    priority: str = ""
+    assignee: str = ""
+    due: str = ""
+    field: str = ""
+    value: str = ""
+    recipients: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+class AutomationRuleIn(Strict):
+    name: str
+    enabled: bool = True
+    trigger: TriggerIn
+    actions: list[ActionIn] = Field(min_length=1, max_length=20)
+
+
+class UserIn(Strict):
+    display_name: str = ""
+    email: str = ""
+    team: str = ""
+    manager_id: str = ""
+    job_roles: list[str] = Field(default_factory=list)
+    time_zone: str = ""
+    locale: str = ""
+    working_hours_start: str = ""
+    working_hours_end: str = ""
+    working_days: list[int] = Field(default_factory=list)
+
+
+def message_from(body: BaseModel, message: Message, *, only_set: bool = False) -> list[str]:
+    """Fills `message` from a body (custom_fields → custom_fields_json); returns the field names."""
+    data = _with_custom_fields_json(body.model_dump(exclude_unset=only_set, exclude_none=True))
+    json_format.ParseDict(data, message)
+    return sorted(data)

@@ -1,0 +1,353 @@
+"""/v1/pipelines, /v1/deals (stage moves, documents, board), rates and templates."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from google.protobuf import field_mask_pb2
+from ulid import ULID
+
+from crm_api.crm.deals.v1 import deals_pb2 as pb
+from crm_gateway import schemas
+from crm_gateway.access import (
+    Caller,
+    caller,
+    idempotency_key,
+    in_every_region,
+    region_of_id,
+    require_role,
+)
+from crm_gateway.pagination import Hit, merged_page
+from crm_gateway.problems import invalid
+
+router = APIRouter(tags=["deals"])
+
+
+def _stub(who: Caller, region: str) -> Any:
+    return who.stub("deals", "deals", region)
+
+
+# ---------------------------------------------------------------- pipelines (tenant config)
+
+
+@router.get("/v1/pipelines", summary="The tenant's pipelines (a default one for a new tenant)")
+async def list_pipelines(who: Caller = Depends(caller)) -> dict[str, Any]:
+    region = who.principal.home_region
+    reply = await _stub(who, region).ListPipelines(
+        pb.ListPipelinesRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
+    )
+    return {"data": [schemas.to_json(p) for p in reply.pipelines]}
+
+
+@router.post("/v1/pipelines", status_code=201, summary="Create a pipeline with ordered stages")
+async def create_pipeline(
+    body: schemas.PipelineIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    require_role(who, "admin")
+    # The same ids in every region, so deals anywhere refer to one pipeline.
+    pipeline = pb.Pipeline(
+        id=f"pl_{str(ULID()).lower()}",
+        name=body.name,
+        stages=[
+            pb.Stage(id=f"st_{str(ULID()).lower()}", position=i, **stage.model_dump())
+            for i, stage in enumerate(body.stages)
+        ],
+    )
+
+    async def create(region: str, metadata: Any) -> Any:
+        return await _stub(who, region).CreatePipeline(
+            pb.CreatePipelineRequest(pipeline=pipeline), metadata=metadata, timeout=who.timeout
+        )
+
+    return schemas.to_json((await in_every_region(who, create))[0])
+
+
+@router.get(
+    "/v1/pipelines/{pipeline_id}/board",
+    summary="Deals by stage, with totals in the reporting currency",
+)
+async def board(
+    pipeline_id: str,
+    who: Caller = Depends(caller),
+    owner_id: str = "",
+    region: str | None = Query(None, description="comma-separated; default: your home region"),
+) -> dict[str, Any]:
+    regions = who.regions_param(region)
+    boards = []
+    for r in regions:
+        boards.append(
+            await _stub(who, r).GetBoard(
+                pb.GetBoardRequest(pipeline_id=pipeline_id, owner_id=owner_id),
+                metadata=await who.metadata(r),
+                timeout=who.timeout,
+            )
+        )
+    first = boards[0]
+    columns = []
+    for i, column in enumerate(first.columns):
+        # Counts and totals are non-personal aggregates: summing them across regions is fine.
+        same = [b.columns[i] for b in boards]
+        total = sum((Decimal(c.total.amount or "0") for c in same), Decimal("0"))
+        columns.append(
+            {
+                "stage": schemas.to_json(column.stage),
+                "count": sum(int(c.count) for c in same),
+                "total": {"amount": str(total), "currency": first.reporting_currency},
+                "deals": [schemas.to_json(d) for c in same for d in c.deals],
+            }
+        )
+    missing = sorted({m for b in boards for m in b.missing_rates})
+    return {
+        "pipeline": schemas.to_json(first.pipeline),
+        "reporting_currency": first.reporting_currency,
+        "columns": columns,
+        "missing_rates": missing,
+        "regions": regions,
+    }
+
+
+# ---------------------------------------------------------------- deals
+
+
+def _deal_region(who: Caller, body: schemas.DealIn) -> str:
+    """A deal lives with its contact (or company); otherwise in the caller's home region."""
+    if body.contact_id:
+        return region_of_id(body.contact_id, "contact_id")
+    if body.company_id:
+        return region_of_id(body.company_id, "company_id")
+    return who.principal.home_region
+
+
+@router.post("/v1/deals", status_code=201, summary="Create a deal, stored with its contact")
+async def create_deal(
+    body: schemas.DealIn,
+    response: Response,
+    who: Caller = Depends(caller),
+    key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    region = _deal_region(who, body)
+    if (
+        body.contact_id
+        and body.company_id
+        and region_of_id(body.company_id, "company_id") != region
+    ):
+        raise invalid("company_id", "the company and the contact are stored in different regions")
+    deal = pb.Deal()
+    schemas.message_from(body, deal)
+    created = await _stub(who, region).CreateDeal(
+        pb.CreateDealRequest(deal=deal),
+        metadata=await who.metadata(region, idempotency_key(key)),
+        timeout=who.timeout,
+    )
+    response.headers["Location"] = f"/v1/deals/{created.id}"
+    return schemas.to_json(created)
+
+
+@router.get("/v1/deals", summary="List deals in one or more regions")
+async def list_deals(
+    who: Caller = Depends(caller),
+    pipeline_id: str = "",
+    stage_id: str = "",
+    owner_id: str = "",
+    contact_id: str = "",
+    company_id: str = "",
+    status: str = "",
+    region: str | None = None,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    regions = who.regions_param(region)
+    metadata = {r: await who.metadata(r) for r in regions}
+
+    async def fetch(r: str, token: str) -> tuple[list[Hit], bool]:
+        reply = await _stub(who, r).ListDeals(
+            pb.ListDealsRequest(
+                pipeline_id=pipeline_id,
+                stage_id=stage_id,
+                owner_id=owner_id,
+                contact_id=contact_id,
+                company_id=company_id,
+                status=status,
+                page_size=limit,
+                page_token=token,
+            ),
+            metadata=metadata[r],
+            timeout=who.timeout,
+        )
+        return [Hit(r, 0.0, d.id, d.id, d) for d in reply.deals], bool(reply.next_page_token)
+
+    items, next_cursor = await merged_page(regions, cursor, limit, fetch)
+    return {
+        "data": [schemas.to_json(d) for d in items],
+        "next_cursor": next_cursor,
+        "regions": regions,
+    }
+
+
+@router.get("/v1/deals/{deal_id}", summary="One deal with its stage history")
+async def get_deal(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    deal = await _stub(who, region).GetDeal(
+        pb.GetDealRequest(id=deal_id), metadata=await who.metadata(region), timeout=who.timeout
+    )
+    return schemas.to_json(deal)
+
+
+@router.patch("/v1/deals/{deal_id}", summary="Change the fields sent (the stage moves via /stage)")
+async def update_deal(
+    deal_id: str, body: schemas.DealIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    deal = pb.Deal(id=deal_id)
+    fields = schemas.message_from(body, deal, only_set=True)
+    if not fields:
+        raise invalid("body", "send at least one field to change")
+    updated = await _stub(who, region).UpdateDeal(
+        pb.UpdateDealRequest(deal=deal, update_mask=field_mask_pb2.FieldMask(paths=fields)),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return schemas.to_json(updated)
+
+
+@router.post("/v1/deals/{deal_id}/stage", summary="Move the deal to another stage of its pipeline")
+async def move_deal(
+    deal_id: str,
+    body: schemas.StageMoveIn,
+    who: Caller = Depends(caller),
+    key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    moved = await _stub(who, region).MoveDeal(
+        pb.MoveDealRequest(
+            id=deal_id,
+            stage_id=body.stage_id,
+            expected_version=body.expected_version,
+            lost_reason=body.lost_reason,
+            custom_fields_json=json.dumps(body.custom_fields) if body.custom_fields else "",
+        ),
+        metadata=await who.metadata(region, idempotency_key(key)),
+        timeout=who.timeout,
+    )
+    return schemas.to_json(moved)
+
+
+# ---------------------------------------------------------------- documents
+
+
+@router.post(
+    "/v1/deals/{deal_id}/documents", status_code=201, summary="Generate a document from a template"
+)
+async def generate_document(
+    deal_id: str, body: schemas.GenerateDocumentIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    document = await _stub(who, region).GenerateDocument(
+        pb.GenerateDocumentRequest(deal_id=deal_id, template_key=body.template_key),
+        metadata=await who.metadata(region),
+        timeout=max(who.timeout, 30),
+    )
+    return schemas.to_json(document)
+
+
+@router.get("/v1/deals/{deal_id}/documents", summary="Documents generated for a deal")
+async def list_documents(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    reply = await _stub(who, region).ListDocuments(
+        pb.ListDocumentsRequest(deal_id=deal_id),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return {"data": [schemas.to_json(d) for d in reply.documents]}
+
+
+@router.get("/v1/documents/{document_id}", summary="Download a document as PDF or HTML")
+async def download_document(
+    document_id: str,
+    who: Caller = Depends(caller),
+    format: str = Query("pdf", pattern="^(pdf|html)$"),
+) -> Response:
+    region = region_of_id(document_id)
+    content = await _stub(who, region).GetDocumentContent(
+        pb.GetDocumentContentRequest(id=document_id, format=format),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return Response(
+        content.content,
+        media_type=content.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{content.filename}"'},
+    )
+
+
+# ---------------------------------------------------------------- tenant settings for deals
+
+
+@router.put(
+    "/v1/document-templates/{key}", summary="Create or replace a document template (Jinja2 HTML)"
+)
+async def put_template(
+    key: str, body: schemas.DocumentTemplateIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    require_role(who, "admin")
+    template = pb.DocumentTemplate(
+        key=key,
+        name=body.name or key,
+        body=body.body,
+        variables_json=json.dumps(body.variables),
+        locale=body.locale,
+    )
+
+    async def put(region: str, metadata: Any) -> Any:
+        return await _stub(who, region).PutDocumentTemplate(
+            pb.PutDocumentTemplateRequest(template=template), metadata=metadata, timeout=who.timeout
+        )
+
+    return schemas.to_json((await in_every_region(who, put))[0])
+
+
+@router.get("/v1/document-templates", summary="Document templates")
+async def list_templates(who: Caller = Depends(caller)) -> dict[str, Any]:
+    reply = await _stub(who, who.principal.home_region).ListDocumentTemplates(
+        pb.ListDocumentTemplatesRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
+    )
+    return {"data": [schemas.to_json(t) for t in reply.templates]}
+
+
+@router.put("/v1/exchange-rates", summary="Record a dated exchange rate to the reporting currency")
+async def put_rate(body: schemas.ExchangeRateIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+    require_role(who, "admin", "manager")
+    rate = pb.ExchangeRate(currency=body.currency, rate=body.rate, valid_on=body.valid_on)
+
+    async def put(region: str, metadata: Any) -> Any:
+        return await _stub(who, region).PutExchangeRate(
+            pb.PutExchangeRateRequest(rate=rate), metadata=metadata, timeout=who.timeout
+        )
+
+    return schemas.to_json((await in_every_region(who, put))[0])
+
+
+@router.get("/v1/exchange-rates", summary="Exchange rates")
+async def list_rates(who: Caller = Depends(caller)) -> dict[str, Any]:
+    reply = await _stub(who, who.principal.home_region).ListExchangeRates(
+        pb.ListExchangeRatesRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
+    )
+    return {"data": [schemas.to_json(r) for r in reply.rates]}
+
+
+@router.put("/v1/deal-settings", summary="The tenant's reporting currency")
+async def put_settings(
+    body: schemas.DealSettingsIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    require_role(who, "admin")
+    settings = pb.DealSettings(reporting_currency=body.reporting_currency)
+
+    async def put(region: str, metadata: Any) -> Any:
+        return await _stub(who, region).PutDealSettings(
+            pb.PutDealSettingsRequest(settings=settings), metadata=metadata, timeout=who.timeout
+        )
+
+    return schemas.to_json((await in_every_region(who, put))[0])
