@@ -22,7 +22,7 @@ from crm_kit.auth import AUDIENCE
 
 
 def test_token_is_signed_with_the_local_key(tmp_path: Path) -> None:
-    (tmp_path / "dev-jwt-secret").write_text("local-secret")
+    (tmp_path / "dev-jwt-secret").write_text("local-secret-" + "x" * 32)
     result = CliRunner().invoke(
         app,
         [

@@ -1,0 +1,385 @@
+"""The window-installation company's sales workflow, end to end through the gateway.
+
+Nothing here is built in: the pipeline, the automation rules, the users and the
+invoice template are the tenant's own data, created through the API first. Time is
+moved with the shared test clock, so nothing waits fifteen real minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from crm_api.crm.events.v1 import tasks_pb2 as task_events
+from crm_kit import clock
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+T = TypeVar("T")
+
+INVOICE = """
+<html><body>
+<h1>Invoice {{ deal.title }}</h1>
+<p>Bill to: {{ contact.first_name }} {{ contact.last_name }},
+{{ contact.address.street }}, {{ contact.address.postal_code }} {{ contact.address.city }}</p>
+<p>Service: {{ vars.service }}</p>
+<p>Amount due: {{ amount_formatted }}</p>
+<p>Pay to {{ vars.bank }}, IBAN {{ vars.iban }}</p>
+</body></html>
+"""
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = 30) -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.3)
+
+
+async def test_window_installation_workflow(
+    system: Any, api: httpx.AsyncClient, token_for: Any, stream_events: Any
+) -> None:
+    tenant = f"windows-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+    olga = token_for("rep-olga", "sales_rep", "eu", tenant=tenant, team="install")
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    # --- the tenant's own set-up: users, template, pipeline, rules
+    users = {
+        "rep-olga": {
+            "display_name": "Olga",
+            "team": "install",
+            "manager_id": "mgr-max",
+            "time_zone": "Europe/Berlin",
+        },
+        "mgr-max": {"display_name": "Max", "team": "install", "time_zone": "Europe/Berlin"},
+        "meas-mia": {
+            "display_name": "Mia",
+            "job_roles": ["measurer"],
+            "time_zone": "Europe/Berlin",
+        },
+        "inst-ivo": {
+            "display_name": "Ivo",
+            "job_roles": ["installer"],
+            "time_zone": "Europe/Berlin",
+        },
+    }
+    for user_id, user in users.items():
+        await ok(api.put(f"/v1/users/{user_id}", json=user, headers=admin))
+    await ok(
+        api.put(
+            "/v1/document-templates/invoice",
+            json={
+                "name": "Invoice",
+                "body": INVOICE,
+                "locale": "de_DE",
+                "variables": {
+                    "service": "Window installation",
+                    "bank": "Sparkasse",
+                    "iban": "DE89 3704 0044 0532 0130 00",
+                },
+            },
+            headers=admin,
+        )
+    )
+    stage_names = [
+        "First call",
+        "Measurement",
+        "Approval",
+        "Payment",
+        "Installation",
+        "Won",
+        "Lost",
+    ]
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Windows",
+                "stages": [
+                    {"name": "First call", "win_probability": 10},
+                    {"name": "Measurement", "win_probability": 30},
+                    {"name": "Approval", "win_probability": 50},
+                    {"name": "Payment", "win_probability": 70, "document_template_key": "invoice"},
+                    {"name": "Installation", "win_probability": 90},
+                    {"name": "Won", "win_probability": 100, "kind": "won"},
+                    {"name": "Lost", "win_probability": 0, "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    stage = {s["name"]: s["id"] for s in pipeline["stages"]}
+    assert list(stage) == stage_names
+
+    async def rule(name: str, trigger: dict[str, Any], actions: list[dict[str, Any]]) -> str:
+        created = await ok(
+            api.post(
+                "/v1/automations",
+                json={"name": name, "trigger": trigger, "actions": actions},
+                headers=admin,
+            ),
+            201,
+        )
+        return str(created["id"])
+
+    call_back = await rule(
+        "Call back new web leads",
+        {"event_type": "deals.deal.created", "conditions": {"stage_id": stage["First call"]}},
+        [
+            {
+                "type": "create_task",
+                "title": "Call the client back within 15 minutes",
+                "assignee": "owner",
+                "due": "+15m",
+                "priority": "high",
+            }
+        ],
+    )
+    await rule(
+        "Tell owner and manager about a missed call back",
+        {"event_type": "tasks.task.overdue", "conditions": {"rule_id": call_back}},
+        [
+            {
+                "type": "notify",
+                "recipients": ["assignee", "assignee_manager"],
+                "message": "A web lead is waiting for a call back",
+            }
+        ],
+    )
+    await rule(
+        "Measurement appointment",
+        {
+            "event_type": "deals.deal.stage_changed",
+            "conditions": {"to_stage_id": stage["Measurement"]},
+        },
+        [
+            {
+                "type": "create_task",
+                "title": "Measurement",
+                "assignee": "role:measurer",
+                "due": "field:measurement_at",
+            }
+        ],
+    )
+    await rule(
+        "Price the job",
+        {
+            "event_type": "deals.deal.stage_changed",
+            "conditions": {"to_stage_id": stage["Approval"]},
+        },
+        [
+            {
+                "type": "create_task",
+                "title": "Calculate the cost and call the client within 2 hours",
+                "assignee": "owner",
+                "due": "+2h",
+            }
+        ],
+    )
+    await rule(
+        "Installation",
+        {
+            "event_type": "deals.deal.stage_changed",
+            "conditions": {"to_stage_id": stage["Installation"]},
+        },
+        [
+            {
+                "type": "create_task",
+                "title": "Install the windows",
+                "assignee": "role:installer",
+                "due": "field:installation_deadline",
+            }
+        ],
+    )
+    bad = await api.post(
+        "/v1/automations",
+        json={
+            "name": "broken",
+            "trigger": {"event_type": "deals.deal.teleported"},
+            "actions": [{"type": "create_task", "title": "x", "due": "soonish"}],
+        },
+        headers=admin,
+    )
+    assert bad.status_code == 422 and {"trigger.event_type", "actions[0].due"} <= {
+        e["field"] for e in bad.json()["errors"]
+    }
+
+    # --- a request from the website: a contact and a deal in "First call"
+    contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={
+                "first_name": "Henrike",
+                "last_name": "Brandt",
+                "source": "web_form",
+                "phones": ["0176 12345678"],
+                "address": {
+                    "street": "Lindenallee 5",
+                    "postal_code": "50968",
+                    "city": "Köln",
+                    "country": "DE",
+                },
+                "owner_id": "rep-olga",
+                "owner_team": "install",
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Six windows, Lindenallee",
+                "contact_id": contact["id"],
+                "owner_id": "rep-olga",
+                "owner_team": "install",
+                "source": "web_form",
+                "pipeline_id": pipeline["id"],
+                "stage_id": stage["First call"],
+                "amount": {"amount": "1299.90", "currency": "EUR"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+
+    async def tasks_titled(
+        title: str, headers: dict[str, str] = admin
+    ) -> list[dict[str, Any]] | None:
+        reply = await api.get("/v1/tasks", params={"deal_id": deal["id"]}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        found = [t for t in reply.json()["data"] if t["title"] == title]
+        return found or None
+
+    [call] = await eventually(
+        lambda: tasks_titled("Call the client back within 15 minutes", olga), "the call-back task"
+    )
+    assert call["assignee_id"] == "rep-olga" and call["priority"] == "high"
+    due = datetime.fromisoformat(call["due_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=14) < due - clock.now() <= timedelta(minutes=15)
+    assert call["time_zone"] == "Europe/Berlin" and call["due_local"].endswith(("+01:00", "+02:00"))
+
+    # --- nobody calls back: 16 minutes later the owner and her manager are told
+    clock.advance(system.clock_file, timedelta(minutes=16))
+
+    async def notified() -> list[Any] | None:
+        found = []
+        for envelope in await stream_events("eu", "tasks.notification.requested"):
+            if envelope.tenant_id == tenant:
+                payload = task_events.NotificationRequested()
+                envelope.payload.Unpack(payload)
+                found.append(payload)
+        return found or None
+
+    [notice] = await eventually(notified, "the overdue notification")
+    assert sorted(notice.recipient_ids) == ["mgr-max", "rep-olga"] and notice.task_id == call["id"]
+    overdue = await ok(api.get(f"/v1/tasks/{call['id']}", headers=olga))
+    assert overdue["overdue_at"]
+
+    # --- moving the deal on creates the next tasks
+    async def move(to: str, **custom: str) -> dict[str, Any]:
+        return await ok(
+            api.post(
+                f"/v1/deals/{deal['id']}/stage",
+                json={"stage_id": stage[to], "custom_fields": custom},
+                headers=olga,
+            )
+        )
+
+    await move("Measurement", measurement_at="2026-12-03T10:00")
+    [measure] = await eventually(lambda: tasks_titled("Measurement"), "the measurement task")
+    assert measure["assignee_id"] == "meas-mia"
+    assert measure["due_at"].startswith("2026-12-03T09:00:00")  # 10:00 in Berlin
+
+    await move("Approval")
+    [price] = await eventually(
+        lambda: tasks_titled("Calculate the cost and call the client within 2 hours"),
+        "the pricing task",
+    )
+    assert price["assignee_id"] == "rep-olga"
+    price_due = datetime.fromisoformat(price["due_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=119) < price_due - clock.now() <= timedelta(hours=2)
+
+    moved = await move("Payment")
+    assert [h["to_stage_id"] for h in moved["history"]][-3:] == [
+        stage["Measurement"],
+        stage["Approval"],
+        stage["Payment"],
+    ]
+    documents = await ok(api.get(f"/v1/deals/{deal['id']}/documents", headers=olga))
+    [invoice] = documents["data"]
+    html = (
+        await api.get(f"/v1/documents/{invoice['id']}", params={"format": "html"}, headers=olga)
+    ).text
+    for expected in (
+        "Henrike Brandt",
+        "Lindenallee 5",
+        "50968 Köln",
+        "Window installation",
+        "1.299,90",
+        "€",
+        "DE89 3704 0044 0532 0130 00",
+    ):
+        assert expected in html, expected
+    pdf = await api.get(f"/v1/documents/{invoice['id']}", headers=olga)
+    assert (
+        pdf.status_code == 200
+        and pdf.headers["content-type"] == "application/pdf"
+        and pdf.content.startswith(b"%PDF")
+    )
+
+    await move("Installation", installation_deadline="2026-12-20T08:00")
+    [install] = await eventually(
+        lambda: tasks_titled("Install the windows"), "the installation task"
+    )
+    assert install["assignee_id"] == "inst-ivo" and install["due_at"].startswith(
+        "2026-12-20T07:00:00"
+    )
+
+    # The measurer completes her task, late: task.completed says so.
+    done = await ok(
+        api.post(
+            f"/v1/tasks/{measure['id']}/complete",
+            headers=token_for("meas-mia", "sales_rep", "eu", tenant=tenant),
+        )
+    )
+    assert done["status"] == "done"
+
+    # --- another tenant has none of these rules: its deals create no tasks
+    other_admin = token_for("admin", "admin", "eu", tenant=f"other-{uuid.uuid4().hex[:6]}")
+    other_contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Kai", "address": {"country": "DE"}},
+            headers=other_admin,
+        ),
+        201,
+    )
+    other_deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={"title": "Door", "contact_id": other_contact["id"]},
+            headers=other_admin,
+        ),
+        201,
+    )
+    await asyncio.sleep(2)
+    reply = await api.get("/v1/tasks", params={"deal_id": other_deal["id"]}, headers=other_admin)
+    assert reply.json()["data"] == []
+    assert datetime.now(UTC) < clock.now()  # the clock really was moved
