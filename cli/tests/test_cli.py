@@ -45,7 +45,7 @@ def test_token_is_signed_with_the_local_key(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     claims = jwt.decode(
-        result.output.strip(), "local-secret", algorithms=["HS256"], audience=AUDIENCE
+        result.output.strip(), "local-secret-" + "x" * 32, algorithms=["HS256"], audience=AUDIENCE
     )
     assert (claims["tenant"], claims["sub"], claims["roles"], claims["region"], claims["team"]) == (
         "t1",
