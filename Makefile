@@ -42,7 +42,7 @@ lock: install
 	$(UV) pip compile requirements.in --generate-hashes --python-version 3.11 --no-header --quiet -o requirements.lock
 
 bench: install
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk >/dev/null 2>&1 || { apt-get update && apt-get install -y wrk; }
 	$(PYTHON) bench/contacts_bench.py
 
 clean:

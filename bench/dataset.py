@@ -13,16 +13,18 @@ caller with `COPY` (asyncpg `copy_records_to_table`).
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from unidecode import unidecode
+
 from crm_contacts.normalize import default_time_zone
 from crm_contacts.search_text import search_document
 from crm_kit.ids import new_id
-from unidecode import unidecode
 
 TENANT = "t_bench"
 
@@ -129,11 +131,14 @@ CULTURES: dict[str, tuple[list[Name], list[Name]]] = {
         _latin(
             "João", "José", "Maria", "Ana", "Luíza", "Conceição", "Antônio", "Gabriel", "Beatriz",
             "Letícia", "Júlia", "Thiago", "Mateus", "Vitória", "Sebastião", "Ana Paula",
+            "Francisco", "Paulo", "Pedro", "Lucas", "Luiz", "Carlos", "Marcos", "Rafael",
+            "Fernanda", "Camila", "Juliana", "Mariana", "Patrícia", "Aline", "Rodrigo", "Inês",
         ),
         _latin(
             "Silva", "Santos", "Oliveira", "Souza", "Gonçalves", "Araújo", "Magalhães", "Simões",
             "Assunção", "Lima", "Pereira", "Ribeiro", "Carvalho", "Conceição", "Falcão",
-            "Brandão",
+            "Brandão", "Rodrigues", "Ferreira", "Alves", "Gomes", "Martins", "Rocha", "Barbosa",
+            "Cardoso", "Teixeira", "Mendes", "Nascimento", "Moreira", "Sá", "Côrtes",
         ),
     ),
     "en": (
@@ -152,7 +157,7 @@ CULTURES: dict[str, tuple[list[Name], list[Name]]] = {
     ),
     "tr": (
         _latin("Ayşe", "Mehmet", "Emine", "Çağla", "Gökhan", "Özlem", "Şükrü"),
-        _latin("Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Aydın"),
+        _latin("Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Öztürk", "Aydın"),  # noqa: RUF001
     ),
     "hi": (
         [
@@ -321,8 +326,19 @@ EPOCH = datetime(2023, 1, 1, tzinfo=UTC)
 SPAN_SECONDS = int(timedelta(days=3 * 365).total_seconds())
 
 
+@cache
+def _cumulative(weighted: tuple[tuple[str, int], ...]) -> tuple[list[str], list[int]]:
+    values, totals, total = [], [], 0
+    for value, weight in weighted:
+        total += weight
+        values.append(value)
+        totals.append(total)
+    return values, totals
+
+
 def _pick(rng: random.Random, weighted: list[tuple[str, int]]) -> str:
-    return rng.choices([v for v, _ in weighted], weights=[w for _, w in weighted])[0]
+    values, totals = _cumulative(tuple(weighted))
+    return values[bisect.bisect_right(totals, rng.random() * totals[-1])]
 
 
 @cache
@@ -333,7 +349,8 @@ def _time_zone(country: str) -> str:
 def e164(rng: random.Random, country: str) -> str:
     code, prefixes, length = COUNTRIES[country]["phone"]
     prefix = rng.choice(prefixes)
-    rest = "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
+    width = length - len(prefix)
+    rest = str(rng.randrange(10**width)).zfill(width)
     if code == "1":  # NANP: the exchange (7th digit from the end) is 2-9
         rest = rng.choice("23456789") + rest[1:]
     return f"+{code}{prefix}{rest}"
@@ -387,7 +404,7 @@ def contact_row(rng: random.Random, region: str, owners: list[str]) -> tuple[Any
         _time_zone(country),
         info["language"],
         owner,
-        TEAMS[int(owner.rsplit('_', 1)[1]) % len(TEAMS)],
+        TEAMS[int(owner.rsplit("_", 1)[1]) % len(TEAMS)],
         _pick(rng, SOURCES),
         _pick(rng, STAGES),
         rng.sample(TAGS, rng.choice([0, 0, 1, 1, 2, 3])),
