@@ -3,3 +3,5 @@
 -- Adding a service: add its two lines here and its block in tests/docker-compose.yml.
 CREATE ROLE contacts LOGIN PASSWORD 'smoke-test-only';
 CREATE DATABASE contacts OWNER contacts;
+CREATE ROLE tasks LOGIN PASSWORD 'smoke-test-only';
+CREATE DATABASE tasks OWNER tasks;

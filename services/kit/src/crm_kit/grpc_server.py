@@ -150,7 +150,7 @@ async def serve(
     *,
     port: int,
     register: Registrar,
-    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    background: Callable[[], Sequence[Callable[[], Coroutine[Any, Any, None]]]] = lambda: (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace: float = 10.0,
     host: str = "0.0.0.0",
@@ -160,7 +160,8 @@ async def serve(
     """Runs the server until SIGTERM/SIGINT (or `stop`), then drains and shuts down.
 
     `register` adds the service's servicers and returns their full service names;
-    `background` are long-running tasks (outbox relay, consumers, schedulers).
+    `background()` lists long-running tasks (outbox relay, consumers, schedulers); it is
+    called after `register`, which may add to it.
     """
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), CrmServerInterceptor()],  # type: ignore[no-untyped-call]
@@ -184,7 +185,7 @@ async def serve(
     for name in ["", *names]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     tasks = [
-        asyncio.create_task(run(), name=getattr(run, "__name__", "task")) for run in background
+        asyncio.create_task(run(), name=getattr(run, "__name__", "task")) for run in background()
     ]
     for task in tasks:
         task.add_done_callback(_log_task_end)

@@ -108,7 +108,8 @@ async def run_server(
     await serve(
         port=settings.grpc_port,
         register=lambda server: register(server, runtime),
-        background=[relay.run, *runtime.background],
+        # A callable, so that tasks `register` adds (consumers, schedulers) are included.
+        background=lambda: [relay.run, *runtime.background],
         on_stop=close,
         grace=settings.shutdown_grace,
         host=host,

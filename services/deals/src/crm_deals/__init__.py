@@ -1,0 +1,1 @@
+"""Atlas CRM deals service: pipelines, deals and stage moves, FX rates, documents."""

@@ -1,0 +1,337 @@
+"""Pipelines: a tenant's ordered stages, each open, won or lost.
+
+Pipelines are tenant configuration, not personal data. The gateway writes the same
+pipeline into every region with the ids it chose (CreatePipeline accepts client ids),
+so a deal anywhere refers to one pipeline. The default pipeline has fixed ids
+("default", "default-qualification", ...) for the same reason: each region creates it
+on first use and all regions agree without talking to each other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.crm.deals.v1 import deals_pb2 as pb
+from crm_deals import models
+from crm_deals.convert import pipeline_to_pb
+from crm_kit.clock import now
+from crm_kit.context import Principal
+from crm_kit.errors import Conflict, FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from crm_kit.ids import new_id
+
+KINDS = ("open", "won", "lost")
+# Client-chosen ids of configuration records (generated ids match too).
+CONFIG_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TEMPLATE_KEY_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+MAX_NAME = 100
+MAX_STAGES = 50
+MAX_TIME_LIMIT_HOURS = 24 * 366
+
+DEFAULT_PIPELINE_ID = "default"
+DEFAULT_PIPELINE_NAME = "Sales"
+# (id suffix, name, win probability, kind)
+DEFAULT_STAGES = (
+    ("qualification", "Qualification", 10, "open"),
+    ("needs-analysis", "Needs analysis", 25, "open"),
+    ("proposal", "Proposal", 50, "open"),
+    ("negotiation", "Negotiation", 75, "open"),
+    ("won", "Won", 100, "won"),
+    ("lost", "Lost", 0, "lost"),
+)
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    """A pipeline with its stages in order."""
+
+    pipeline: models.Pipeline
+    stages: tuple[models.Stage, ...]
+
+    def stage(self, stage_id: str) -> models.Stage | None:
+        return next((s for s in self.stages if s.id == stage_id), None)
+
+    @property
+    def first_open(self) -> models.Stage:
+        return next(s for s in self.stages if s.kind == "open")
+
+    def to_pb(self) -> pb.Pipeline:
+        return pipeline_to_pb(self.pipeline, self.stages)
+
+
+async def _lock_tenant(session: AsyncSession, tenant_id: str) -> None:
+    """Serialises default-pipeline changes of one tenant until the transaction ends."""
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"deals.pipelines:{tenant_id}"},
+    )
+
+
+async def _load(session: AsyncSession, tenant_id: str, pipeline_id: str) -> PipelineView | None:
+    pipeline = await session.get(models.Pipeline, (tenant_id, pipeline_id))
+    if pipeline is None:
+        return None
+    stages = (
+        await session.scalars(
+            sa.select(models.Stage)
+            .where(models.Stage.tenant_id == tenant_id, models.Stage.pipeline_id == pipeline_id)
+            .order_by(models.Stage.position)
+        )
+    ).all()
+    return PipelineView(pipeline, tuple(stages))
+
+
+async def load(session: AsyncSession, tenant_id: str, pipeline_id: str) -> PipelineView:
+    """The pipeline, or the tenant's default one when `pipeline_id` is empty."""
+    if not pipeline_id:
+        return await ensure_default(session, tenant_id)
+    view = await _load(session, tenant_id, pipeline_id)
+    if view is None:
+        raise NotFound(f"pipeline {pipeline_id} not found")
+    return view
+
+
+async def ensure_default(session: AsyncSession, tenant_id: str) -> PipelineView:
+    """The tenant's default pipeline, created with the standard stages on first use."""
+    found = await session.scalar(
+        sa.select(models.Pipeline.id).where(
+            models.Pipeline.tenant_id == tenant_id, models.Pipeline.is_default
+        )
+    )
+    if found is None:
+        await _lock_tenant(session, tenant_id)
+        found = await session.scalar(
+            sa.select(models.Pipeline.id).where(
+                models.Pipeline.tenant_id == tenant_id, models.Pipeline.is_default
+            )
+        )
+    if found is not None:
+        view = await _load(session, tenant_id, found)
+        assert view is not None
+        return view
+    # An admin may have created a pipeline called "default" that is not the default.
+    existing = await _load(session, tenant_id, DEFAULT_PIPELINE_ID)
+    if existing is not None:
+        existing.pipeline.is_default = True
+        await session.flush()
+        return existing
+    session.add(
+        models.Pipeline(
+            tenant_id=tenant_id,
+            id=DEFAULT_PIPELINE_ID,
+            name=DEFAULT_PIPELINE_NAME,
+            is_default=True,
+            created_at=now(),
+        )
+    )
+    await session.flush()
+    session.add_all(
+        models.Stage(
+            tenant_id=tenant_id,
+            id=f"{DEFAULT_PIPELINE_ID}-{suffix}",
+            pipeline_id=DEFAULT_PIPELINE_ID,
+            name=name,
+            position=position,
+            win_probability=probability,
+            time_limit_hours=0,
+            kind=kind,
+            document_template_key="",
+        )
+        for position, (suffix, name, probability, kind) in enumerate(DEFAULT_STAGES)
+    )
+    await session.flush()
+    view = await _load(session, tenant_id, DEFAULT_PIPELINE_ID)
+    assert view is not None
+    return view
+
+
+async def list_pipelines(session: AsyncSession, principal: Principal) -> pb.ListPipelinesResponse:
+    await ensure_default(session, principal.tenant_id)
+    pipelines = (
+        await session.scalars(
+            sa.select(models.Pipeline)
+            .where(models.Pipeline.tenant_id == principal.tenant_id)
+            .order_by(models.Pipeline.is_default.desc(), models.Pipeline.created_at)
+        )
+    ).all()
+    stages = (
+        await session.scalars(
+            sa.select(models.Stage).where(models.Stage.tenant_id == principal.tenant_id)
+        )
+    ).all()
+    by_pipeline: dict[str, list[models.Stage]] = {}
+    for stage in stages:
+        by_pipeline.setdefault(stage.pipeline_id, []).append(stage)
+    return pb.ListPipelinesResponse(
+        pipelines=[pipeline_to_pb(p, by_pipeline.get(p.id, [])) for p in pipelines]
+    )
+
+
+async def get_pipeline(
+    session: AsyncSession, principal: Principal, pipeline_id: str
+) -> pb.Pipeline:
+    return (await load(session, principal.tenant_id, pipeline_id)).to_pb()
+
+
+def _validate_id(value: str, field: str, violations: list[FieldViolation]) -> None:
+    if value and not CONFIG_ID_RE.match(value):
+        violations.append(
+            FieldViolation(field, "1 to 64 letters, digits, '_' or '-' (or empty to generate)")
+        )
+
+
+def validate_stages(stages: Sequence[pb.Stage], violations: list[FieldViolation]) -> None:
+    if len(stages) < 2:
+        violations.append(FieldViolation("stages", "a pipeline needs at least two stages"))
+    if len(stages) > MAX_STAGES:
+        violations.append(FieldViolation("stages", f"at most {MAX_STAGES} stages"))
+    names: set[str] = set()
+    ids: set[str] = set()
+    for i, stage in enumerate(stages):
+        field = f"stages[{i}]"
+        _validate_id(stage.id, f"{field}.id", violations)
+        if stage.id and stage.id in ids:
+            violations.append(FieldViolation(f"{field}.id", "used by another stage"))
+        ids.add(stage.id)
+        name = " ".join(stage.name.split())
+        if not name:
+            violations.append(FieldViolation(f"{field}.name", "required"))
+        elif len(name) > MAX_NAME:
+            violations.append(FieldViolation(f"{field}.name", f"at most {MAX_NAME} characters"))
+        elif name.casefold() in names:
+            violations.append(FieldViolation(f"{field}.name", "another stage has this name"))
+        names.add(name.casefold())
+        if not 0 <= stage.win_probability <= 100:
+            violations.append(FieldViolation(f"{field}.win_probability", "between 0 and 100"))
+        if not 0 <= stage.time_limit_hours <= MAX_TIME_LIMIT_HOURS:
+            violations.append(
+                FieldViolation(
+                    f"{field}.time_limit_hours",
+                    f"between 0 (no limit) and {MAX_TIME_LIMIT_HOURS}",
+                )
+            )
+        if (stage.kind or "open") not in KINDS:
+            violations.append(FieldViolation(f"{field}.kind", f"one of {', '.join(KINDS)}"))
+        key = stage.document_template_key
+        if key and not TEMPLATE_KEY_RE.match(key):
+            violations.append(
+                FieldViolation(
+                    f"{field}.document_template_key", "lower-case letters, digits, '_' or '-'"
+                )
+            )
+    kinds = [stage.kind or "open" for stage in stages]
+    for kind in KINDS:
+        if len(stages) >= 2 and kind not in kinds:
+            violations.append(FieldViolation("stages", f"needs at least one {kind} stage"))
+
+
+def _same_definition(view: PipelineView, name: str, msg: pb.Pipeline) -> bool:
+    def shape(stage: pb.Stage | models.Stage) -> tuple[object, ...]:
+        return (
+            stage.id,
+            " ".join(stage.name.split()),
+            stage.win_probability,
+            stage.time_limit_hours,
+            stage.kind or "open",
+            stage.document_template_key,
+        )
+
+    return (
+        view.pipeline.name == name
+        and view.pipeline.is_default == msg.is_default
+        and [shape(s) for s in view.stages] == [shape(s) for s in msg.stages]
+    )
+
+
+async def create_pipeline(
+    session: AsyncSession, principal: Principal, region: str, msg: pb.Pipeline
+) -> pb.Pipeline:
+    if not principal.has_role("admin"):
+        raise PermissionDenied("only admins configure pipelines")
+    violations: list[FieldViolation] = []
+    _validate_id(msg.id, "id", violations)
+    name = " ".join(msg.name.split())
+    if not name:
+        violations.append(FieldViolation("name", "required"))
+    elif len(name) > MAX_NAME:
+        violations.append(FieldViolation("name", f"at most {MAX_NAME} characters"))
+    validate_stages(msg.stages, violations)
+    if violations:
+        raise InvalidArgument(violations)
+
+    tenant_id = principal.tenant_id
+    await _lock_tenant(session, tenant_id)
+    pipeline_id = msg.id or new_id(region)
+    existing = await _load(session, tenant_id, pipeline_id)
+    if existing is not None:
+        # The gateway may repeat a region's write after a partial failure: the same
+        # definition again is a success, a different one a conflict.
+        if _same_definition(existing, name, msg):
+            return existing.to_pb()
+        raise Conflict(f"pipeline {pipeline_id} already exists with another definition")
+    stage_ids = [stage.id or new_id(region) for stage in msg.stages]
+    taken = set(
+        await session.scalars(
+            sa.select(models.Stage.id).where(
+                models.Stage.tenant_id == tenant_id, models.Stage.id.in_(stage_ids)
+            )
+        )
+    )
+    if taken:
+        raise InvalidArgument(
+            [
+                FieldViolation(f"stages[{i}].id", "already used by another pipeline")
+                for i, stage_id in enumerate(stage_ids)
+                if stage_id in taken
+            ]
+        )
+    if msg.is_default:
+        await session.execute(
+            sa.update(models.Pipeline)
+            .where(models.Pipeline.tenant_id == tenant_id, models.Pipeline.is_default)
+            .values(is_default=False)
+        )
+    session.add(
+        models.Pipeline(
+            tenant_id=tenant_id,
+            id=pipeline_id,
+            name=name,
+            is_default=msg.is_default,
+            created_at=now(),
+        )
+    )
+    await session.flush()
+    # Positions are the order of the list (whatever `position` the client sent).
+    session.add_all(
+        models.Stage(
+            tenant_id=tenant_id,
+            id=stage_id,
+            pipeline_id=pipeline_id,
+            name=" ".join(stage.name.split()),
+            position=position,
+            win_probability=stage.win_probability,
+            time_limit_hours=stage.time_limit_hours,
+            kind=stage.kind or "open",
+            document_template_key=stage.document_template_key,
+        )
+        for position, (stage_id, stage) in enumerate(zip(stage_ids, msg.stages, strict=True))
+    )
+    await session.flush()
+    view = await _load(session, tenant_id, pipeline_id)
+    assert view is not None
+    return view.to_pb()
+
+
+async def stage_names(session: AsyncSession, tenant_id: str, stage_ids: set[str]) -> dict[str, str]:
+    if not stage_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(models.Stage.id, models.Stage.name).where(
+            models.Stage.tenant_id == tenant_id, models.Stage.id.in_(stage_ids)
+        )
+    )
+    return {stage_id: name for stage_id, name in rows.tuples()}

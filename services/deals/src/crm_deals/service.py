@@ -1,0 +1,306 @@
+"""gRPC servicers of the deals service: thin adapters from requests to the domain."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.crm.deals.v1 import deals_pb2 as pb
+from crm_api.crm.deals.v1 import deals_pb2_grpc
+from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from crm_deals import board, deals, documents, fx, handlers, pipelines, privacy
+from crm_deals.links import ContactsDirectory
+from crm_kit.context import Principal, current_principal
+from crm_kit.db import transaction
+from crm_kit.errors import InvalidArgument
+from crm_kit.requests import audit_cross_region, idempotent
+from crm_kit.runtime import Runtime
+
+M = TypeVar("M", bound=Message)
+
+
+def caller() -> Principal:
+    principal = current_principal()
+    if principal is None or not principal.tenant_id:
+        raise InvalidArgument.single("metadata", "x-crm-tenant and x-crm-user are required")
+    return principal
+
+
+class _Base:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.region = runtime.region
+        self.regions = runtime.settings.regions
+        self.directory = ContactsDirectory(runtime.peers)
+
+    async def read(
+        self, action: str, record_id: str, work: Callable[[AsyncSession], Awaitable[M]]
+    ) -> M:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            result = await work(session)
+            await audit_cross_region(session, principal, self.region, action, record_id)
+            return result
+
+    async def write(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        action: str,
+        record_id: Callable[[M], str],
+        work: Callable[[AsyncSession], Awaitable[M]],
+    ) -> M:
+        principal = caller()
+
+        async def audited(session: AsyncSession) -> M:
+            result = await work(session)
+            await audit_cross_region(session, principal, self.region, action, record_id(result))
+            return result
+
+        return await idempotent(
+            self.runtime.sessions, principal, method, request, response_type, audited
+        )
+
+    async def configure(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        work: Callable[[AsyncSession], Awaitable[M]],
+    ) -> M:
+        # Tenant configuration, not personal data: written to every region, not audited.
+        return await idempotent(
+            self.runtime.sessions, caller(), method, request, response_type, work
+        )
+
+
+class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):
+    # ------------------------------------------------------------ pipelines
+
+    async def ListPipelines(
+        self, request: pb.ListPipelinesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPipelinesResponse:
+        principal = caller()
+        return await self.read(
+            "pipeline.list", "*", lambda s: pipelines.list_pipelines(s, principal)
+        )
+
+    async def GetPipeline(
+        self, request: pb.GetPipelineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Pipeline:
+        principal = caller()
+        return await self.read(
+            "pipeline.read", request.id, lambda s: pipelines.get_pipeline(s, principal, request.id)
+        )
+
+    async def CreatePipeline(
+        self, request: pb.CreatePipelineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Pipeline:
+        principal = caller()
+        return await self.configure(
+            "CreatePipeline",
+            request,
+            pb.Pipeline,
+            lambda s: pipelines.create_pipeline(s, principal, self.region, request.pipeline),
+        )
+
+    # ------------------------------------------------------------ deals
+
+    async def CreateDeal(
+        self, request: pb.CreateDealRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Deal:
+        principal = caller()
+        return await self.write(
+            "CreateDeal",
+            request,
+            pb.Deal,
+            "deal.create",
+            lambda d: d.id,
+            lambda s: deals.create_deal(
+                s, principal, self.region, self.runtime.outbox, self.directory, request.deal
+            ),
+        )
+
+    async def GetDeal(
+        self, request: pb.GetDealRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Deal:
+        principal = caller()
+        return await self.read(
+            "deal.read", request.id, lambda s: deals.get_deal(s, principal, request.id)
+        )
+
+    async def UpdateDeal(
+        self, request: pb.UpdateDealRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Deal:
+        principal = caller()
+        return await self.write(
+            "UpdateDeal",
+            request,
+            pb.Deal,
+            "deal.update",
+            lambda d: d.id,
+            lambda s: deals.update_deal(
+                s,
+                principal,
+                self.region,
+                self.directory,
+                request.deal,
+                list(request.update_mask.paths),
+            ),
+        )
+
+    async def ListDeals(
+        self, request: pb.ListDealsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDealsResponse:
+        principal = caller()
+        return await self.read("deal.list", "*", lambda s: deals.list_deals(s, principal, request))
+
+    async def MoveDeal(
+        self, request: pb.MoveDealRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Deal:
+        principal = caller()
+        return await self.write(
+            "MoveDeal",
+            request,
+            pb.Deal,
+            "deal.move",
+            lambda d: d.id,
+            lambda s: deals.move_deal(s, principal, self.runtime.outbox, self.directory, request),
+        )
+
+    async def GetBoard(
+        self, request: pb.GetBoardRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Board:
+        principal = caller()
+        return await self.read(
+            "deal.board",
+            request.pipeline_id or "*",
+            lambda s: board.get_board(s, principal, request),
+        )
+
+    # ------------------------------------------------------------ exchange rates, settings
+
+    async def PutExchangeRate(
+        self, request: pb.PutExchangeRateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExchangeRate:
+        principal = caller()
+        return await self.configure(
+            "PutExchangeRate",
+            request,
+            pb.ExchangeRate,
+            lambda s: fx.put_rate(s, principal, request.rate),
+        )
+
+    async def ListExchangeRates(
+        self, request: pb.ListExchangeRatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListExchangeRatesResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await fx.list_rates(session, principal)
+
+    async def GetDealSettings(
+        self, request: pb.GetDealSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DealSettings:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await fx.get_settings(session, principal)
+
+    async def PutDealSettings(
+        self, request: pb.PutDealSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DealSettings:
+        principal = caller()
+        return await self.configure(
+            "PutDealSettings",
+            request,
+            pb.DealSettings,
+            lambda s: fx.put_settings(s, principal, request.settings),
+        )
+
+    # ------------------------------------------------------------ documents
+
+    async def PutDocumentTemplate(
+        self, request: pb.PutDocumentTemplateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DocumentTemplate:
+        principal = caller()
+        return await self.configure(
+            "PutDocumentTemplate",
+            request,
+            pb.DocumentTemplate,
+            lambda s: documents.put_template(s, principal, request.template),
+        )
+
+    async def ListDocumentTemplates(
+        self, request: pb.ListDocumentTemplatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDocumentTemplatesResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await documents.list_templates(session, principal)
+
+    async def GenerateDocument(
+        self, request: pb.GenerateDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Document:
+        principal = caller()
+        return await self.write(
+            "GenerateDocument",
+            request,
+            pb.Document,
+            "document.generate",
+            lambda d: d.deal_id,
+            lambda s: documents.generate_document(
+                s, principal, self.runtime.outbox, self.directory, request
+            ),
+        )
+
+    async def ListDocuments(
+        self, request: pb.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDocumentsResponse:
+        principal = caller()
+        return await self.read(
+            "document.list",
+            request.deal_id,
+            lambda s: documents.list_documents(s, principal, request.deal_id),
+        )
+
+    async def GetDocumentContent(
+        self, request: pb.GetDocumentContentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DocumentContent:
+        principal = caller()
+        return await self.read(
+            "document.read",
+            request.id,
+            lambda s: documents.get_content(s, principal, request.id, request.format),
+        )
+
+
+class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
+    async def ExportSubject(
+        self, request: privacy_pb2.ExportSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> privacy_pb2.ExportSubjectResponse:
+        principal = caller()
+        return await self.read(
+            "privacy.export",
+            request.contact_id,
+            lambda s: privacy.export_subject(s, principal, request.contact_id),
+        )
+
+    async def EraseSubject(
+        self, request: privacy_pb2.EraseSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> privacy_pb2.EraseSubjectResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await privacy.erase_subject(session, principal, request.contact_id)
+
+
+def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
+    deals_pb2_grpc.add_DealsServiceServicer_to_server(DealsServicer(runtime), server)
+    privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
+    runtime.background.append(handlers.consumer(runtime).run)
+    return [
+        pb.DESCRIPTOR.services_by_name["DealsService"].full_name,
+        privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+    ]
