@@ -107,7 +107,7 @@ def stream_events(system: Cluster):  # type: ignore[no-untyped-def]
             while total > 0:
                 try:
                     batch = await subscription.fetch(500, timeout=1)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):
                     break
                 for message in batch:
                     envelopes.append(unpack_envelope(message.data))

@@ -26,7 +26,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals")
+SERVICES = ("contacts", "deals", "tasks")
 # Which services each service calls (same region only).
 PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
 BIN = Path(sys.executable).parent

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from google.protobuf import field_mask_pb2
-from ulid import ULID
 
 from crm_api.crm.directory.v1 import directory_pb2
 from crm_api.crm.tasks.v1 import tasks_pb2 as pb
@@ -21,6 +20,7 @@ from crm_gateway.access import (
 )
 from crm_gateway.pagination import Hit, merged_page
 from crm_gateway.problems import invalid
+from crm_kit.ids import new_id
 
 router = APIRouter()
 
@@ -166,7 +166,8 @@ async def create_rule(
 ) -> dict[str, Any]:
     require_role(who, "admin", "manager")
     # One id in every region: the rule is tenant configuration that every cell applies.
-    rule = _rule(body, f"rule_{str(ULID()).lower()}")
+    # (Written with the author's region as prefix; the rule itself applies everywhere.)
+    rule = _rule(body, new_id(who.principal.home_region))
 
     async def create(region: str, metadata: Any) -> Any:
         return await _stub(who, region).CreateAutomationRule(

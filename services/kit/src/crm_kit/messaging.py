@@ -321,7 +321,8 @@ class Consumer:
             while True:
                 try:
                     messages = await subscription.fetch(self.batch, timeout=1)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # nats-py raises either, depending on where the wait ended.
                     continue
                 except asyncio.CancelledError:
                     raise
