@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 import grpc
@@ -14,56 +14,17 @@ from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2, policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_contacts import companies, contacts, custom_field_defs, policy, privacy, timeline
-from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
-from crm_kit.errors import InvalidArgument, PermissionDenied
-from crm_kit.requests import audit_cross_region, idempotent
+from crm_kit.errors import PermissionDenied
+from crm_kit.requests import idempotent
 from crm_kit.runtime import Runtime
+from crm_kit.servicer import ServicerBase, caller
 
 M = TypeVar("M", bound=Message)
 
 
-def caller() -> Principal:
-    principal = current_principal()
-    if principal is None or not principal.tenant_id:
-        raise InvalidArgument.single("metadata", "x-crm-tenant and x-crm-user are required")
-    return principal
-
-
-class _Base:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.region = runtime.region
-        self.regions = runtime.settings.regions
-
-    async def read(
-        self, action: str, record_id: str, work: Callable[[AsyncSession], Awaitable[M]]
-    ) -> M:
-        principal = caller()
-        async with transaction(self.runtime.sessions) as session:
-            result = await work(session)
-            await audit_cross_region(session, principal, self.region, action, record_id)
-            return result
-
-    async def write(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[M],
-        action: str,
-        record_id: Callable[[M], str],
-        work: Callable[[AsyncSession], Awaitable[M]],
-    ) -> M:
-        principal = caller()
-
-        async def audited(session: AsyncSession) -> M:
-            result = await work(session)
-            await audit_cross_region(session, principal, self.region, action, record_id(result))
-            return result
-
-        return await idempotent(
-            self.runtime.sessions, principal, method, request, response_type, audited
-        )
+class _Base(ServicerBase):
+    """The shared servicer behaviour (crm_kit.servicer)."""
 
 
 class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):

@@ -2,81 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_deals import board, deals, documents, fx, handlers, pipelines, privacy
 from crm_deals.links import ContactsDirectory
-from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
-from crm_kit.errors import InvalidArgument
-from crm_kit.requests import audit_cross_region, idempotent
 from crm_kit.runtime import Runtime
+from crm_kit.servicer import ServicerBase, caller
 
 M = TypeVar("M", bound=Message)
 
 
-def caller() -> Principal:
-    principal = current_principal()
-    if principal is None or not principal.tenant_id:
-        raise InvalidArgument.single("metadata", "x-crm-tenant and x-crm-user are required")
-    return principal
-
-
-class _Base:
+class _Base(ServicerBase):
     def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.region = runtime.region
-        self.regions = runtime.settings.regions
+        super().__init__(runtime)
         self.directory = ContactsDirectory(runtime.peers)
-
-    async def read(
-        self, action: str, record_id: str, work: Callable[[AsyncSession], Awaitable[M]]
-    ) -> M:
-        principal = caller()
-        async with transaction(self.runtime.sessions) as session:
-            result = await work(session)
-            await audit_cross_region(session, principal, self.region, action, record_id)
-            return result
-
-    async def write(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[M],
-        action: str,
-        record_id: Callable[[M], str],
-        work: Callable[[AsyncSession], Awaitable[M]],
-    ) -> M:
-        principal = caller()
-
-        async def audited(session: AsyncSession) -> M:
-            result = await work(session)
-            await audit_cross_region(session, principal, self.region, action, record_id(result))
-            return result
-
-        return await idempotent(
-            self.runtime.sessions, principal, method, request, response_type, audited
-        )
-
-    async def configure(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[M],
-        work: Callable[[AsyncSession], Awaitable[M]],
-    ) -> M:
-        # Tenant configuration, not personal data: written to every region, not audited.
-        return await idempotent(
-            self.runtime.sessions, caller(), method, request, response_type, work
-        )
 
 
 class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):

@@ -3,23 +3,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.directory.v1 import directory_pb2, directory_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_api.crm.tasks.v1 import tasks_pb2 as pb
 from crm_api.crm.tasks.v1 import tasks_pb2_grpc
-from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
-from crm_kit.errors import InvalidArgument
 from crm_kit.messaging import Consumer
-from crm_kit.requests import audit_cross_region, idempotent
+from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
+from crm_kit.servicer import ServicerBase, caller
 from crm_tasks import automation, directory, privacy, rules, tasks
 from crm_tasks.scheduler import Scheduler
 from crm_tasks.settings import TasksSettings
@@ -28,59 +26,8 @@ M = TypeVar("M", bound=Message)
 Job = Callable[[], Coroutine[Any, Any, None]]
 
 
-def caller() -> Principal:
-    principal = current_principal()
-    if principal is None or not principal.tenant_id:
-        raise InvalidArgument.single("metadata", "x-crm-tenant and x-crm-user are required")
-    return principal
-
-
-class _Base:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.region = runtime.region
-
-    async def read(
-        self, action: str, record_id: str, work: Callable[[AsyncSession], Awaitable[M]]
-    ) -> M:
-        principal = caller()
-        async with transaction(self.runtime.sessions) as session:
-            result = await work(session)
-            await audit_cross_region(session, principal, self.region, action, record_id)
-            return result
-
-    async def write(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[M],
-        action: str,
-        record_id: Callable[[M], str],
-        work: Callable[[AsyncSession], Awaitable[M]],
-    ) -> M:
-        principal = caller()
-
-        async def audited(session: AsyncSession) -> M:
-            result = await work(session)
-            await audit_cross_region(session, principal, self.region, action, record_id(result))
-            return result
-
-        return await idempotent(
-            self.runtime.sessions, principal, method, request, response_type, audited
-        )
-
-    async def configure(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[M],
-        work: Callable[[AsyncSession], Awaitable[M]],
-    ) -> M:
-        """Tenant configuration (rules, directory): no personal data of contacts, written
-        to every region by the gateway, so idempotent but not audited as a transfer."""
-        return await idempotent(
-            self.runtime.sessions, caller(), method, request, response_type, work
-        )
+class _Base(ServicerBase):
+    """The shared servicer behaviour (crm_kit.servicer)."""
 
 
 class TasksServicer(_Base, tasks_pb2_grpc.TasksServiceServicer):
