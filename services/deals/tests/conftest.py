@@ -170,7 +170,7 @@ def deals_events(deals_system: Cluster) -> Callable[[str, str], Awaitable[list[A
             while total > 0:
                 try:
                     batch = await subscription.fetch(500, timeout=1)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either
                     break
                 for message in batch:
                     envelopes.append(unpack_envelope(message.data))
