@@ -29,6 +29,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 SERVICES = ("contacts", "deals", "tasks")
 # Which services each service calls (same region only).
 PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
+# The services whose PrivacyService the contacts privacy-request orchestrator calls
+# (crm_contacts.privacy_requests): add a service holding personal data here.
+PEERS["contacts"] = ("deals", "tasks")
 BIN = Path(sys.executable).parent
 
 
@@ -301,6 +304,9 @@ class Cluster:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
 
     def start_services(self) -> None:
+        # Every endpoint is known before any process starts: peers may call each other
+        # both ways (contacts orchestrates deals' and tasks' Privacy APIs).
+        planned: list[tuple[str, str, int, int]] = []
         for i, service in enumerate(self.config.services):
             for j, region in enumerate(self.config.regions):
                 port = self.config.grpc_base + 10 * i + j if self.config.grpc_base else free_port()
@@ -308,15 +314,17 @@ class Cluster:
                 metrics_port = port + 1000 if self.config.grpc_base else free_port()
                 self.endpoints.setdefault(service, {})[region] = f"127.0.0.1:{port}"
                 self.metrics_endpoints[f"{service}-{region}"] = f"127.0.0.1:{metrics_port}"
-                process = Process(
-                    name=f"{service}-{region}",
-                    command=[sys.executable, "-m", f"crm_{service}", "serve"],
-                    env=self.service_env(service, region, port, metrics_port),
-                    port=port,
-                    kind="grpc",
-                )
-                process.start(self.log_dir)
-                self.processes.append(process)
+                planned.append((service, region, port, metrics_port))
+        for service, region, port, metrics_port in planned:
+            process = Process(
+                name=f"{service}-{region}",
+                command=[sys.executable, "-m", f"crm_{service}", "serve"],
+                env=self.service_env(service, region, port, metrics_port),
+                port=port,
+                kind="grpc",
+            )
+            process.start(self.log_dir)
+            self.processes.append(process)
         gateway_port = self.config.gateway_port or free_port()
         self.gateway = Process(
             name="gateway",

@@ -7,6 +7,8 @@ target service writes an audit record for it.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +16,17 @@ from typing import Any
 import grpc
 from fastapi import Depends, Header, Request
 
+from crm_api.crm.compliance.v1 import privacy_requests_pb2
 from crm_api.crm.policy.v1 import policy_pb2
 from crm_gateway.clients import Clients
 from crm_gateway.problems import Problem, invalid
 from crm_kit.auth import InvalidToken, TokenVerifier
 from crm_kit.context import Principal
 from crm_kit.ids import is_valid_id
+
+log = logging.getLogger(__name__)
+# Roles whose logins the audit trail records.
+ELEVATED_ROLES = ("admin", "compliance_officer")
 
 
 @dataclass
@@ -71,6 +78,33 @@ class Gateway:
         self.timeout = timeout
         self.policy_cache_seconds = policy_cache_seconds
         self._policies: dict[str, tuple[float, policy_pb2.TenantPolicy]] = {}
+        # Tokens with an elevated role whose login this replica has recorded.
+        self._elevated_seen: set[str] = set()
+
+    async def record_elevated_login(self, principal: Principal, token: str) -> None:
+        """Audits a login with an elevated role (admin, compliance officer) once per token
+        per gateway replica; contacts also skips a token it has already recorded, so
+        several replicas leave one record. A failure is logged, never blocks the call."""
+        if not principal.has_role(*ELEVATED_ROLES) or not principal.home_region:
+            return
+        token_hash = hashlib.sha256(token.encode()).hexdigest()
+        if token_hash in self._elevated_seen:
+            return
+        try:
+            stub = self.clients.stub("contacts", "privacy_requests", principal.home_region)
+            await stub.RecordElevatedLogin(
+                privacy_requests_pb2.RecordElevatedLoginRequest(
+                    token_hash=token_hash, roles=list(principal.roles)
+                ),
+                metadata=principal.to_metadata(),
+                timeout=self.timeout,
+            )
+        except (grpc.aio.AioRpcError, Problem):
+            log.warning("could not record an elevated login; retried on the next request")
+            return
+        if len(self._elevated_seen) > 100_000:
+            self._elevated_seen.clear()
+        self._elevated_seen.add(token_hash)
 
     async def policy(self, principal: Principal) -> policy_pb2.TenantPolicy:
         """The tenant's policy as stored in the caller's home region (briefly cached)."""
@@ -130,6 +164,7 @@ async def caller(
         raise Problem(
             401, "Unauthorized", f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
         ) from exc
+    await gateway.record_elevated_login(principal, authorization.split(" ", 1)[1].strip())
     return Caller(principal=principal, gateway=gateway)
 
 

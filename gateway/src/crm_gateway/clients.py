@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from crm_api.crm.compliance.v1 import privacy_requests_pb2_grpc
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.directory.v1 import directory_pb2_grpc
@@ -24,6 +25,7 @@ STUBS: dict[str, dict[str, Callable[[grpc.aio.Channel], Any]]] = {
         "contacts": contacts_pb2_grpc.ContactsServiceStub,
         "policy": policy_pb2_grpc.PolicyServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+        "privacy_requests": privacy_requests_pb2_grpc.PrivacyRequestsServiceStub,
     },
     "deals": {
         "deals": deals_pb2_grpc.DealsServiceStub,

@@ -174,6 +174,106 @@ class TenantPolicy(Base):
     default_region: Mapped[str] = mapped_column(sa.Text)
     residency_overrides: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     access_grants: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    # [{"rule": "delete_inactive_leads", "after_months": 24}, ...]
+    retention_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
     updated_by: Mapped[str] = mapped_column(sa.Text, default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class TenantPolicyVersion(Base):
+    """Every version of the tenant's policy: who changed what, and when."""
+
+    __tablename__ = "tenant_policy_versions"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    version: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    changes: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    changed_by: Mapped[str] = mapped_column(sa.Text)
+    changed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class PrivacyRequest(Base):
+    """A data-subject request (export, erasure, rectification) and its progress."""
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    kind: Mapped[str] = mapped_column(sa.Text)
+    contact_id: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.Text, default="received")
+    law: Mapped[str] = mapped_column(sa.Text)
+    due_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    reminder_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    requested_by: Mapped[str] = mapped_column(sa.Text)
+    # Rectification only, cleared once applied (it is personal data).
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    rectified_fields: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    receipt: Mapped[str] = mapped_column(sa.Text, default="")
+    receipt_signature: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.Index("ix_privacy_requests_tenant_created", "tenant_id", "created_at"),
+        sa.Index(
+            "ix_privacy_requests_reminder",
+            "reminder_at",
+            postgresql_where=sa.text("reminder_sent_at IS NULL AND status <> 'completed'"),
+        ),
+    )
+
+
+class LegalHold(Base):
+    """A contact whose data must be kept (litigation, investigation): blocks erasure."""
+
+    __tablename__ = "legal_holds"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    contact_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    set_by: Mapped[str] = mapped_column(sa.Text)
+    set_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class TenantKey(Base):
+    """The tenant's Ed25519 key in this region: signs erasure receipts."""
+
+    __tablename__ = "tenant_keys"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    private_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class ContactAlias(Base):
+    """An old id of a relocated contact, so that old links still resolve."""
+
+    __tablename__ = "contact_aliases"
+
+    old_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    new_id: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class RetentionRun(Base):
+    """What one application of a retention rule did (visible to compliance officers)."""
+
+    __tablename__ = "retention_runs"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    rule: Mapped[str] = mapped_column(sa.Text)
+    ran_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    affected: Mapped[int] = mapped_column(sa.Integer, default=0)
+    record_ids: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+
+    __table_args__ = (sa.Index("ix_retention_runs_tenant_ran", "tenant_id", "ran_at"),)

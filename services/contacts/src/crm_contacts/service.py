@@ -9,11 +9,22 @@ import grpc
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.crm.compliance.v1 import privacy_requests_pb2 as requests_pb
+from crm_api.crm.compliance.v1 import privacy_requests_pb2_grpc
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2, policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from crm_contacts import companies, contacts, custom_field_defs, policy, privacy, timeline
+from crm_contacts import (
+    companies,
+    contacts,
+    custom_field_defs,
+    policy,
+    privacy,
+    privacy_requests,
+    timeline,
+)
+from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
 from crm_kit.requests import idempotent
@@ -279,7 +290,108 @@ class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
             )
 
 
+class PrivacyRequestsServicer(_Base, privacy_requests_pb2_grpc.PrivacyRequestsServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.requests = privacy_requests.PrivacyRequests(runtime)
+
+    async def CreatePrivacyRequest(
+        self, request: requests_pb.CreatePrivacyRequestRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.PrivacyRequest:
+        principal = caller()
+        created = await idempotent(
+            self.runtime.sessions,
+            principal,
+            "CreatePrivacyRequest",
+            request,
+            requests_pb.PrivacyRequest,
+            lambda s: self.requests.create(s, principal, request),
+        )
+        # Runs in the call: every step is a short in-region call. A replayed
+        # Idempotency-Key finds the request already run and returns its state.
+        await self.requests.run(principal, created.id)
+        return await self.requests.get(principal, created.id)
+
+    async def GetPrivacyRequest(
+        self, request: requests_pb.GetPrivacyRequestRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.PrivacyRequest:
+        return await self.requests.get(caller(), request.id)
+
+    async def ListPrivacyRequests(
+        self, request: requests_pb.ListPrivacyRequestsRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.ListPrivacyRequestsResponse:
+        return await self.requests.list(caller(), request.status)
+
+    async def RetryPrivacyRequest(
+        self, request: requests_pb.RetryPrivacyRequestRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.PrivacyRequest:
+        principal = caller()
+        privacy_requests.require_officer(principal)
+        await self.requests.run(principal, request.id, retry=True)
+        return await self.requests.get(principal, request.id)
+
+    async def DownloadExport(
+        self, request: requests_pb.DownloadExportRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.DownloadExportResponse:
+        return await self.requests.download(caller(), request.id)
+
+    async def VerifyReceipt(
+        self, request: requests_pb.VerifyReceiptRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.VerifyReceiptResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await privacy_requests.verify_receipt(
+                session, principal, request.receipt, request.signature
+            )
+
+    async def FindSubjects(
+        self, request: requests_pb.FindSubjectsRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.FindSubjectsResponse:
+        principal = caller()
+        return await self.read(
+            "privacy.find_subject",
+            "*",
+            lambda s: privacy_requests.find_subjects(s, principal, request.email, request.phone),
+        )
+
+    async def SetLegalHold(
+        self, request: requests_pb.SetLegalHoldRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.LegalHold:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await privacy_requests.set_legal_hold(
+                session, principal, self.region, request.contact_id, request.reason
+            )
+
+    async def ClearLegalHold(
+        self, request: requests_pb.ClearLegalHoldRequest, context: grpc.aio.ServicerContext
+    ) -> requests_pb.ClearLegalHoldResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            await privacy_requests.clear_legal_hold(
+                session, principal, self.region, request.contact_id
+            )
+        return requests_pb.ClearLegalHoldResponse()
+
+    async def RecordElevatedLogin(
+        self,
+        request: requests_pb.RecordElevatedLoginRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> requests_pb.RecordElevatedLoginResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            recorded = await privacy_requests.record_elevated_login(
+                session, principal, self.region, request.token_hash, list(request.roles)
+            )
+        return requests_pb.RecordElevatedLoginResponse(recorded=recorded)
+
+
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
+    privacy_requests_pb2_grpc.add_PrivacyRequestsServiceServicer_to_server(
+        PrivacyRequestsServicer(runtime), server
+    )
+    runtime.residency_counter = privacy_requests.count_contacts
+    runtime.background.append(ComplianceScheduler(runtime).run)
     contacts_pb2_grpc.add_ContactsServiceServicer_to_server(ContactsServicer(runtime), server)
     policy_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
@@ -287,4 +399,5 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         pb.DESCRIPTOR.services_by_name["ContactsService"].full_name,
         policy_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+        requests_pb.DESCRIPTOR.services_by_name["PrivacyRequestsService"].full_name,
     ]

@@ -13,6 +13,7 @@ from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_deals import board, deals, documents, fx, handlers, pipelines, privacy
 from crm_deals.links import ContactsDirectory
+from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
@@ -244,6 +245,8 @@ class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
+    # Residency proof: deals per region of their contact (crm_kit.audit).
+    runtime.subject_tables.append(SubjectTable("deal", "deals"))
     deals_pb2_grpc.add_DealsServiceServicer_to_server(DealsServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     runtime.background.append(handlers.consumer(runtime).run)

@@ -128,5 +128,10 @@ audit_table = sa.Table(
     sa.Column("record_id", sa.Text, nullable=False),
     sa.Column("legal_basis", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # Tamper evidence (crm_kit.audit): what kind of event, and the hash chain per tenant.
+    sa.Column("kind", sa.Text, nullable=False, server_default="cross_region_access"),
+    sa.Column("prev_hash", sa.Text, nullable=False, server_default=""),
+    sa.Column("hash", sa.Text, nullable=False, server_default=""),
     sa.Index("audit_log_tenant_at", "tenant_id", "at"),
+    sa.Index("audit_log_tenant_id", "tenant_id", "id"),
 )

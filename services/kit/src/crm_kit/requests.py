@@ -14,8 +14,9 @@ from google.protobuf.message import Message
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_kit.audit import CROSS_REGION, append_audit
 from crm_kit.context import Principal
-from crm_kit.db import audit_table, idempotency_table, transaction
+from crm_kit.db import idempotency_table, transaction
 from crm_kit.errors import Conflict
 
 M = TypeVar("M", bound=Message)
@@ -96,14 +97,14 @@ async def audit_cross_region(
     """Writes an audit row when the caller's home region differs from this region."""
     if not principal.home_region or principal.home_region == region:
         return
-    await session.execute(
-        sa.insert(audit_table).values(
-            tenant_id=principal.tenant_id,
-            actor_id=principal.user_id,
-            actor_home_region=principal.home_region,
-            region=region,
-            action=action,
-            record_id=record_id,
-            legal_basis=principal.cross_region_basis or "unspecified",
-        )
+    await append_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        actor_home_region=principal.home_region,
+        region=region,
+        action=action,
+        record_id=record_id,
+        legal_basis=principal.cross_region_basis or "unspecified",
+        kind=CROSS_REGION,
     )

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_kit import db, telemetry
+from crm_kit.audit import ResidencyCounter, SubjectTable, register_compliance
 from crm_kit.grpc_server import serve
 from crm_kit.messaging import NatsConnection, Outbox, OutboxRelay
 from crm_kit.peers import Peers
@@ -40,6 +41,10 @@ class Runtime:
     nats: NatsConnection
     peers: Peers
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Residency counts (crm_kit.audit.ComplianceServicer): tables of rows per contact,
+    # and/or a service's own counter (contacts counts its people by country).
+    subject_tables: list[SubjectTable] = field(default_factory=list)
+    residency_counter: ResidencyCounter | None = None
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -107,7 +112,8 @@ async def run_server(
 
     await serve(
         port=settings.grpc_port,
-        register=lambda server: register(server, runtime),
+        # Every service serves its audit trail and residency counts (crm_kit.audit).
+        register=lambda server: [*register(server, runtime), *register_compliance(server, runtime)],
         # A callable, so that tasks `register` adds (consumers, schedulers) are included.
         background=lambda: [relay.run, *runtime.background],
         on_stop=close,

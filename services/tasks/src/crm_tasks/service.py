@@ -13,6 +13,7 @@ from crm_api.crm.directory.v1 import directory_pb2, directory_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_api.crm.tasks.v1 import tasks_pb2 as pb
 from crm_api.crm.tasks.v1 import tasks_pb2_grpc
+from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.messaging import Consumer
 from crm_kit.requests import audit_cross_region
@@ -221,6 +222,8 @@ def background_jobs(runtime: Runtime, settings: TasksSettings) -> list[Job]:
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
+    # Residency proof: tasks per region of their contact (crm_kit.audit).
+    runtime.subject_tables.append(SubjectTable("task", "tasks"))
     tasks_pb2_grpc.add_TasksServiceServicer_to_server(TasksServicer(runtime), server)
     directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)

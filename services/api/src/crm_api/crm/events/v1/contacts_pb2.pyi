@@ -182,3 +182,34 @@ class CompanyCreated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompanyCreated: _TypeAlias = CompanyCreated  # noqa: Y015
+
+@_typing.final
+class PrivacyRequestDueSoon(_message.Message):
+    """A data-subject request is close to its legal due date and not completed yet."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    OFFICER_ID_FIELD_NUMBER: _builtins.int
+    DUE_AT_UNIX_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    kind: _builtins.str
+    officer_id: _builtins.str
+    due_at_unix: _builtins.int
+    """Seconds since the epoch (this file has no Timestamp import)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        officer_id: _builtins.str = ...,
+        due_at_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_at_unix", b"due_at_unix", "kind", b"kind", "officer_id", b"officer_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrivacyRequestDueSoon: _TypeAlias = PrivacyRequestDueSoon  # noqa: Y015

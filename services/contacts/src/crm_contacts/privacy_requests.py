@@ -1,0 +1,651 @@
+"""Data-subject requests (GDPR Art. 15-20, LGPD Art. 18), owned by the subject's
+system of record: the contacts service of the subject's region.
+
+The orchestrator calls the PrivacyService of this service and of every peer service
+configured for contacts in this region (`CRM_PEER_ENDPOINTS`, i.e. PEERS["contacts"]
+in crm_cli.cluster and the contacts kustomization): that list is the one place that
+names which services hold personal data. Every call stays in the subject's region.
+
+States: received -> in_progress -> completed | failed; a failed request keeps its
+error and can be retried (RetryPrivacyRequest) — nothing is ever silently done.
+Due dates: GDPR (subjects in eu and us) one month; LGPD (br) 15 days. The reminder
+fires 7 (GDPR) or 3 (LGPD) days before the due date (crm_contacts.compliance_scheduler).
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+from google.protobuf import json_format
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.crm.compliance.v1 import compliance_pb2
+from crm_api.crm.compliance.v1 import privacy_requests_pb2 as pb
+from crm_api.crm.contacts.v1 import contacts_pb2
+from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from crm_contacts import contacts, models, privacy
+from crm_contacts.convert import timestamp
+from crm_contacts.normalize import normalize_email, normalize_phone
+from crm_kit import clock
+from crm_kit.audit import append_audit, audit_as
+from crm_kit.context import Principal
+from crm_kit.db import audit_table, transaction
+from crm_kit.errors import (
+    CrmError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from crm_kit.ids import new_id, region_of
+from crm_kit.placement import ResidencyPolicy, region_for_country
+from crm_kit.runtime import Runtime
+
+KINDS = ("export", "erasure", "rectification")
+# The law of the subject's region, and what it gives the controller to answer.
+LAW_BY_REGION = {"br": "LGPD"}  # every other region: GDPR (eu by law, us by tenant choice)
+# (days allowed, 0 meaning one calendar month; reminder days before the due date)
+DEADLINES: dict[str, tuple[int, int]] = {"GDPR": (0, 7), "LGPD": (15, 3)}
+
+
+def law_for(region: str) -> str:
+    return LAW_BY_REGION.get(region, "GDPR")
+
+
+def add_month(at: datetime) -> datetime:
+    """Same day next month, clamped to the month's last day (GDPR Art. 12(3))."""
+    year, month = (at.year + 1, 1) if at.month == 12 else (at.year, at.month + 1)
+    day = min(at.day, calendar.monthrange(year, month)[1])
+    return at.replace(year=year, month=month, day=day)
+
+
+def due_dates(law: str, received_at: datetime) -> tuple[datetime, datetime]:
+    """(due date, reminder time) of a request received at `received_at`."""
+    allowed, remind_days = DEADLINES[law]
+    due = add_month(received_at) if allowed == 0 else received_at + timedelta(days=allowed)
+    return due, due - timedelta(days=remind_days)
+
+
+def require_officer(principal: Principal) -> None:
+    if not principal.has_role("admin", "compliance_officer"):
+        raise PermissionDenied("data-subject requests are for compliance officers and admins")
+
+
+def to_pb(row: models.PrivacyRequest, public_key: bytes = b"") -> pb.PrivacyRequest:
+    return pb.PrivacyRequest(
+        id=row.id,
+        kind=row.kind,
+        contact_id=row.contact_id,
+        status=row.status,
+        law=row.law,
+        due_at=timestamp(row.due_at),
+        reminder_at=timestamp(row.reminder_at),
+        reminder_sent=row.reminder_sent_at is not None,
+        requested_by=row.requested_by,
+        created_at=timestamp(row.created_at),
+        updated_at=timestamp(row.updated_at),
+        completed_at=timestamp(row.completed_at),
+        error=row.error,
+        attempts=row.attempts,
+        receipt=row.receipt,
+        receipt_signature=row.receipt_signature,
+        public_key=base64.b64encode(public_key).decode() if row.receipt else "",
+        rectified_fields=row.rectified_fields,
+    )
+
+
+# ------------------------------------------------------------------ signing keys
+
+
+async def tenant_key(session: AsyncSession, tenant_id: str) -> models.TenantKey:
+    """The tenant's Ed25519 key of this region, created on first use."""
+    row = await session.get(models.TenantKey, tenant_id)
+    if row is not None:
+        return row
+    key = Ed25519PrivateKey.generate()
+    await session.execute(
+        pg_insert(models.TenantKey)
+        .values(
+            tenant_id=tenant_id,
+            private_key=key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()),
+            public_key=key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        )
+        .on_conflict_do_nothing()
+    )
+    row = await session.get(models.TenantKey, tenant_id, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def canonical(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+async def verify_receipt(
+    session: AsyncSession, principal: Principal, receipt: str, signature: str
+) -> pb.VerifyReceiptResponse:
+    try:
+        document = json.loads(receipt)
+        raw_signature = base64.b64decode(signature, validate=True)
+    except (ValueError, TypeError):
+        return pb.VerifyReceiptResponse(valid=False, reason="the receipt is not signed JSON")
+    if not isinstance(document, dict) or document.get("tenant_id") != principal.tenant_id:
+        return pb.VerifyReceiptResponse(valid=False, reason="not a receipt of this tenant")
+    row = await session.get(models.TenantKey, principal.tenant_id)
+    if row is None:
+        return pb.VerifyReceiptResponse(valid=False, reason="this tenant has signed nothing here")
+    try:
+        Ed25519PublicKey.from_public_bytes(row.public_key).verify(raw_signature, receipt.encode())
+    except InvalidSignature:
+        return pb.VerifyReceiptResponse(
+            valid=False, reason="the signature does not match: the receipt was altered"
+        )
+    return pb.VerifyReceiptResponse(valid=True, reason="signed by the tenant's key")
+
+
+# ------------------------------------------------------------------ subjects and holds
+
+
+async def find_subjects(
+    session: AsyncSession, principal: Principal, email: str, phone: str
+) -> pb.FindSubjectsResponse:
+    require_officer(principal)
+    if not email and not phone:
+        raise InvalidArgument.single("email", "give an email or a phone")
+    conditions = []
+    if email:
+        conditions.append(models.Contact.emails.contains([normalize_email(email, "email")]))
+    if phone:
+        conditions.append(models.Contact.phones.contains([normalize_phone(phone, None, "phone")]))
+    rows = await session.scalars(
+        sa.select(models.Contact)
+        .where(
+            models.Contact.tenant_id == principal.tenant_id,
+            models.Contact.merged_into_id.is_(None),
+            sa.or_(*conditions),
+        )
+        .order_by(models.Contact.id)
+        .limit(50)
+    )
+    return pb.FindSubjectsResponse(
+        subjects=[
+            pb.Subject(
+                contact_id=row.id,
+                display_name=f"{row.first_name} {row.last_name}".strip(),
+                country=row.country,
+            )
+            for row in rows
+        ]
+    )
+
+
+async def set_legal_hold(
+    session: AsyncSession, principal: Principal, region: str, contact_id: str, reason: str
+) -> pb.LegalHold:
+    require_officer(principal)
+    if not reason.strip():
+        raise InvalidArgument.single("reason", "say why the data must be kept")
+    await contacts.get_row(session, principal, contact_id)
+    now = clock.now()
+    await session.execute(
+        pg_insert(models.LegalHold)
+        .values(
+            tenant_id=principal.tenant_id,
+            contact_id=contact_id,
+            reason=reason.strip(),
+            set_by=principal.user_id,
+            set_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "contact_id"],
+            set_={"reason": reason.strip(), "set_by": principal.user_id, "set_at": now},
+        )
+    )
+    await audit_as(session, principal, region, "legal_hold.set", contact_id)
+    return pb.LegalHold(
+        contact_id=contact_id,
+        reason=reason.strip(),
+        set_by=principal.user_id,
+        set_at=timestamp(now),
+    )
+
+
+async def clear_legal_hold(
+    session: AsyncSession, principal: Principal, region: str, contact_id: str
+) -> None:
+    require_officer(principal)
+    result = await session.execute(
+        sa.delete(models.LegalHold).where(
+            models.LegalHold.tenant_id == principal.tenant_id,
+            models.LegalHold.contact_id == contact_id,
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"contact {contact_id} has no legal hold")
+    await audit_as(session, principal, region, "legal_hold.clear", contact_id)
+
+
+async def record_elevated_login(
+    session: AsyncSession, principal: Principal, region: str, token_hash: str, roles: Sequence[str]
+) -> bool:
+    """One audit record per token (the gateway also remembers what it has recorded)."""
+    if not token_hash:
+        raise InvalidArgument.single("token_hash", "required")
+    seen = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(audit_table)
+        .where(
+            audit_table.c.tenant_id == principal.tenant_id,
+            audit_table.c.action == "login.elevated",
+            audit_table.c.record_id == token_hash,
+        )
+    )
+    if seen:
+        return False
+    await append_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.user_id,
+        actor_home_region=principal.home_region or region,
+        region=region,
+        action="login.elevated",
+        record_id=token_hash,
+        legal_basis=",".join(sorted(roles)),
+    )
+    return True
+
+
+# ------------------------------------------------------------------ residency
+
+
+async def count_contacts(session: AsyncSession, principal: Principal) -> list[Any]:
+    """Contacts per region their country requires under the tenant's policy."""
+    policy = await contacts.load_policy(session, principal.tenant_id)
+    rows = (
+        await session.execute(
+            sa.select(models.Contact.country, sa.func.count())
+            .where(
+                models.Contact.tenant_id == principal.tenant_id,
+                models.Contact.merged_into_id.is_(None),
+            )
+            .group_by(models.Contact.country)
+        )
+    ).all()
+    by_region: dict[str, int] = {}
+    for country, count in rows:
+        required = required_region(country, policy)
+        by_region[required] = by_region.get(required, 0) + count
+    return [
+        compliance_pb2.ResidencyCount(
+            kind="contact", required_region=region, subjects=count, records=count
+        )
+        for region, count in sorted(by_region.items())
+    ]
+
+
+def required_region(country: str, policy: ResidencyPolicy) -> str:
+    try:
+        return region_for_country(country, policy, ["eu", "br", "us", policy.default_region])
+    except InvalidArgument:
+        return policy.default_region
+
+
+# ------------------------------------------------------------------ orchestration
+
+
+@dataclass
+class ServiceResult:
+    service: str
+    erased: dict[str, int]
+    erased_at: datetime
+    remaining: int = -1
+
+
+class PrivacyRequests:
+    """Creates and runs requests; every call to a service stays in this region."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.region = runtime.region
+
+    @property
+    def peer_services(self) -> list[str]:
+        # The services whose PrivacyService is called besides contacts itself.
+        return sorted(self.runtime.peers.endpoints)
+
+    # ---------------------------------------------------------------- per service
+
+    def _stub(self, service: str) -> privacy_pb2_grpc.PrivacyServiceStub:
+        return self.runtime.peers.stub(service, privacy_pb2_grpc.PrivacyServiceStub)
+
+    async def export_everywhere(
+        self, principal: Principal, contact_id: str
+    ) -> list[privacy_pb2.ExportSubjectResponse]:
+        async with transaction(self.runtime.sessions) as session:
+            results = [await privacy.export_subject(session, principal, contact_id)]
+        for service in self.peer_services:
+            results.append(
+                await self._call(
+                    service,
+                    self._stub(service).ExportSubject,
+                    privacy_pb2.ExportSubjectRequest(contact_id=contact_id),
+                    principal,
+                )
+            )
+        return results
+
+    async def _call(self, service: str, method: Any, request: Any, principal: Principal) -> Any:
+        try:
+            return await self.runtime.peers.call(method, request, principal)
+        except grpc.aio.AioRpcError as exc:
+            raise StepFailed(f"{service}: {exc.code().name}: {exc.details()}") from exc
+
+    # ---------------------------------------------------------------- requests
+
+    async def create(
+        self, session: AsyncSession, principal: Principal, request: pb.CreatePrivacyRequestRequest
+    ) -> pb.PrivacyRequest:
+        require_officer(principal)
+        if request.kind not in KINDS:
+            raise InvalidArgument.single("kind", f"one of {', '.join(KINDS)}")
+        if region_of(request.contact_id, "contact_id") != self.region:
+            raise InvalidArgument.single("contact_id", "the subject lives in another region")
+        await contacts.get_row(session, principal, request.contact_id)
+        changes = json_format.MessageToDict(request.changes) if request.HasField("changes") else {}
+        if request.kind == "rectification" and not changes:
+            raise InvalidArgument.single("changes", "name the fields to correct")
+        now = clock.now()
+        law = law_for(self.region)
+        due, remind = due_dates(law, now)
+        row = models.PrivacyRequest(
+            id=new_id(self.region),
+            tenant_id=principal.tenant_id,
+            kind=request.kind,
+            contact_id=request.contact_id,
+            status="received",
+            law=law,
+            due_at=due,
+            reminder_at=remind,
+            requested_by=principal.user_id,
+            changes=changes,
+            rectified_fields=[],
+            attempts=0,
+            error="",
+            receipt="",
+            receipt_signature="",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        await audit_as(session, principal, self.region, f"privacy_request.{request.kind}", row.id)
+        return to_pb(row)
+
+    async def get(self, principal: Principal, request_id: str) -> pb.PrivacyRequest:
+        require_officer(principal)
+        async with transaction(self.runtime.sessions) as session:
+            row = await self._row(session, principal, request_id)
+            key = await session.get(models.TenantKey, principal.tenant_id)
+            return to_pb(row, key.public_key if key else b"")
+
+    async def _row(
+        self, session: AsyncSession, principal: Principal, request_id: str, lock: bool = False
+    ) -> models.PrivacyRequest:
+        query = sa.select(models.PrivacyRequest).where(
+            models.PrivacyRequest.id == request_id,
+            models.PrivacyRequest.tenant_id == principal.tenant_id,
+        )
+        row = await session.scalar(query.with_for_update() if lock else query)
+        if row is None:
+            raise NotFound(f"privacy request {request_id} not found")
+        return row
+
+    async def list(self, principal: Principal, status: str) -> pb.ListPrivacyRequestsResponse:
+        require_officer(principal)
+        query = sa.select(models.PrivacyRequest).where(
+            models.PrivacyRequest.tenant_id == principal.tenant_id
+        )
+        if status:
+            query = query.where(models.PrivacyRequest.status == status)
+        async with transaction(self.runtime.sessions) as session:
+            rows = await session.scalars(
+                query.order_by(models.PrivacyRequest.created_at.desc()).limit(500)
+            )
+            return pb.ListPrivacyRequestsResponse(requests=[to_pb(row) for row in rows])
+
+    async def run(self, principal: Principal, request_id: str, *, retry: bool = False) -> None:
+        """Moves a received (or, on retry, failed) request to completed or failed."""
+        principal = principal.with_changes(idempotency_key="")
+        async with transaction(self.runtime.sessions) as session:
+            row = await self._row(session, principal, request_id, lock=True)
+            allowed = ("received", "failed") if retry else ("received",)
+            if row.status not in allowed:
+                if retry:
+                    raise FailedPrecondition(f"privacy request {request_id} is {row.status}")
+                return
+            row.status = "in_progress"
+            row.attempts += 1
+            row.error = ""
+            row.updated_at = clock.now()
+            kind, contact_id = row.kind, row.contact_id
+            await audit_as(
+                session,
+                principal,
+                self.region,
+                "privacy_request.retry" if retry else "privacy_request.start",
+                request_id,
+            )
+        try:
+            if kind == "export":
+                await self.export_everywhere(principal, contact_id)
+                outcome: dict[str, Any] = {}
+            elif kind == "erasure":
+                outcome = await self._erase(principal, request_id, contact_id)
+            else:
+                outcome = await self._rectify(principal, request_id, contact_id)
+        except (StepFailed, CrmError) as exc:
+            await self._finish(principal, request_id, error=str(exc) or type(exc).__name__)
+            return
+        await self._finish(principal, request_id, **outcome)
+
+    async def _finish(
+        self,
+        principal: Principal,
+        request_id: str,
+        *,
+        error: str = "",
+        receipt: str = "",
+        signature: str = "",
+        rectified_fields: Sequence[str] = (),
+    ) -> None:
+        async with transaction(self.runtime.sessions) as session:
+            row = await self._row(session, principal, request_id, lock=True)
+            now = clock.now()
+            row.updated_at = now
+            if error:
+                row.status, row.error = "failed", error[:2000]
+            else:
+                row.status, row.completed_at = "completed", now
+                row.receipt, row.receipt_signature = receipt, signature
+                row.rectified_fields = list(rectified_fields)
+                row.changes = {}
+            await audit_as(
+                session,
+                principal,
+                self.region,
+                "privacy_request.fail" if error else "privacy_request.complete",
+                request_id,
+            )
+
+    async def _erase(
+        self, principal: Principal, request_id: str, contact_id: str
+    ) -> dict[str, Any]:
+        async with transaction(self.runtime.sessions) as session:
+            hold = await session.get(models.LegalHold, (principal.tenant_id, contact_id))
+            if hold is not None:
+                raise FailedPrecondition(f"legal hold on {contact_id}: {hold.reason}")
+        results: list[ServiceResult] = []
+        # Peers first, the contact itself last: until the end the subject stays findable,
+        # so a failed step can be retried.
+        for service in self.peer_services:
+            reply: privacy_pb2.EraseSubjectResponse = await self._call(
+                service,
+                self._stub(service).EraseSubject,
+                privacy_pb2.EraseSubjectRequest(contact_id=contact_id),
+                principal,
+            )
+            results.append(
+                ServiceResult(service, {e.kind: e.count for e in reply.erased}, clock.now())
+            )
+        async with transaction(self.runtime.sessions) as session:
+            own = await privacy.erase_subject(session, principal, self.runtime.outbox, contact_id)
+            await session.execute(
+                sa.delete(models.LegalHold).where(models.LegalHold.contact_id == contact_id)
+            )
+        results.append(
+            ServiceResult("contacts", {e.kind: e.count for e in own.erased}, clock.now())
+        )
+        # Verification: every service must now export nothing for the subject.
+        exports = {
+            e.service: len(e.records) for e in await self.export_everywhere(principal, contact_id)
+        }
+        for result in results:
+            result.remaining = exports.get(result.service, -1)
+        left = [r for r in results if r.remaining != 0]
+        if left:
+            raise StepFailed(
+                "verification failed: "
+                + ", ".join(f"{r.service} still holds {r.remaining} record(s)" for r in left)
+            )
+        async with transaction(self.runtime.sessions) as session:
+            key = await tenant_key(session, principal.tenant_id)
+        receipt = canonical(
+            {
+                "type": "erasure_receipt",
+                "request_id": request_id,
+                "tenant_id": principal.tenant_id,
+                "contact_id": contact_id,
+                "region": self.region,
+                "law": law_for(self.region),
+                "completed_at": clock.now().isoformat(),
+                "services": [
+                    {
+                        "service": r.service,
+                        "erased": r.erased,
+                        "erased_at": r.erased_at.isoformat(),
+                        "verification": "empty" if r.remaining == 0 else "not empty",
+                        "records_remaining": r.remaining,
+                    }
+                    for r in results
+                ],
+            }
+        )
+        signature = Ed25519PrivateKey.from_private_bytes(key.private_key).sign(receipt.encode())
+        return {"receipt": receipt, "signature": base64.b64encode(signature).decode()}
+
+    async def _rectify(
+        self, principal: Principal, request_id: str, contact_id: str
+    ) -> dict[str, Any]:
+        async with transaction(self.runtime.sessions) as session:
+            row = await self._row(session, principal, request_id)
+            changes = dict(row.changes)
+            message = contacts_pb2.Contact()
+            try:
+                json_format.ParseDict(changes, message)
+            except json_format.ParseError as exc:
+                raise InvalidArgument.single("changes", str(exc)) from exc
+            message.id = contact_id
+            await contacts.update_contact(
+                session,
+                principal,
+                self.region,
+                self.runtime.settings.regions,
+                self.runtime.outbox,
+                message,
+                sorted(changes),
+                0,
+            )
+        return {"rectified_fields": sorted(changes)}
+
+    # ---------------------------------------------------------------- export file
+
+    async def download(self, principal: Principal, request_id: str) -> pb.DownloadExportResponse:
+        require_officer(principal)
+        async with transaction(self.runtime.sessions) as session:
+            row = await self._row(session, principal, request_id)
+            if row.kind != "export" or row.status != "completed":
+                raise FailedPrecondition("only a completed export request can be downloaded")
+            contact_id = row.contact_id
+        exports = await self.export_everywhere(
+            principal.with_changes(idempotency_key=""), contact_id
+        )
+        content = export_zip(request_id, contact_id, exports)
+        async with transaction(self.runtime.sessions) as session:
+            await audit_as(session, principal, self.region, "export.privacy_request", request_id)
+        return pb.DownloadExportResponse(
+            filename=f"privacy-export-{request_id}.zip", content=content
+        )
+
+
+class StepFailed(Exception):
+    """A service did not do its part; the request fails and can be retried."""
+
+
+def export_zip(
+    request_id: str, contact_id: str, exports: Sequence[privacy_pb2.ExportSubjectResponse]
+) -> bytes:
+    """subject.json with everything, and one CSV per service and kind of record."""
+    document: dict[str, Any] = {
+        "request_id": request_id,
+        "contact_id": contact_id,
+        "generated_at": clock.now().isoformat(),
+        "services": {},
+    }
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for export in exports:
+        records: list[dict[str, Any]] = [
+            {"kind": r.kind, "id": r.id, "data": json_format.MessageToDict(r.data)}
+            for r in export.records
+        ]
+        document["services"][export.service] = {"region": export.region, "records": records}
+        for record in records:
+            tables.setdefault(f"{export.service}/{record['kind']}.csv", []).append(
+                {"id": record["id"], **record["data"]}
+            )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("subject.json", json.dumps(document, indent=2, ensure_ascii=False))
+        for name, rows in sorted(tables.items()):
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(
+                    {
+                        k: v if isinstance(v, str | int | float) or v is None else json.dumps(v)
+                        for k, v in row.items()
+                    }
+                )
+            archive.writestr(name, text.getvalue())
+    return buffer.getvalue()
