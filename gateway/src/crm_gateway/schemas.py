@@ -112,10 +112,16 @@ class AccessGrantIn(Strict):
     legal_basis: str
 
 
+class RetentionRuleIn(Strict):
+    rule: str = Field(description="delete_inactive_leads or anonymize_lost_deals")
+    after_months: int = Field(ge=1, le=1200)
+
+
 class PolicyIn(Strict):
     default_region: str
     residency_overrides: dict[str, str] = Field(default_factory=dict)
     access_grants: list[AccessGrantIn] = Field(default_factory=list)
+    retention_rules: list[RetentionRuleIn] = Field(default_factory=list)
 
 
 def _with_custom_fields_json(data: dict[str, Any]) -> dict[str, Any]:

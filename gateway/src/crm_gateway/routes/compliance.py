@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as pr
+from crm_api.crm.policy.v1 import policy_pb2
 from crm_gateway import schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
 from crm_gateway.clients import STUBS
@@ -220,6 +221,42 @@ async def clear_legal_hold(contact_id: str, who: Caller = Depends(caller)) -> Re
         timeout=who.timeout,
     )
     return Response(status_code=204)
+
+
+# ------------------------------------------------------------------ policies
+
+
+@router.get("/v1/compliance/policies/history", summary="Every policy version: who, when, what")
+async def policy_history(who: Caller = Depends(caller)) -> dict[str, Any]:
+    _officer(who)
+    region = who.principal.home_region
+    reply = await who.stub("contacts", "policy", region).ListPolicyVersions(
+        policy_pb2.ListPolicyVersionsRequest(),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    versions = [schemas.to_json(v) for v in reply.versions]
+    for version in versions:
+        version["version"] = int(version["version"])
+    return {"data": versions}
+
+
+@router.get("/v1/compliance/retention/runs", summary="What the retention scheduler did")
+async def retention_runs(who: Caller = Depends(caller)) -> dict[str, Any]:
+    _officer(who)
+    regions = await accessible_regions(who)
+
+    async def one(region: str) -> list[dict[str, Any]]:
+        reply = await who.stub("contacts", "policy", region).ListRetentionRuns(
+            policy_pb2.ListRetentionRunsRequest(),
+            metadata=await who.metadata(region),
+            timeout=who.timeout,
+        )
+        return [{**schemas.to_json(run), "region": region} for run in reply.runs]
+
+    runs = [r for batch in await asyncio.gather(*(one(r) for r in regions)) for r in batch]
+    runs.sort(key=lambda r: r.get("ran_at", ""), reverse=True)
+    return {"data": runs}
 
 
 # ------------------------------------------------------------------ audit

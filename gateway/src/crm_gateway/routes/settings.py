@@ -73,6 +73,7 @@ async def put_policy(body: schemas.PolicyIn, who: Caller = Depends(caller)) -> d
         default_region=body.default_region,
         residency_overrides=body.residency_overrides,
         access_grants=[policy_pb2.AccessGrant(**g.model_dump()) for g in body.access_grants],
+        retention_rules=[policy_pb2.RetentionRule(**r.model_dump()) for r in body.retention_rules],
     )
     principal = who.principal
     # The policy holds no personal data; every region keeps a copy so that each can

@@ -130,6 +130,7 @@ def policy_to_pb(row: models.TenantPolicy) -> policy_pb2.TenantPolicy:
         default_region=row.default_region,
         residency_overrides=row.residency_overrides,
         access_grants=[policy_pb2.AccessGrant(**grant) for grant in row.access_grants],
+        retention_rules=[policy_pb2.RetentionRule(**rule) for rule in row.retention_rules or []],
         version=row.version,
         updated_by=row.updated_by,
         updated_at=timestamp(row.updated_at),

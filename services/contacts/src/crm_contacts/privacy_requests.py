@@ -356,7 +356,14 @@ class PrivacyRequests:
 
     async def _call(self, service: str, method: Any, request: Any, principal: Principal) -> Any:
         try:
-            return await self.runtime.peers.call(method, request, principal)
+            # wait_for_ready: a peer that just came back is used as soon as its channel
+            # reconnects, within the deadline, rather than failing fast during backoff.
+            return await method(
+                request,
+                metadata=principal.to_metadata(),
+                timeout=self.runtime.peers.timeout,
+                wait_for_ready=True,
+            )
         except grpc.aio.AioRpcError as exc:
             raise StepFailed(f"{service}: {exc.code().name}: {exc.details()}") from exc
 
@@ -420,7 +427,9 @@ class PrivacyRequests:
             raise NotFound(f"privacy request {request_id} not found")
         return row
 
-    async def list(self, principal: Principal, status: str) -> pb.ListPrivacyRequestsResponse:
+    async def list_requests(
+        self, principal: Principal, status: str
+    ) -> pb.ListPrivacyRequestsResponse:
         require_officer(principal)
         query = sa.select(models.PrivacyRequest).where(
             models.PrivacyRequest.tenant_id == principal.tenant_id
@@ -497,9 +506,8 @@ class PrivacyRequests:
                 request_id,
             )
 
-    async def _erase(
-        self, principal: Principal, request_id: str, contact_id: str
-    ) -> dict[str, Any]:
+    async def erase_everywhere(self, principal: Principal, contact_id: str) -> list[ServiceResult]:
+        """EraseSubject in every service, then the check that every export is empty."""
         async with transaction(self.runtime.sessions) as session:
             hold = await session.get(models.LegalHold, (principal.tenant_id, contact_id))
             if hold is not None:
@@ -537,6 +545,12 @@ class PrivacyRequests:
                 "verification failed: "
                 + ", ".join(f"{r.service} still holds {r.remaining} record(s)" for r in left)
             )
+        return results
+
+    async def _erase(
+        self, principal: Principal, request_id: str, contact_id: str
+    ) -> dict[str, Any]:
+        results = await self.erase_everywhere(principal, contact_id)
         async with transaction(self.runtime.sessions) as session:
             key = await tenant_key(session, principal.tenant_id)
         receipt = canonical(

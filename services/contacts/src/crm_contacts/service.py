@@ -266,7 +266,23 @@ class PolicyServicer(_Base, policy_pb2_grpc.PolicyServiceServicer):
     ) -> policy_pb2.TenantPolicy:
         principal = caller()
         async with transaction(self.runtime.sessions) as session:
-            return await policy.put_policy(session, principal, self.regions, request.policy)
+            return await policy.put_policy(
+                session, principal, self.regions, request.policy, self.region
+            )
+
+    async def ListPolicyVersions(
+        self, request: policy_pb2.ListPolicyVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> policy_pb2.ListPolicyVersionsResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await policy.list_versions(session, principal)
+
+    async def ListRetentionRuns(
+        self, request: policy_pb2.ListRetentionRunsRequest, context: grpc.aio.ServicerContext
+    ) -> policy_pb2.ListRetentionRunsResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await policy.list_retention_runs(session, principal)
 
 
 class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
@@ -320,7 +336,7 @@ class PrivacyRequestsServicer(_Base, privacy_requests_pb2_grpc.PrivacyRequestsSe
     async def ListPrivacyRequests(
         self, request: requests_pb.ListPrivacyRequestsRequest, context: grpc.aio.ServicerContext
     ) -> requests_pb.ListPrivacyRequestsResponse:
-        return await self.requests.list(caller(), request.status)
+        return await self.requests.list_requests(caller(), request.status)
 
     async def RetryPrivacyRequest(
         self, request: requests_pb.RetryPrivacyRequestRequest, context: grpc.aio.ServicerContext

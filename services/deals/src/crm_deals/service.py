@@ -8,10 +8,11 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from crm_deals import board, deals, documents, fx, handlers, pipelines, privacy
+from crm_deals import board, deals, documents, fx, handlers, pipelines, privacy, retention
 from crm_deals.links import ContactsDirectory
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
@@ -247,10 +248,14 @@ class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Residency proof: deals per region of their contact (crm_kit.audit).
     runtime.subject_tables.append(SubjectTable("deal", "deals"))
+    compliance_pb2_grpc.add_RetentionServiceServicer_to_server(
+        retention.RetentionServicer(runtime), server
+    )
     deals_pb2_grpc.add_DealsServiceServicer_to_server(DealsServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     runtime.background.append(handlers.consumer(runtime).run)
     return [
         pb.DESCRIPTOR.services_by_name["DealsService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+        compliance_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,
     ]

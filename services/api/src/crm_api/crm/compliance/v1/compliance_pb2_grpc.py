@@ -193,3 +193,81 @@ class ComplianceService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RetentionServiceStub:
+    """Implemented by services that hold records a tenant's retention rules apply to (deals:
+    anonymize_lost_deals). The contacts retention scheduler of the region calls it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ApplyRetention = channel.unary_unary(
+                '/crm.compliance.v1.RetentionService/ApplyRetention',
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.ApplyRetentionRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.ApplyRetentionResponse.FromString,
+                _registered_method=True)
+
+
+class RetentionServiceServicer:
+    """Implemented by services that hold records a tenant's retention rules apply to (deals:
+    anonymize_lost_deals). The contacts retention scheduler of the region calls it.
+    """
+
+    def ApplyRetention(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RetentionServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ApplyRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyRetention,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.ApplyRetentionRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.ApplyRetentionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.compliance.v1.RetentionService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.compliance.v1.RetentionService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RetentionService:
+    """Implemented by services that hold records a tenant's retention rules apply to (deals:
+    anonymize_lost_deals). The contacts retention scheduler of the region calls it.
+    """
+
+    @staticmethod
+    def ApplyRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.RetentionService/ApplyRetention',
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.ApplyRetentionRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.ApplyRetentionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -89,3 +89,37 @@ class ComplianceServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records per required region of their subject, counted locally."""
 
 def add_ComplianceServiceServicer_to_server(servicer: ComplianceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RetentionServiceStub:
+    """Implemented by services that hold records a tenant's retention rules apply to (deals:
+    anonymize_lost_deals). The contacts retention scheduler of the region calls it.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RetentionServiceAsyncStub: ...
+    ApplyRetention: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.ApplyRetentionRequest, _compliance_pb2.ApplyRetentionResponse]
+
+@_typing.type_check_only
+class RetentionServiceAsyncStub(RetentionServiceStub):
+    """Implemented by services that hold records a tenant's retention rules apply to (deals:
+    anonymize_lost_deals). The contacts retention scheduler of the region calls it.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    ApplyRetention: _aio.UnaryUnaryMultiCallable[_compliance_pb2.ApplyRetentionRequest, _compliance_pb2.ApplyRetentionResponse]  # type: ignore[assignment]
+
+class RetentionServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Implemented by services that hold records a tenant's retention rules apply to (deals:
+    anonymize_lost_deals). The contacts retention scheduler of the region calls it.
+    """
+
+    @_abc_1.abstractmethod
+    def ApplyRetention(
+        self,
+        request: _compliance_pb2.ApplyRetentionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_pb2.ApplyRetentionResponse, _abc.Awaitable[_compliance_pb2.ApplyRetentionResponse]]: ...
+
+def add_RetentionServiceServicer_to_server(servicer: RetentionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rm/policy/v1/policy.proto\x12\rcrm.policy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\x0b\x41\x63\x63\x65ssGrant\x12\x13\n\x0b\x66rom_region\x18\x01 \x01(\t\x12\x11\n\tto_region\x18\x02 \x01(\t\x12\x13\n\x0blegal_basis\x18\x03 \x01(\t\"\xce\x02\n\x0cTenantPolicy\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x02 \x01(\t\x12P\n\x13residency_overrides\x18\x03 \x03(\x0b\x32\x33.crm.policy.v1.TenantPolicy.ResidencyOverridesEntry\x12\x31\n\raccess_grants\x18\x04 \x03(\x0b\x32\x1a.crm.policy.v1.AccessGrant\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\nupdated_by\x18\x06 \x01(\t\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a\x39\n\x17ResidencyOverridesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x18\n\x16GetTenantPolicyRequest\"E\n\x16PutTenantPolicyRequest\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.crm.policy.v1.TenantPolicy2\xbd\x01\n\rPolicyService\x12U\n\x0fGetTenantPolicy\x12%.crm.policy.v1.GetTenantPolicyRequest\x1a\x1b.crm.policy.v1.TenantPolicy\x12U\n\x0fPutTenantPolicy\x12%.crm.policy.v1.PutTenantPolicyRequest\x1a\x1b.crm.policy.v1.TenantPolicyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63rm/policy/v1/policy.proto\x12\rcrm.policy.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"J\n\x0b\x41\x63\x63\x65ssGrant\x12\x13\n\x0b\x66rom_region\x18\x01 \x01(\t\x12\x11\n\tto_region\x18\x02 \x01(\t\x12\x13\n\x0blegal_basis\x18\x03 \x01(\t\"\x85\x03\n\x0cTenantPolicy\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_region\x18\x02 \x01(\t\x12P\n\x13residency_overrides\x18\x03 \x03(\x0b\x32\x33.crm.policy.v1.TenantPolicy.ResidencyOverridesEntry\x12\x31\n\raccess_grants\x18\x04 \x03(\x0b\x32\x1a.crm.policy.v1.AccessGrant\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\nupdated_by\x18\x06 \x01(\t\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0fretention_rules\x18\x08 \x03(\x0b\x32\x1c.crm.policy.v1.RetentionRule\x1a\x39\n\x17ResidencyOverridesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\rRetentionRule\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_months\x18\x02 \x01(\x05\"\xa2\x01\n\rPolicyVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12+\n\x06policy\x18\x02 \x01(\x0b\x32\x1b.crm.policy.v1.TenantPolicy\x12\x0f\n\x07\x63hanges\x18\x03 \x03(\t\x12\x12\n\nchanged_by\x18\x04 \x01(\t\x12.\n\nchanged_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1b\n\x19ListPolicyVersionsRequest\"L\n\x1aListPolicyVersionsResponse\x12.\n\x08versions\x18\x01 \x03(\x0b\x32\x1c.crm.policy.v1.PolicyVersion\"z\n\x0cRetentionRun\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12*\n\x06ran_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x66\x66\x65\x63ted\x18\x04 \x01(\x05\x12\x12\n\nrecord_ids\x18\x05 \x03(\t\"\x1a\n\x18ListRetentionRunsRequest\"F\n\x19ListRetentionRunsResponse\x12)\n\x04runs\x18\x01 \x03(\x0b\x32\x1b.crm.policy.v1.RetentionRun\"\x18\n\x16GetTenantPolicyRequest\"E\n\x16PutTenantPolicyRequest\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.crm.policy.v1.TenantPolicy2\x90\x03\n\rPolicyService\x12U\n\x0fGetTenantPolicy\x12%.crm.policy.v1.GetTenantPolicyRequest\x1a\x1b.crm.policy.v1.TenantPolicy\x12U\n\x0fPutTenantPolicy\x12%.crm.policy.v1.PutTenantPolicyRequest\x1a\x1b.crm.policy.v1.TenantPolicy\x12i\n\x12ListPolicyVersions\x12(.crm.policy.v1.ListPolicyVersionsRequest\x1a).crm.policy.v1.ListPolicyVersionsResponse\x12\x66\n\x11ListRetentionRuns\x12\'.crm.policy.v1.ListRetentionRunsRequest\x1a(.crm.policy.v1.ListRetentionRunsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,13 +37,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCESSGRANT']._serialized_start=78
   _globals['_ACCESSGRANT']._serialized_end=152
   _globals['_TENANTPOLICY']._serialized_start=155
-  _globals['_TENANTPOLICY']._serialized_end=489
-  _globals['_TENANTPOLICY_RESIDENCYOVERRIDESENTRY']._serialized_start=432
-  _globals['_TENANTPOLICY_RESIDENCYOVERRIDESENTRY']._serialized_end=489
-  _globals['_GETTENANTPOLICYREQUEST']._serialized_start=491
-  _globals['_GETTENANTPOLICYREQUEST']._serialized_end=515
-  _globals['_PUTTENANTPOLICYREQUEST']._serialized_start=517
-  _globals['_PUTTENANTPOLICYREQUEST']._serialized_end=586
-  _globals['_POLICYSERVICE']._serialized_start=589
-  _globals['_POLICYSERVICE']._serialized_end=778
+  _globals['_TENANTPOLICY']._serialized_end=544
+  _globals['_TENANTPOLICY_RESIDENCYOVERRIDESENTRY']._serialized_start=487
+  _globals['_TENANTPOLICY_RESIDENCYOVERRIDESENTRY']._serialized_end=544
+  _globals['_RETENTIONRULE']._serialized_start=546
+  _globals['_RETENTIONRULE']._serialized_end=597
+  _globals['_POLICYVERSION']._serialized_start=600
+  _globals['_POLICYVERSION']._serialized_end=762
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_start=764
+  _globals['_LISTPOLICYVERSIONSREQUEST']._serialized_end=791
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_start=793
+  _globals['_LISTPOLICYVERSIONSRESPONSE']._serialized_end=869
+  _globals['_RETENTIONRUN']._serialized_start=871
+  _globals['_RETENTIONRUN']._serialized_end=993
+  _globals['_LISTRETENTIONRUNSREQUEST']._serialized_start=995
+  _globals['_LISTRETENTIONRUNSREQUEST']._serialized_end=1021
+  _globals['_LISTRETENTIONRUNSRESPONSE']._serialized_start=1023
+  _globals['_LISTRETENTIONRUNSRESPONSE']._serialized_end=1093
+  _globals['_GETTENANTPOLICYREQUEST']._serialized_start=1095
+  _globals['_GETTENANTPOLICYREQUEST']._serialized_end=1119
+  _globals['_PUTTENANTPOLICYREQUEST']._serialized_start=1121
+  _globals['_PUTTENANTPOLICYREQUEST']._serialized_end=1190
+  _globals['_POLICYSERVICE']._serialized_start=1193
+  _globals['_POLICYSERVICE']._serialized_end=1593
 # @@protoc_insertion_point(module_scope)

@@ -78,6 +78,7 @@ class TenantPolicy(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     UPDATED_BY_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    RETENTION_RULES_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
     default_region: _builtins.str
     """Region for countries with no rule of their own (EU/EEA go to eu, BR to br)."""
@@ -91,6 +92,8 @@ class TenantPolicy(_message.Message):
     def access_grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessGrant]: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def retention_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetentionRule]: ...
     def __init__(
         self,
         *,
@@ -101,14 +104,182 @@ class TenantPolicy(_message.Message):
         version: _builtins.int = ...,
         updated_by: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        retention_rules: _abc.Iterable[Global___RetentionRule] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_grants", b"access_grants", "default_region", b"default_region", "residency_overrides", b"residency_overrides", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "updated_by", b"updated_by", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_grants", b"access_grants", "default_region", b"default_region", "residency_overrides", b"residency_overrides", "retention_rules", b"retention_rules", "tenant_id", b"tenant_id", "updated_at", b"updated_at", "updated_by", b"updated_by", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TenantPolicy: _TypeAlias = TenantPolicy  # noqa: Y015
+
+@_typing.final
+class RetentionRule(_message.Message):
+    """A retention rule the scheduler applies in every region."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    AFTER_MONTHS_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    """"delete_inactive_leads" (contacts in stage lead with no activity) or
+    "anonymize_lost_deals" (lost deals lose their link to the person).
+    """
+    after_months: _builtins.int
+    """After how many months (anonymize_lost_deals: 12 per year)."""
+    def __init__(
+        self,
+        *,
+        rule: _builtins.str = ...,
+        after_months: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_months", b"after_months", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetentionRule: _TypeAlias = RetentionRule  # noqa: Y015
+
+@_typing.final
+class PolicyVersion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    CHANGES_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    changed_by: _builtins.str
+    @_builtins.property
+    def policy(self) -> Global___TenantPolicy: ...
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Human-readable changes against the version before, e.g. "default_region: us -> eu"."""
+
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        policy: Global___TenantPolicy | None = ...,
+        changes: _abc.Iterable[_builtins.str] | None = ...,
+        changed_by: _builtins.str = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "changed_by", b"changed_by", "changes", b"changes", "policy", b"policy", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicyVersion: _TypeAlias = PolicyVersion  # noqa: Y015
+
+@_typing.final
+class ListPolicyVersionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPolicyVersionsRequest: _TypeAlias = ListPolicyVersionsRequest  # noqa: Y015
+
+@_typing.final
+class ListPolicyVersionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyVersion]: ...
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___PolicyVersion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPolicyVersionsResponse: _TypeAlias = ListPolicyVersionsResponse  # noqa: Y015
+
+@_typing.final
+class RetentionRun(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    RAN_AT_FIELD_NUMBER: _builtins.int
+    AFFECTED_FIELD_NUMBER: _builtins.int
+    RECORD_IDS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    rule: _builtins.str
+    affected: _builtins.int
+    @_builtins.property
+    def ran_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        ran_at: _timestamp_pb2.Timestamp | None = ...,
+        affected: _builtins.int = ...,
+        record_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ran_at", b"ran_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected", b"affected", "id", b"id", "ran_at", b"ran_at", "record_ids", b"record_ids", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetentionRun: _TypeAlias = RetentionRun  # noqa: Y015
+
+@_typing.final
+class ListRetentionRunsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRetentionRunsRequest: _TypeAlias = ListRetentionRunsRequest  # noqa: Y015
+
+@_typing.final
+class ListRetentionRunsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetentionRun]: ...
+    def __init__(
+        self,
+        *,
+        runs: _abc.Iterable[Global___RetentionRun] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runs", b"runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRetentionRunsResponse: _TypeAlias = ListRetentionRunsResponse  # noqa: Y015
 
 @_typing.final
 class GetTenantPolicyRequest(_message.Message):

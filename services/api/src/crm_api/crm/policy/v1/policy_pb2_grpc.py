@@ -46,6 +46,16 @@ class PolicyServiceStub:
                 request_serializer=crm_dot_policy_dot_v1_dot_policy__pb2.PutTenantPolicyRequest.SerializeToString,
                 response_deserializer=crm_dot_policy_dot_v1_dot_policy__pb2.TenantPolicy.FromString,
                 _registered_method=True)
+        self.ListPolicyVersions = channel.unary_unary(
+                '/crm.policy.v1.PolicyService/ListPolicyVersions',
+                request_serializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListPolicyVersionsRequest.SerializeToString,
+                response_deserializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListPolicyVersionsResponse.FromString,
+                _registered_method=True)
+        self.ListRetentionRuns = channel.unary_unary(
+                '/crm.policy.v1.PolicyService/ListRetentionRuns',
+                request_serializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListRetentionRunsRequest.SerializeToString,
+                response_deserializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListRetentionRunsResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -65,6 +75,20 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPolicyVersions(self, request, context):
+        """Every version of the policy, newest first: who changed what, and when.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRetentionRuns(self, request, context):
+        """What the retention scheduler did in this region, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +101,16 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.PutTenantPolicy,
                     request_deserializer=crm_dot_policy_dot_v1_dot_policy__pb2.PutTenantPolicyRequest.FromString,
                     response_serializer=crm_dot_policy_dot_v1_dot_policy__pb2.TenantPolicy.SerializeToString,
+            ),
+            'ListPolicyVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPolicyVersions,
+                    request_deserializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListPolicyVersionsRequest.FromString,
+                    response_serializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListPolicyVersionsResponse.SerializeToString,
+            ),
+            'ListRetentionRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRetentionRuns,
+                    request_deserializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListRetentionRunsRequest.FromString,
+                    response_serializer=crm_dot_policy_dot_v1_dot_policy__pb2.ListRetentionRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +169,60 @@ class PolicyService:
             '/crm.policy.v1.PolicyService/PutTenantPolicy',
             crm_dot_policy_dot_v1_dot_policy__pb2.PutTenantPolicyRequest.SerializeToString,
             crm_dot_policy_dot_v1_dot_policy__pb2.TenantPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPolicyVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.policy.v1.PolicyService/ListPolicyVersions',
+            crm_dot_policy_dot_v1_dot_policy__pb2.ListPolicyVersionsRequest.SerializeToString,
+            crm_dot_policy_dot_v1_dot_policy__pb2.ListPolicyVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRetentionRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.policy.v1.PolicyService/ListRetentionRuns',
+            crm_dot_policy_dot_v1_dot_policy__pb2.ListRetentionRunsRequest.SerializeToString,
+            crm_dot_policy_dot_v1_dot_policy__pb2.ListRetentionRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

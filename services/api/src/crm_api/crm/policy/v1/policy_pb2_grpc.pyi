@@ -37,6 +37,10 @@ class PolicyServiceStub:
     def __new__(cls, channel: _aio.Channel) -> PolicyServiceAsyncStub: ...
     GetTenantPolicy: _grpc.UnaryUnaryMultiCallable[_policy_pb2.GetTenantPolicyRequest, _policy_pb2.TenantPolicy]
     PutTenantPolicy: _grpc.UnaryUnaryMultiCallable[_policy_pb2.PutTenantPolicyRequest, _policy_pb2.TenantPolicy]
+    ListPolicyVersions: _grpc.UnaryUnaryMultiCallable[_policy_pb2.ListPolicyVersionsRequest, _policy_pb2.ListPolicyVersionsResponse]
+    """Every version of the policy, newest first: who changed what, and when."""
+    ListRetentionRuns: _grpc.UnaryUnaryMultiCallable[_policy_pb2.ListRetentionRunsRequest, _policy_pb2.ListRetentionRunsResponse]
+    """What the retention scheduler did in this region, newest first."""
 
 @_typing.type_check_only
 class PolicyServiceAsyncStub(PolicyServiceStub):
@@ -47,6 +51,10 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetTenantPolicy: _aio.UnaryUnaryMultiCallable[_policy_pb2.GetTenantPolicyRequest, _policy_pb2.TenantPolicy]  # type: ignore[assignment]
     PutTenantPolicy: _aio.UnaryUnaryMultiCallable[_policy_pb2.PutTenantPolicyRequest, _policy_pb2.TenantPolicy]  # type: ignore[assignment]
+    ListPolicyVersions: _aio.UnaryUnaryMultiCallable[_policy_pb2.ListPolicyVersionsRequest, _policy_pb2.ListPolicyVersionsResponse]  # type: ignore[assignment]
+    """Every version of the policy, newest first: who changed what, and when."""
+    ListRetentionRuns: _aio.UnaryUnaryMultiCallable[_policy_pb2.ListRetentionRunsRequest, _policy_pb2.ListRetentionRunsResponse]  # type: ignore[assignment]
+    """What the retention scheduler did in this region, newest first."""
 
 class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
     """A tenant's residency and cross-region access policy. It holds no personal data,
@@ -66,5 +74,21 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _policy_pb2.PutTenantPolicyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_policy_pb2.TenantPolicy, _abc.Awaitable[_policy_pb2.TenantPolicy]]: ...
+
+    @_abc_1.abstractmethod
+    def ListPolicyVersions(
+        self,
+        request: _policy_pb2.ListPolicyVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_pb2.ListPolicyVersionsResponse, _abc.Awaitable[_policy_pb2.ListPolicyVersionsResponse]]:
+        """Every version of the policy, newest first: who changed what, and when."""
+
+    @_abc_1.abstractmethod
+    def ListRetentionRuns(
+        self,
+        request: _policy_pb2.ListRetentionRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_pb2.ListRetentionRunsResponse, _abc.Awaitable[_policy_pb2.ListRetentionRunsResponse]]:
+        """What the retention scheduler did in this region, newest first."""
 
 def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

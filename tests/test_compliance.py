@@ -1,0 +1,668 @@
+"""Compliance officers, end to end through the gateway against the whole system: data-
+subject requests (export, erasure with a signed receipt, legal hold, retry, due dates),
+the tamper-evident audit trail, the residency report, and role isolation.
+
+Databases are read and tampered with directly through the `db` fixture, as an auditor
+(or an attacker) would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from crm_api.crm.events.v1 import contacts_pb2 as contact_events
+from crm_kit import clock
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+T = TypeVar("T")
+SERVICES = ("contacts", "deals", "tasks")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = 30) -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.3)
+
+
+async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> Any:
+    response = await reply
+    assert response.status_code == status, response.text
+    return response.json() if response.content else {}
+
+
+class World:
+    """A fresh tenant with an admin and an officer in one region, and helpers."""
+
+    def __init__(self, api: httpx.AsyncClient, token_for: Any, region: str) -> None:
+        self.api = api
+        self.tenant = f"gdpr-{uuid.uuid4().hex[:8]}"
+        self.region = region
+        self.admin = token_for("boss", "admin", region, tenant=self.tenant)
+        self.officer = token_for("dpo-dana", "compliance_officer", region, tenant=self.tenant)
+        self.rep = token_for("rep-rita", "sales_rep", region, tenant=self.tenant)
+        self.pipeline: dict[str, Any] = {}
+
+    async def setup(self) -> World:
+        self.pipeline = await ok(
+            self.api.post(
+                "/v1/pipelines",
+                json={
+                    "name": "Sales",
+                    "stages": [
+                        {"name": "New", "win_probability": 10},
+                        {"name": "Won", "win_probability": 100, "kind": "won"},
+                        {"name": "Lost", "win_probability": 0, "kind": "lost"},
+                    ],
+                },
+                headers=self.admin,
+            ),
+            201,
+        )
+        return self
+
+    async def person(self, first: str, last: str, country: str, email: str) -> dict[str, Any]:
+        """A contact with a note, a deal and a task: data in every service."""
+        contact = await ok(
+            self.api.post(
+                "/v1/contacts",
+                json={
+                    "first_name": first,
+                    "last_name": last,
+                    "emails": [email],
+                    "address": {"city": "Somewhere", "country": country},
+                    "owner_id": "rep-rita",
+                },
+                headers=self.admin,
+            ),
+            201,
+        )
+        await ok(
+            self.api.post(
+                f"/v1/contacts/{contact['id']}/notes",
+                json={"kind": "note", "body": f"{first} prefers mornings"},
+                headers=self.admin,
+            ),
+            201,
+        )
+        deal = await ok(
+            self.api.post(
+                "/v1/deals",
+                json={
+                    "title": f"Windows for {last}",
+                    "contact_id": contact["id"],
+                    "owner_id": "rep-rita",
+                    "pipeline_id": self.pipeline["id"],
+                    "stage_id": self.pipeline["stages"][0]["id"],
+                    "amount": {"amount": "100.00", "currency": "EUR"},
+                },
+                headers=self.admin,
+            ),
+            201,
+        )
+        task = await ok(
+            self.api.post(
+                "/v1/tasks",
+                json={
+                    "title": f"Call {last}",
+                    "contact_id": contact["id"],
+                    "deal_id": deal["id"],
+                    "assignee_id": "rep-rita",
+                    "due_at": (clock.now() + timedelta(days=400)).isoformat(),
+                },
+                headers=self.admin,
+            ),
+            201,
+        )
+        return {"contact": contact, "deal": deal, "task": task, "last": last, "email": email}
+
+    async def request(self, kind: str, status: int = 201, **subject: Any) -> dict[str, Any]:
+        return dict(
+            await ok(
+                self.api.post(
+                    "/v1/privacy/requests", json={"kind": kind, **subject}, headers=self.officer
+                ),
+                status,
+            )
+        )
+
+
+async def traces(db: Any, region: str, needles: list[str]) -> list[str]:
+    """Every table row, in every service's database of `region`, containing a needle."""
+    found = []
+    for service in SERVICES:
+        tables = await db(
+            service,
+            region,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        )
+        for (table,) in tables:
+            for needle in needles:
+                rows = await db(
+                    service,
+                    region,
+                    f'SELECT count(*) FROM "{table}" t WHERE t::text ILIKE $1',  # noqa: S608 - catalogue names
+                    f"%{needle}%",
+                )
+                if rows[0][0]:
+                    found.append(f"{service}.{table}: {needle}")
+    return found
+
+
+# ------------------------------------------------------------------ export
+
+
+async def test_export_contains_exactly_the_subjects_data_from_every_service(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    anna = await world.person("Anna", "Exportova", "DE", "anna.exportova@example.com")
+    other = await world.person("Otto", "Otherman", "FR", "otto.otherman@example.com")
+
+    # Found by email (the officer does not need to know the id).
+    request = await world.request("export", email="Anna.Exportova@example.com")
+    assert request["status"] == "completed", request
+    assert request["contact_id"] == anna["contact"]["id"]
+    assert request["law"] == "GDPR"
+    created = datetime.fromisoformat(request["created_at"])
+    due = datetime.fromisoformat(request["due_at"])
+    assert 28 <= (due - created).days <= 31  # one calendar month
+
+    response = await api.get(f"/v1/privacy/requests/{request['id']}/export", headers=world.officer)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    names = set(archive.namelist())
+    assert {"subject.json", "contacts/contact.csv", "deals/deal.csv", "tasks/task.csv"} <= names
+    document = json.loads(archive.read("subject.json"))
+    assert set(document["services"]) == set(SERVICES)
+    ids = {
+        service: {r["id"] for r in data["records"]}
+        for service, data in document["services"].items()
+    }
+    assert anna["contact"]["id"] in ids["contacts"]
+    assert anna["deal"]["id"] in ids["deals"]
+    assert anna["task"]["id"] in ids["tasks"]
+    everything = b"".join(archive.read(name) for name in names).decode()
+    assert "prefers mornings" in everything  # the note
+    for leak in (other["contact"]["id"], other["deal"]["id"], other["task"]["id"], "Otherman"):
+        assert leak not in everything
+    rows = list(csv.DictReader(io.StringIO(archive.read("deals/deal.csv").decode())))
+    assert [row["id"] for row in rows] == [anna["deal"]["id"]]
+
+    # The download is audited, as an export by the officer.
+    audit = await ok(
+        api.get("/v1/compliance/audit", params={"kind": "export"}, headers=world.officer)
+    )
+    assert any(
+        r["action"] == "export.privacy_request"
+        and r["record_id"] == request["id"]
+        and r["actor_id"] == "dpo-dana"
+        for r in audit["data"]
+    )
+
+
+# ------------------------------------------------------------------ erasure
+
+
+async def test_erasure_leaves_no_trace_and_the_signed_receipt_verifies(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "br").setup()
+    bruna = await world.person("Bruna", "Apagadinha", "BR", "bruna.apagadinha@example.com")
+    keep = await world.person("Caio", "Ficasempre", "BR", "caio.ficasempre@example.com")
+    needles = ["Apagadinha", "bruna.apagadinha@example.com", bruna["contact"]["id"]]
+    assert await traces(db, "br", needles[:2])  # the scan does see the data beforehand
+
+    request = await world.request("erasure", contact_id=bruna["contact"]["id"])
+    assert request["status"] == "completed", request
+    assert request["law"] == "LGPD"
+    due = datetime.fromisoformat(request["due_at"]) - datetime.fromisoformat(request["created_at"])
+    assert due == timedelta(days=15)
+
+    # No trace of the person in any table of any service (ids kept only where the
+    # request and its receipt must name them, and in the id-only audit trail).
+    found = await traces(db, "br", needles[:2])
+    assert found == [], found
+    for service, table in (("contacts", "contacts"), ("deals", "deals"), ("tasks", "tasks")):
+        rows = await db(
+            service,
+            "br",
+            f"SELECT count(*) FROM {table} t WHERE tenant_id = $1 AND t::text LIKE $2",  # noqa: S608
+            world.tenant,
+            f"%{bruna['contact']['id']}%",
+        )
+        assert rows[0][0] == 0, (service, table)
+    # The other person is untouched.
+    assert await traces(db, "br", ["Ficasempre"])
+    gone = await api.get(f"/v1/contacts/{bruna['contact']['id']}", headers=world.admin)
+    assert gone.status_code == 404
+    await ok(api.get(f"/v1/contacts/{keep['contact']['id']}", headers=world.admin))
+
+    receipt = json.loads(request["receipt"])
+    assert receipt["contact_id"] == bruna["contact"]["id"]
+    per_service = {s["service"]: s for s in receipt["services"]}
+    assert set(per_service) == set(SERVICES)
+    assert all(s["verification"] == "empty" for s in per_service.values())
+    assert per_service["deals"]["erased"] and per_service["tasks"]["erased"]
+    assert per_service["contacts"]["erased"]["contact"] == 1
+
+    verified = await ok(
+        api.post(
+            "/v1/privacy/receipts/verify",
+            json={"receipt": request["receipt"], "signature": request["receipt_signature"]},
+            headers=world.officer,
+        )
+    )
+    assert verified["valid"] is True
+    tampered = request["receipt"].replace('"verification":"empty"', '"verification":"emptY"', 1)
+    assert tampered != request["receipt"]
+    refused = await ok(
+        api.post(
+            "/v1/privacy/receipts/verify",
+            json={"receipt": tampered, "signature": request["receipt_signature"]},
+            headers=world.officer,
+        )
+    )
+    assert refused["valid"] is False and "altered" in refused["reason"]
+
+
+async def test_a_legal_hold_blocks_erasure_with_its_reason(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    held = await world.person("Hugo", "Haltbar", "AT", "hugo.haltbar@example.com")
+    contact_id = held["contact"]["id"]
+    await ok(
+        api.put(
+            f"/v1/privacy/legal-holds/{contact_id}",
+            json={"reason": "litigation 4 O 123/26"},
+            headers=world.officer,
+        )
+    )
+    request = await world.request("erasure", contact_id=contact_id)
+    assert request["status"] == "failed"
+    assert "legal hold" in request["error"] and "litigation 4 O 123/26" in request["error"]
+    await ok(api.get(f"/v1/contacts/{contact_id}", headers=world.admin))
+    await ok(api.get(f"/v1/deals/{held['deal']['id']}", headers=world.admin))
+
+    # Once the hold is lifted, the same request can be completed.
+    lifted = await api.delete(f"/v1/privacy/legal-holds/{contact_id}", headers=world.officer)
+    assert lifted.status_code == 204
+    retried = await ok(
+        api.post(f"/v1/privacy/requests/{request['id']}/retry", headers=world.officer)
+    )
+    assert retried["status"] == "completed" and retried["attempts"] == 2
+
+
+async def test_a_failing_service_leaves_the_request_failed_and_retryable(
+    system: Any, api: httpx.AsyncClient, token_for: Any
+) -> None:
+    world = await World(api, token_for, "us").setup()
+    sam = await world.person("Sam", "Retryson", "US", "sam.retryson@example.com")
+    tasks_us = next(p for p in system.processes if p.name == "tasks-us")
+    tasks_us.stop()
+    try:
+        request = await world.request("erasure", contact_id=sam["contact"]["id"])
+    finally:
+        tasks_us.start(system.log_dir)
+    assert request["status"] == "failed", request
+    assert request["error"].startswith("tasks: "), request["error"]
+    # Never silently done: the person is still there, in contacts and in tasks.
+    await ok(api.get(f"/v1/contacts/{sam['contact']['id']}", headers=world.admin))
+    await eventually(lambda: asyncio.to_thread(tasks_us.healthy), "tasks-us back")
+    listed = await ok(api.get("/v1/privacy/requests?status=failed", headers=world.officer))
+    assert [r["id"] for r in listed["data"]] == [request["id"]]
+
+    retried = await ok(
+        api.post(f"/v1/privacy/requests/{request['id']}/retry", headers=world.officer)
+    )
+    assert retried["status"] == "completed", retried["error"]
+    assert retried["error"] == "" and retried["receipt"]
+    gone = await api.get(f"/v1/tasks/{sam['task']['id']}", headers=world.admin)
+    assert gone.status_code == 404
+
+
+async def test_rectification_corrects_the_named_fields(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    rita = await world.person("Rita", "Wrongname", "IT", "rita.w@example.com")
+    request = await world.request(
+        "rectification", contact_id=rita["contact"]["id"], changes={"last_name": "Rightname"}
+    )
+    assert request["status"] == "completed", request
+    assert request["rectified_fields"] == ["last_name"]
+    contact = await ok(api.get(f"/v1/contacts/{rita['contact']['id']}", headers=world.admin))
+    assert contact["last_name"] == "Rightname"
+
+
+async def test_a_reminder_fires_before_the_due_date(
+    api: httpx.AsyncClient, token_for: Any, stream_events: Any, system: Any
+) -> None:
+    world = await World(api, token_for, "br").setup()
+    lia = await world.person("Lia", "Lembrete", "BR", "lia.lembrete@example.com")
+    await ok(
+        api.put(
+            f"/v1/privacy/legal-holds/{lia['contact']['id']}",
+            json={"reason": "tax audit"},
+            headers=world.officer,
+        )
+    )
+    # Blocked by the hold, the request stays open and approaches its LGPD due date.
+    request = await world.request("erasure", contact_id=lia["contact"]["id"])
+    assert request["status"] == "failed" and request["reminder_sent"] is False
+    assert datetime.fromisoformat(request["reminder_at"]) == datetime.fromisoformat(
+        request["due_at"]
+    ) - timedelta(days=3)
+    clock.advance(system.clock_file, timedelta(days=12, hours=1))
+
+    async def reminded() -> dict[str, Any] | None:
+        current = await ok(api.get(f"/v1/privacy/requests/{request['id']}", headers=world.officer))
+        return current if current["reminder_sent"] else None
+
+    await eventually(reminded, "the reminder")
+    envelopes = await stream_events("br", "contacts.privacy_request.due_soon")
+    payloads = []
+    for envelope in envelopes:
+        if envelope.tenant_id == world.tenant:
+            event = contact_events.PrivacyRequestDueSoon()
+            envelope.payload.Unpack(event)
+            payloads.append(event)
+    assert [(e.request_id, e.officer_id) for e in payloads] == [(request["id"], "dpo-dana")]
+
+
+# ------------------------------------------------------------------ audit
+
+
+async def test_the_audit_trail_is_queryable_and_an_altered_record_is_detected(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    eve = await world.person("Eve", "Audita", "DE", "eve.audita@example.com")
+    await world.request("export", contact_id=eve["contact"]["id"])
+    await world.request("export", contact_id=eve["contact"]["id"])
+    for _ in range(3):  # the same token logs in once
+        await ok(api.get("/v1/privacy/requests", headers=world.officer))
+
+    trail = await ok(
+        api.get(
+            "/v1/compliance/audit",
+            params={"kind": "privacy_request", "actor": "dpo-dana"},
+            headers=world.officer,
+        )
+    )
+    actions = [r["action"] for r in trail["data"]]
+    assert actions.count("privacy_request.export") == 2
+    assert actions.count("privacy_request.complete") == 2
+    assert all(r["kind"] == "privacy_request" for r in trail["data"])
+    logins = await ok(
+        api.get(
+            "/v1/compliance/audit",
+            params={"kind": "elevated_login", "actor": "dpo-dana"},
+            headers=world.officer,
+        )
+    )
+    assert len(logins["data"]) == 1
+    assert logins["data"][0]["legal_basis"] == "compliance_officer"
+    future = (clock.now() + timedelta(days=3650)).isoformat()
+    empty = await ok(
+        api.get("/v1/compliance/audit", params={"since": future}, headers=world.officer)
+    )
+    assert empty["data"] == []
+
+    before = await ok(api.get("/v1/compliance/audit/verify", headers=world.officer))
+    assert before["intact"] is True
+    assert sum(c["records_checked"] for c in before["chains"]) >= 6
+
+    # Someone with database access rewrites who did something...
+    rows = await db(
+        "contacts",
+        "eu",
+        "SELECT id FROM audit_log WHERE tenant_id = $1 ORDER BY id",
+        world.tenant,
+    )
+    altered, deleted = rows[1]["id"], rows[3]["id"]
+    await db("contacts", "eu", "UPDATE audit_log SET actor_id = 'nobody' WHERE id = $1", altered)
+    # ...and removes another record.
+    await db("contacts", "eu", "DELETE FROM audit_log WHERE id = $1", deleted)
+    after = await ok(api.get("/v1/compliance/audit/verify", headers=world.officer))
+    assert after["intact"] is False
+    broken = next(c for c in after["chains"] if c["service"] == "contacts")
+    problems = {(p["seq"], p["problem"]) for p in broken["problems"]}
+    assert (altered, "altered") in problems
+    assert any(problem == "broken_link" and seq > deleted for seq, problem in problems)
+    assert all(c["intact"] for c in after["chains"] if c["service"] != "contacts")
+
+
+# ------------------------------------------------------------------ residency
+
+
+async def test_the_residency_report_shows_a_planted_misplaced_record(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    await world.person("Ines", "Inplace", "DE", "ines@example.com")
+    moved = await world.person("Mario", "Misplaced", "PT", "mario@example.com")
+    clean = await ok(api.get("/v1/compliance/residency", headers=world.officer))
+    assert clean["violations"] == []
+    eu = next(r for r in clean["regions"] if r["region"] == "eu")
+    assert eu["subjects"] == 2
+    assert eu["services"]["deals"]["deal"] == {"subjects": 2, "records": 2}
+
+    # A Brazilian's record lands in the eu database, bypassing the services.
+    await db(
+        "contacts",
+        "eu",
+        "UPDATE contacts SET country = 'BR' WHERE id = $1",
+        moved["contact"]["id"],
+    )
+    report = await ok(api.get("/v1/compliance/residency", headers=world.officer))
+    assert report["violations"] == [
+        {
+            "service": "contacts",
+            "kind": "contact",
+            "stored_in": "eu",
+            "required_region": "br",
+            "subjects": 1,
+            "records": 1,
+        }
+    ]
+    as_csv = await api.get("/v1/compliance/residency?format=csv", headers=world.officer)
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "eu,contacts,contact,br,1" in as_csv.text
+    as_pdf = await api.get("/v1/compliance/residency?format=pdf", headers=world.officer)
+    assert as_pdf.headers["content-type"] == "application/pdf"
+    assert as_pdf.content.startswith(b"%PDF")
+
+
+# ------------------------------------------------------------------ roles
+
+
+async def test_a_sales_rep_gets_404_on_every_compliance_endpoint(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    world = World(api, token_for, "eu")
+    some_id = "eu_01JD0000000000000000000000"
+    calls = [
+        ("POST", "/v1/privacy/requests", {"kind": "export", "contact_id": some_id}),
+        ("GET", "/v1/privacy/requests", None),
+        ("GET", f"/v1/privacy/requests/{some_id}", None),
+        ("POST", f"/v1/privacy/requests/{some_id}/retry", None),
+        ("GET", f"/v1/privacy/requests/{some_id}/export", None),
+        ("POST", "/v1/privacy/receipts/verify", {"receipt": "{}", "signature": ""}),
+        ("PUT", f"/v1/privacy/legal-holds/{some_id}", {"reason": "x"}),
+        ("DELETE", f"/v1/privacy/legal-holds/{some_id}", None),
+        ("GET", "/v1/compliance/audit", None),
+        ("GET", "/v1/compliance/audit/verify", None),
+        ("GET", "/v1/compliance/residency", None),
+        ("GET", "/v1/compliance/residency?format=pdf", None),
+        ("GET", "/v1/compliance/policies", None),
+        ("PUT", "/v1/compliance/policies", {"default_region": "us"}),
+    ]
+    for method, path, body in calls:
+        response = await api.request(method, path, json=body, headers=world.rep)
+        assert response.status_code == 404, (method, path, response.status_code)
+
+
+# ------------------------------------------------------------------ policies and retention
+
+
+async def test_policies_are_versioned_with_who_changed_what(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    world = World(api, token_for, "eu")
+    await ok(
+        api.put("/v1/compliance/policies", json={"default_region": "us"}, headers=world.officer)
+    )
+    await ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={
+                "default_region": "us",
+                "residency_overrides": {"CH": "eu"},
+                "access_grants": [
+                    {"from_region": "eu", "to_region": "us", "legal_basis": "SCC 2021/914"}
+                ],
+                "retention_rules": [{"rule": "anonymize_lost_deals", "after_months": 60}],
+            },
+            headers=world.admin,
+        )
+    )
+    bad = await api.put(
+        "/v1/compliance/policies",
+        json={"default_region": "us", "retention_rules": [{"rule": "forget", "after_months": 1}]},
+        headers=world.officer,
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "retention_rules[0].rule"
+
+    history = await ok(api.get("/v1/compliance/policies/history", headers=world.officer))
+    assert [v["version"] for v in history["data"]] == [2, 1]
+    latest = history["data"][0]
+    assert latest["changed_by"] == "boss"
+    assert latest["changes"] == [
+        "residency CH: - -> eu",
+        "+ access grant eu -> us (SCC 2021/914)",
+        "retention anonymize_lost_deals: - -> 60 months",
+    ]
+    assert latest["policy"]["residency_overrides"] == {"CH": "eu"}
+    assert history["data"][1]["changed_by"] == "dpo-dana"
+    audit = await ok(
+        api.get("/v1/compliance/audit", params={"kind": "policy_change"}, headers=world.officer)
+    )
+    # Every region keeps a copy and audits its change; the officer sees eu's records.
+    assert sorted((r["region"], r["record_id"], r["actor_id"]) for r in audit["data"]) == [
+        ("eu", "policy:v1", "dpo-dana"),
+        ("eu", "policy:v2", "boss"),
+    ]
+
+
+async def test_retention_deletes_exactly_the_inactive_leads_and_anonymizes_lost_deals(
+    api: httpx.AsyncClient, token_for: Any, system: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    idle = await world.person("Ida", "Idlelead", "DE", "ida.idle@example.com")
+    busy = await world.person("Bea", "Busylead", "DE", "bea.busy@example.com")
+    client = await world.person("Carl", "Customer", "DE", "carl.customer@example.com")
+    await ok(
+        api.patch(
+            f"/v1/contacts/{client['contact']['id']}",
+            json={"lifecycle_stage": "customer"},
+            headers=world.admin,
+        )
+    )
+    lost_stage = next(s["id"] for s in world.pipeline["stages"] if s["name"] == "Lost")
+    await ok(
+        api.post(
+            f"/v1/deals/{client['deal']['id']}/stage",
+            json={"stage_id": lost_stage, "lost_reason": "price"},
+            headers=world.admin,
+        )
+    )
+    open_deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Second order",
+                "contact_id": client["contact"]["id"],
+                "owner_id": "rep-rita",
+                "pipeline_id": world.pipeline["id"],
+                "stage_id": world.pipeline["stages"][0]["id"],
+            },
+            headers=world.admin,
+        ),
+        201,
+    )
+    # Bea has activity in the period the rule looks at (a call logged for that time).
+    later = clock.now() + timedelta(days=200)
+    await ok(
+        api.post(
+            f"/v1/contacts/{busy['contact']['id']}/notes",
+            json={"kind": "call", "body": "called back", "occurred_at": later.isoformat()},
+            headers=world.admin,
+        ),
+        201,
+    )
+    await ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={
+                "default_region": "us",
+                "retention_rules": [
+                    {"rule": "delete_inactive_leads", "after_months": 6},
+                    {"rule": "anonymize_lost_deals", "after_months": 6},
+                ],
+            },
+            headers=world.officer,
+        )
+    )
+    clock.advance(system.clock_file, timedelta(days=7 * 31))
+    today = clock.now().date().isoformat()
+
+    async def todays_runs() -> dict[str, dict[str, Any]] | None:
+        runs = await ok(api.get("/v1/compliance/retention/runs", headers=world.officer))
+        found = {r["rule"]: r for r in runs["data"] if r["id"].endswith(today)}
+        done = len(found) == 2 and all(r["ran_at"] != r["id"] for r in found.values())
+        return found if done and found["delete_inactive_leads"]["affected"] else None
+
+    runs = await eventually(todays_runs, "today's retention runs", within=60)
+    assert runs["delete_inactive_leads"]["record_ids"] == [idle["contact"]["id"]]
+    assert runs["anonymize_lost_deals"]["record_ids"] == [client["deal"]["id"]]
+
+    assert (
+        await api.get(f"/v1/contacts/{idle['contact']['id']}", headers=world.admin)
+    ).status_code == 404
+    assert (
+        await api.get(f"/v1/deals/{idle['deal']['id']}", headers=world.admin)
+    ).status_code == 404
+    assert await traces(db, "eu", ["Idlelead"]) == []
+    await ok(api.get(f"/v1/contacts/{busy['contact']['id']}", headers=world.admin))
+    await ok(api.get(f"/v1/contacts/{client['contact']['id']}", headers=world.admin))
+    anonymized = await ok(api.get(f"/v1/deals/{client['deal']['id']}", headers=world.admin))
+    assert anonymized["title"] == "Anonymized deal" and anonymized["contact_id"] == ""
+    assert anonymized["status"] == "lost"
+    untouched = await ok(api.get(f"/v1/deals/{open_deal['id']}", headers=world.admin))
+    assert untouched["contact_id"] == client["contact"]["id"]
+    audit = await ok(
+        api.get("/v1/compliance/audit", params={"kind": "retention"}, headers=world.officer)
+    )
+    assert {r["action"] for r in audit["data"]} >= {
+        "retention.delete_inactive_leads",
+        "retention.anonymize_lost_deals",
+    }
