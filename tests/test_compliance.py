@@ -387,6 +387,14 @@ async def test_a_reminder_fires_before_the_due_date(
             payloads.append(event)
     assert [(e.request_id, e.officer_id) for e in payloads] == [(request["id"], "dpo-dana")]
 
+    async def officer_task() -> list[dict[str, Any]]:
+        tasks = await ok(api.get("/v1/tasks?assignee_id=dpo-dana&region=br", headers=world.admin))
+        return [t for t in tasks["data"] if request["id"] in t["title"]]
+
+    (task,) = await eventually(officer_task, "the officer's reminder task")
+    assert task["priority"] == "high"
+    assert datetime.fromisoformat(task["due_at"]) == datetime.fromisoformat(request["due_at"])
+
 
 # ------------------------------------------------------------------ audit
 

@@ -335,8 +335,13 @@ class Cluster:
         )
         self.gateway.start(self.log_dir)
         self.processes.append(self.gateway)
+        # CRM_START_TIMEOUT: seconds each process may take to become healthy (a busy
+        # shared machine may need more than the default).
+        start_timeout = float(os.environ.get("CRM_START_TIMEOUT", "60"))
         for process in self.processes:
-            _wait(process.healthy, process.name, 60, self.log_dir / f"{process.name}.log")
+            _wait(
+                process.healthy, process.name, start_timeout, self.log_dir / f"{process.name}.log"
+            )
 
     def gateway_env(self, port: int) -> dict[str, str]:
         return {

@@ -22,6 +22,7 @@ import calendar
 import logging
 from datetime import datetime
 
+import grpc
 import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
 from pydantic import Field
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.events.v1 import contacts_pb2 as events
+from crm_api.crm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from crm_contacts import models
 from crm_contacts.privacy_requests import PrivacyRequests, StepFailed
 from crm_kit import clock
@@ -106,9 +108,42 @@ class ComplianceScheduler:
                     action="privacy_request.reminder",
                     record_id=row.id,
                 )
+        for row in rows:
+            await self._task_for_officer(row)
         if rows:
             log.info("compliance scheduler: %d reminder(s) sent", len(rows))
         return len(rows)
+
+    async def _task_for_officer(self, row: models.PrivacyRequest) -> None:
+        """A high-priority task for the officer who took the request, due on its due date.
+        The Idempotency-Key makes a repeated call create it once."""
+        try:
+            stub = self.runtime.peers.stub("tasks", tasks_pb2_grpc.TasksServiceStub)
+        except RuntimeError:
+            return
+        due = timestamp_pb2.Timestamp()
+        due.FromDatetime(row.due_at)
+        principal = system_principal(row.tenant_id).with_changes(
+            idempotency_key=f"privacy-request-reminder:{row.id}"
+        )
+        try:
+            await self.runtime.peers.call(
+                stub.CreateTask,
+                tasks_pb2.CreateTaskRequest(
+                    task=tasks_pb2.Task(
+                        kind="reminder",
+                        title=f"{row.law} {row.kind} request {row.id} is due soon",
+                        description=f"Due {row.due_at.date().isoformat()}; status {row.status}.",
+                        assignee_id=row.requested_by,
+                        priority="high",
+                        due_at=due,
+                    )
+                ),
+                principal,
+            )
+        except grpc.aio.AioRpcError as exc:
+            # The event and the audit record are written; the task is a convenience.
+            log.warning("no reminder task for %s (%s)", row.id, exc.code().name)
 
     # ---------------------------------------------------------------- retention
 

@@ -175,6 +175,10 @@ async def verify_chain(session: AsyncSession, tenant_id: str) -> ChainReport:
     ).all()
     problems: list[tuple[int, str, str]] = []
     previous = ""
+    # Records written before the chain existed (migration 0002) have no hash; they are
+    # skipped only while no chained record has been seen.
+    while rows and not rows[0].hash and not rows[0].prev_hash:
+        rows = rows[1:]
     for row in rows:
         fields = {name: getattr(row, name) for name in _HASHED}
         if row.prev_hash != previous:
