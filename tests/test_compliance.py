@@ -523,6 +523,9 @@ async def test_a_sales_rep_gets_404_on_every_compliance_endpoint(
         ("GET", "/v1/compliance/residency?format=pdf", None),
         ("GET", "/v1/compliance/policies", None),
         ("PUT", "/v1/compliance/policies", {"default_region": "us"}),
+        ("GET", "/v1/compliance/policies/history", None),
+        ("GET", "/v1/compliance/retention/runs", None),
+        ("POST", "/v1/compliance/relocations", {"contact_id": some_id, "country": "BR"}),
     ]
     for method, path, body in calls:
         response = await api.request(method, path, json=body, headers=world.rep)
@@ -574,11 +577,12 @@ async def test_policies_are_versioned_with_who_changed_what(
     audit = await ok(
         api.get("/v1/compliance/audit", params={"kind": "policy_change"}, headers=world.officer)
     )
-    # Every region keeps a copy and audits its change; the officer sees eu's records.
-    print(audit["data"])
+    # Every region keeps a copy and audits its change in its own trail; the officer now
+    # sees eu and, through the new grant, us.
     assert sorted((r["region"], r["record_id"], r["actor_id"]) for r in audit["data"]) == [
-        ("eu", "policy:v1", "dpo-dana"),
-        ("eu", "policy:v2", "boss"),
+        (region, f"policy:v{v}", actor)
+        for region in ("eu", "us")
+        for v, actor in ((1, "dpo-dana"), (2, "boss"))
     ]
 
 
@@ -675,3 +679,93 @@ async def test_retention_deletes_exactly_the_inactive_leads_and_anonymizes_lost_
         "retention.delete_inactive_leads",
         "retention.anonymize_lost_deals",
     }
+
+
+# ------------------------------------------------------------------ relocation
+
+
+async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "br").setup()
+    await ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={
+                "default_region": "us",
+                "access_grants": [
+                    {"from_region": "br", "to_region": "eu", "legal_basis": "data subject moved"}
+                ],
+            },
+            headers=world.officer,
+        )
+    )
+    luis = await world.person("Luis", "Mudanca", "BR", "luis.mudanca@example.com")
+    stay = await world.person("Rosa", "Ficaaqui", "BR", "rosa.ficaaqui@example.com")
+    old_id = luis["contact"]["id"]
+    await ok(
+        api.post(
+            f"/v1/deals/{luis['deal']['id']}/stage",
+            json={"stage_id": world.pipeline["stages"][1]["id"]},
+            headers=world.admin,
+        )
+    )
+    before = {
+        table: len(await db(svc, "br", f"SELECT 1 FROM {table} WHERE {col} = $1", value))  # noqa: S608
+        for svc, table, col, value in (
+            ("contacts", "timeline_entries", "contact_id", old_id),
+            ("deals", "stage_changes", "deal_id", luis["deal"]["id"]),
+            ("tasks", "tasks", "contact_id", old_id),
+        )
+    }
+    assert all(before.values()), before
+
+    moved = await ok(
+        api.post(
+            "/v1/compliance/relocations",
+            json={"contact_id": old_id, "country": "Portugal"},
+            headers=world.officer,
+        )
+    )
+    new_id = moved["new_contact_id"]
+    assert moved["from_region"] == "br" and moved["to_region"] == "eu"
+    assert new_id.startswith("eu_")
+
+    # Only in eu now: nothing about Luis is left in any br database; Rosa stays.
+    assert await traces(db, "br", ["Mudanca", "luis.mudanca@example.com"]) == []
+    assert await traces(db, "br", ["Ficaaqui"])
+    found = await traces(db, "eu", ["Mudanca"])
+    assert {f.split(":")[0] for f in found} >= {"contacts.contacts", "deals.deals", "tasks.tasks"}
+
+    # Nothing lost: the person, the note, the deal with its stage history, the task.
+    old_link = await api.get(f"/v1/contacts/{old_id}", headers=world.officer)
+    assert old_link.status_code == 308
+    assert old_link.headers["location"] == f"/v1/contacts/{new_id}"
+    person = await ok(api.get(f"/v1/contacts/{new_id}", headers=world.officer))
+    assert person["emails"] == ["luis.mudanca@example.com"]
+    assert person["address"]["country"] == "PT" and person["last_name"] == "Mudanca"
+    notes = await ok(api.get(f"/v1/contacts/{new_id}/notes", headers=world.officer))
+    assert [n["body"] for n in notes["data"]] == ["Luis prefers mornings"]
+    deals = await db("deals", "eu", "SELECT id, title FROM deals WHERE contact_id = $1", new_id)
+    assert [d["title"] for d in deals] == ["Windows for Mudanca"]
+    new_deal = deals[0]["id"]
+    history = await db("deals", "eu", "SELECT 1 FROM stage_changes WHERE deal_id = $1", new_deal)
+    assert len(history) == before["stage_changes"]
+    tasks = await db(
+        "tasks", "eu", "SELECT title, deal_id FROM tasks WHERE contact_id = $1", new_id
+    )
+    assert [(t["title"], t["deal_id"]) for t in tasks] == [("Call Mudanca", new_deal)]
+    assert stay["contact"]["id"].startswith("br_")
+
+    # The move is audited in both regions, and residency holds.
+    audit = await ok(
+        api.get("/v1/compliance/audit", params={"kind": "relocation"}, headers=world.officer)
+    )
+    steps = {(r["region"], r["action"]) for r in audit["data"]}
+    assert {
+        ("br", "relocation.copy_out"),
+        ("eu", "relocation.copy_in"),
+        ("br", "relocation.remove"),
+    } <= steps
+    report = await ok(api.get("/v1/compliance/residency", headers=world.officer))
+    assert report["violations"] == []

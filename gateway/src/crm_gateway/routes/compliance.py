@@ -20,10 +20,12 @@ from pydantic import BaseModel, Field
 from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as pr
 from crm_api.crm.policy.v1 import policy_pb2
-from crm_gateway import schemas
+from crm_gateway import relocation, schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
 from crm_gateway.clients import STUBS
 from crm_gateway.problems import Problem, invalid
+from crm_kit.errors import InvalidArgument
+from crm_kit.placement import ResidencyPolicy, normalize_country, region_for_country
 
 router = APIRouter(tags=["compliance"])
 OFFICER_ROLES = ("compliance_officer", "admin")
@@ -221,6 +223,39 @@ async def clear_legal_hold(contact_id: str, who: Caller = Depends(caller)) -> Re
         timeout=who.timeout,
     )
     return Response(status_code=204)
+
+
+# ------------------------------------------------------------------ relocation
+
+
+class RelocationIn(BaseModel):
+    contact_id: str
+    country: str = Field(description="the person's new country (ISO code or name)")
+
+
+@router.post(
+    "/v1/compliance/relocations",
+    summary="Move a person to the region their new country requires (audited)",
+)
+async def relocate_contact(body: RelocationIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+    _officer(who)
+    old_region = region_of_id(body.contact_id, "contact_id")
+    try:
+        code = normalize_country(body.country, "country")
+        policy = await who.gateway.policy(who.principal)
+        target = region_for_country(
+            code,
+            ResidencyPolicy(
+                default_region=policy.default_region or "us",
+                overrides=dict(policy.residency_overrides),
+            ),
+            who.gateway.regions,
+        )
+    except InvalidArgument as exc:
+        raise invalid("country", str(exc.violations[0].description)) from exc
+    if target == old_region:
+        raise invalid("country", f"{code} is stored in {old_region} already: nothing to move")
+    return await relocation.relocate(who, body.contact_id, old_region, target, code)
 
 
 # ------------------------------------------------------------------ policies

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import grpc
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import RedirectResponse
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
+from crm_api.crm.compliance.v1 import privacy_requests_pb2 as requests_pb
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_gateway import schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
@@ -127,14 +130,29 @@ async def find_duplicates(
     }
 
 
-@router.get("/{contact_id}", summary="One contact")
-async def get_contact(contact_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+@router.get("/{contact_id}", summary="One contact", response_model=None)
+async def get_contact(
+    contact_id: str, who: Caller = Depends(caller)
+) -> dict[str, Any] | RedirectResponse:
     region = region_of_id(contact_id)
-    contact = await _stub(who, region).GetContact(
-        pb.GetContactRequest(id=contact_id),
-        metadata=await who.metadata(region),
-        timeout=who.timeout,
-    )
+    metadata = await who.metadata(region)
+    try:
+        contact = await _stub(who, region).GetContact(
+            pb.GetContactRequest(id=contact_id), metadata=metadata, timeout=who.timeout
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        # A relocated contact: its old id resolves to the new one (permanent redirect).
+        try:
+            moved = await who.stub("contacts", "privacy_requests", region).ResolveContactAlias(
+                requests_pb.ResolveContactAliasRequest(contact_id=contact_id),
+                metadata=metadata,
+                timeout=who.timeout,
+            )
+        except grpc.aio.AioRpcError:
+            raise exc from None
+        return RedirectResponse(f"/v1/contacts/{moved.new_contact_id}", status_code=308)
     return schemas.to_json(contact)
 
 

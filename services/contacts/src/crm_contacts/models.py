@@ -253,6 +253,17 @@ class TenantKey(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
 
+class ContactAlias(Base):
+    """The old id of a relocated contact, so that old links still resolve (ids only)."""
+
+    __tablename__ = "contact_aliases"
+
+    old_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    new_id: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
 class RetentionRun(Base):
     """What one application of a retention rule did (visible to compliance officers)."""
 

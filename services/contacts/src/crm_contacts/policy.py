@@ -41,16 +41,16 @@ async def put_policy(
     if policy.default_region not in regions:
         violations.append(FieldViolation("default_region", f"must be one of {', '.join(regions)}"))
     overrides: dict[str, str] = {}
-    for country, region in sorted(policy.residency_overrides.items()):
+    for country, target in sorted(policy.residency_overrides.items()):
         field = f"residency_overrides.{country}"
         try:
             code = normalize_country(country, field)
         except InvalidArgument as exc:
             violations.extend(exc.violations)
             continue
-        if region not in regions:
+        if target not in regions:
             violations.append(FieldViolation(field, f"region must be one of {', '.join(regions)}"))
-        overrides[code] = region
+        overrides[code] = target
     grants = []
     for i, grant in enumerate(policy.access_grants):
         for name in ("from_region", "to_region"):

@@ -48,7 +48,7 @@ from crm_contacts.convert import timestamp
 from crm_contacts.normalize import normalize_email, normalize_phone
 from crm_kit import clock
 from crm_kit.audit import append_audit, audit_as
-from crm_kit.context import Principal
+from crm_kit.context import Principal, current_principal
 from crm_kit.db import audit_table, transaction
 from crm_kit.errors import (
     CrmError,
@@ -663,3 +663,54 @@ def export_zip(
                 )
             archive.writestr(name, text.getvalue())
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------------ relocation
+
+
+async def relocation_copy_in(
+    session: AsyncSession, values: dict[str, Any], request: compliance_pb2.CopyInRequest
+) -> None:
+    """The moved contact takes its new country (the reason it moved)."""
+    if values.get("id") == request.new_contact_id and "country" in values:
+        values["country"] = request.country
+        values["address"] = {**(values.get("address") or {}), "country": request.country}
+
+
+async def relocation_remove(session: AsyncSession, request: compliance_pb2.RemoveRequest) -> None:
+    """The old id stays resolvable here: an alias to the new id (ids only)."""
+    principal = current_principal()
+    if principal is None or not request.new_contact_id:
+        return  # a discarded partial copy: no alias
+    await session.execute(
+        pg_insert(models.ContactAlias)
+        .values(
+            old_id=request.contact_id,
+            tenant_id=principal.tenant_id,
+            new_id=request.new_contact_id,
+        )
+        .on_conflict_do_update(index_elements=["old_id"], set_={"new_id": request.new_contact_id})
+    )
+    # Aliases pointing at the old id follow it (a contact that moved twice).
+    await session.execute(
+        sa.update(models.ContactAlias)
+        .where(
+            models.ContactAlias.tenant_id == principal.tenant_id,
+            models.ContactAlias.new_id == request.contact_id,
+        )
+        .values(new_id=request.new_contact_id)
+    )
+
+
+async def resolve_alias(
+    session: AsyncSession, principal: Principal, contact_id: str
+) -> pb.ResolveContactAliasResponse:
+    new = await session.scalar(
+        sa.select(models.ContactAlias.new_id).where(
+            models.ContactAlias.old_id == contact_id,
+            models.ContactAlias.tenant_id == principal.tenant_id,
+        )
+    )
+    if new is None:
+        raise NotFound(f"contact {contact_id} not found")
+    return pb.ResolveContactAliasResponse(new_contact_id=new)

@@ -19,6 +19,7 @@ from crm_contacts import (
     companies,
     contacts,
     custom_field_defs,
+    models,
     policy,
     privacy,
     privacy_requests,
@@ -27,6 +28,7 @@ from crm_contacts import (
 from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
+from crm_kit.relocation import OwnedTable
 from crm_kit.requests import idempotent
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
@@ -401,12 +403,30 @@ class PrivacyRequestsServicer(_Base, privacy_requests_pb2_grpc.PrivacyRequestsSe
             )
         return requests_pb.RecordElevatedLoginResponse(recorded=recorded)
 
+    async def ResolveContactAlias(
+        self,
+        request: requests_pb.ResolveContactAliasRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> requests_pb.ResolveContactAliasResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await privacy_requests.resolve_alias(session, principal, request.contact_id)
+
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     privacy_requests_pb2_grpc.add_PrivacyRequestsServiceServicer_to_server(
         PrivacyRequestsServicer(runtime), server
     )
     runtime.residency_counter = privacy_requests.count_contacts
+    # Relocation (crm_kit.relocation): company links stay behind with their company,
+    # which lives in its own region; everything about the person moves.
+    runtime.owned_tables += [
+        OwnedTable(models.Contact, contact_column="id"),
+        OwnedTable(models.TimelineEntry, contact_column="contact_id"),
+        OwnedTable(models.Consent, contact_column="contact_id"),
+    ]
+    runtime.relocation_copy_in = privacy_requests.relocation_copy_in
+    runtime.relocation_remove = privacy_requests.relocation_remove
     runtime.background.append(ComplianceScheduler(runtime).run)
     contacts_pb2_grpc.add_ContactsServiceServicer_to_server(ContactsServicer(runtime), server)
     policy_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(runtime), server)

@@ -12,10 +12,11 @@ from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from crm_deals import board, deals, documents, fx, handlers, pipelines, privacy, retention
+from crm_deals import board, deals, documents, fx, handlers, models, pipelines, privacy, retention
 from crm_deals.links import ContactsDirectory
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
+from crm_kit.relocation import OwnedTable
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
 
@@ -248,6 +249,12 @@ class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Residency proof: deals per region of their contact (crm_kit.audit).
     runtime.subject_tables.append(SubjectTable("deal", "deals"))
+    # Relocation: a subject's deals with their history and documents (crm_kit.relocation).
+    runtime.owned_tables += [
+        OwnedTable(models.Deal, contact_column="contact_id"),
+        OwnedTable(models.StageChange, parent=("deal_id", "deals")),
+        OwnedTable(models.Document, parent=("deal_id", "deals")),
+    ]
     compliance_pb2_grpc.add_RetentionServiceServicer_to_server(
         retention.RetentionServicer(runtime), server
     )

@@ -25,6 +25,7 @@ from crm_kit.audit import ResidencyCounter, SubjectTable, register_compliance
 from crm_kit.grpc_server import serve
 from crm_kit.messaging import NatsConnection, Outbox, OutboxRelay
 from crm_kit.peers import Peers
+from crm_kit.relocation import CopyInHook, OwnedTable, RemoveHook, register_relocation
 from crm_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,11 @@ class Runtime:
     # and/or a service's own counter (contacts counts its people by country).
     subject_tables: list[SubjectTable] = field(default_factory=list)
     residency_counter: ResidencyCounter | None = None
+    # Relocation (crm_kit.relocation): the tables holding a subject's rows, parents
+    # first, and a service's own steps on copy-in and removal.
+    owned_tables: list[OwnedTable] = field(default_factory=list)
+    relocation_copy_in: CopyInHook | None = None
+    relocation_remove: RemoveHook | None = None
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:
@@ -113,7 +119,11 @@ async def run_server(
     await serve(
         port=settings.grpc_port,
         # Every service serves its audit trail and residency counts (crm_kit.audit).
-        register=lambda server: [*register(server, runtime), *register_compliance(server, runtime)],
+        register=lambda server: [
+            *register(server, runtime),
+            *register_compliance(server, runtime),
+            *register_relocation(server, runtime),
+        ],
         # A callable, so that tasks `register` adds (consumers, schedulers) are included.
         background=lambda: [relay.run, *runtime.background],
         on_stop=close,

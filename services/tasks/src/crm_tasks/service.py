@@ -16,10 +16,11 @@ from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.messaging import Consumer
+from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
-from crm_tasks import automation, directory, privacy, rules, tasks
+from crm_tasks import automation, directory, models, privacy, rules, tasks
 from crm_tasks.scheduler import Scheduler
 from crm_tasks.settings import TasksSettings
 
@@ -224,6 +225,10 @@ def background_jobs(runtime: Runtime, settings: TasksSettings) -> list[Job]:
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Residency proof: tasks per region of their contact (crm_kit.audit).
     runtime.subject_tables.append(SubjectTable("task", "tasks"))
+    # Relocation: a subject's tasks, linked to their moved deals (crm_kit.relocation).
+    runtime.owned_tables.append(
+        OwnedTable(models.Task, contact_column="contact_id", remap=("deal_id",))
+    )
     tasks_pb2_grpc.add_TasksServiceServicer_to_server(TasksServicer(runtime), server)
     directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)

@@ -271,3 +271,179 @@ class RetentionService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RelocationServiceStub:
+    """Moving a subject to another region (their country changed and the tenant's policy now
+    places them elsewhere). Served by every service holding data about a contact
+    (crm_kit.relocation); the gateway's audited relocation orchestrator, the one component
+    that reaches every region, copies out of the old region, into the new one, verifies,
+    and only then removes the data from the old region.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CopyOut = channel.unary_unary(
+                '/crm.compliance.v1.RelocationService/CopyOut',
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyOutRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyOutResponse.FromString,
+                _registered_method=True)
+        self.CopyIn = channel.unary_unary(
+                '/crm.compliance.v1.RelocationService/CopyIn',
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyInRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyInResponse.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/crm.compliance.v1.RelocationService/Remove',
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.RemoveRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.RemoveResponse.FromString,
+                _registered_method=True)
+
+
+class RelocationServiceServicer:
+    """Moving a subject to another region (their country changed and the tenant's policy now
+    places them elsewhere). Served by every service holding data about a contact
+    (crm_kit.relocation); the gateway's audited relocation orchestrator, the one component
+    that reaches every region, copies out of the old region, into the new one, verifies,
+    and only then removes the data from the old region.
+    """
+
+    def CopyOut(self, request, context):
+        """The subject's rows in this service, exactly as stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyIn(self, request, context):
+        """Stores a copy under new ids in this region; returns old id -> new id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Deletes the subject's rows here once the copy is verified elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RelocationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CopyOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyOut,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyOutRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyOutResponse.SerializeToString,
+            ),
+            'CopyIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyIn,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyInRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyInResponse.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.RemoveRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.RemoveResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'crm.compliance.v1.RelocationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('crm.compliance.v1.RelocationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RelocationService:
+    """Moving a subject to another region (their country changed and the tenant's policy now
+    places them elsewhere). Served by every service holding data about a contact
+    (crm_kit.relocation); the gateway's audited relocation orchestrator, the one component
+    that reaches every region, copies out of the old region, into the new one, verifies,
+    and only then removes the data from the old region.
+    """
+
+    @staticmethod
+    def CopyOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.RelocationService/CopyOut',
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyOutRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.RelocationService/CopyIn',
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyInRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.CopyInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.RelocationService/Remove',
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.RemoveRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.RemoveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -123,3 +123,73 @@ class RetentionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_compliance_pb2.ApplyRetentionResponse, _abc.Awaitable[_compliance_pb2.ApplyRetentionResponse]]: ...
 
 def add_RetentionServiceServicer_to_server(servicer: RetentionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RelocationServiceStub:
+    """Moving a subject to another region (their country changed and the tenant's policy now
+    places them elsewhere). Served by every service holding data about a contact
+    (crm_kit.relocation); the gateway's audited relocation orchestrator, the one component
+    that reaches every region, copies out of the old region, into the new one, verifies,
+    and only then removes the data from the old region.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RelocationServiceAsyncStub: ...
+    CopyOut: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.CopyOutRequest, _compliance_pb2.CopyOutResponse]
+    """The subject's rows in this service, exactly as stored."""
+    CopyIn: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.CopyInRequest, _compliance_pb2.CopyInResponse]
+    """Stores a copy under new ids in this region; returns old id -> new id."""
+    Remove: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.RemoveRequest, _compliance_pb2.RemoveResponse]
+    """Deletes the subject's rows here once the copy is verified elsewhere."""
+
+@_typing.type_check_only
+class RelocationServiceAsyncStub(RelocationServiceStub):
+    """Moving a subject to another region (their country changed and the tenant's policy now
+    places them elsewhere). Served by every service holding data about a contact
+    (crm_kit.relocation); the gateway's audited relocation orchestrator, the one component
+    that reaches every region, copies out of the old region, into the new one, verifies,
+    and only then removes the data from the old region.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CopyOut: _aio.UnaryUnaryMultiCallable[_compliance_pb2.CopyOutRequest, _compliance_pb2.CopyOutResponse]  # type: ignore[assignment]
+    """The subject's rows in this service, exactly as stored."""
+    CopyIn: _aio.UnaryUnaryMultiCallable[_compliance_pb2.CopyInRequest, _compliance_pb2.CopyInResponse]  # type: ignore[assignment]
+    """Stores a copy under new ids in this region; returns old id -> new id."""
+    Remove: _aio.UnaryUnaryMultiCallable[_compliance_pb2.RemoveRequest, _compliance_pb2.RemoveResponse]  # type: ignore[assignment]
+    """Deletes the subject's rows here once the copy is verified elsewhere."""
+
+class RelocationServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Moving a subject to another region (their country changed and the tenant's policy now
+    places them elsewhere). Served by every service holding data about a contact
+    (crm_kit.relocation); the gateway's audited relocation orchestrator, the one component
+    that reaches every region, copies out of the old region, into the new one, verifies,
+    and only then removes the data from the old region.
+    """
+
+    @_abc_1.abstractmethod
+    def CopyOut(
+        self,
+        request: _compliance_pb2.CopyOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_pb2.CopyOutResponse, _abc.Awaitable[_compliance_pb2.CopyOutResponse]]:
+        """The subject's rows in this service, exactly as stored."""
+
+    @_abc_1.abstractmethod
+    def CopyIn(
+        self,
+        request: _compliance_pb2.CopyInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_pb2.CopyInResponse, _abc.Awaitable[_compliance_pb2.CopyInResponse]]:
+        """Stores a copy under new ids in this region; returns old id -> new id."""
+
+    @_abc_1.abstractmethod
+    def Remove(
+        self,
+        request: _compliance_pb2.RemoveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_compliance_pb2.RemoveResponse, _abc.Awaitable[_compliance_pb2.RemoveResponse]]:
+        """Deletes the subject's rows here once the copy is verified elsewhere."""
+
+def add_RelocationServiceServicer_to_server(servicer: RelocationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -488,3 +488,41 @@ class RecordElevatedLoginResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordElevatedLoginResponse: _TypeAlias = RecordElevatedLoginResponse  # noqa: Y015
+
+@_typing.final
+class ResolveContactAliasRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveContactAliasRequest: _TypeAlias = ResolveContactAliasRequest  # noqa: Y015
+
+@_typing.final
+class ResolveContactAliasResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NEW_CONTACT_ID_FIELD_NUMBER: _builtins.int
+    new_contact_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        new_contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_contact_id", b"new_contact_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveContactAliasResponse: _TypeAlias = ResolveContactAliasResponse  # noqa: Y015

@@ -86,6 +86,11 @@ class PrivacyRequestsServiceStub:
                 request_serializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.RecordElevatedLoginRequest.SerializeToString,
                 response_deserializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.RecordElevatedLoginResponse.FromString,
                 _registered_method=True)
+        self.ResolveContactAlias = channel.unary_unary(
+                '/crm.compliance.v1.PrivacyRequestsService/ResolveContactAlias',
+                request_serializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.ResolveContactAliasRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.ResolveContactAliasResponse.FromString,
+                _registered_method=True)
 
 
 class PrivacyRequestsServiceServicer:
@@ -159,6 +164,13 @@ class PrivacyRequestsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveContactAlias(self, request, context):
+        """The new id of a relocated contact (NOT_FOUND when the id is no alias).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PrivacyRequestsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +223,11 @@ def add_PrivacyRequestsServiceServicer_to_server(servicer, server):
                     servicer.RecordElevatedLogin,
                     request_deserializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.RecordElevatedLoginRequest.FromString,
                     response_serializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.RecordElevatedLoginResponse.SerializeToString,
+            ),
+            'ResolveContactAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveContactAlias,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.ResolveContactAliasRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.ResolveContactAliasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -485,6 +502,33 @@ class PrivacyRequestsService:
             '/crm.compliance.v1.PrivacyRequestsService/RecordElevatedLogin',
             crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.RecordElevatedLoginRequest.SerializeToString,
             crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.RecordElevatedLoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveContactAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.PrivacyRequestsService/ResolveContactAlias',
+            crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.ResolveContactAliasRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_privacy__requests__pb2.ResolveContactAliasResponse.FromString,
             options,
             channel_credentials,
             insecure,

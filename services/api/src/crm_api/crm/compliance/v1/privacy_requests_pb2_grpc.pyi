@@ -51,6 +51,8 @@ class PrivacyRequestsServiceStub:
     ClearLegalHold: _grpc.UnaryUnaryMultiCallable[_privacy_requests_pb2.ClearLegalHoldRequest, _privacy_requests_pb2.ClearLegalHoldResponse]
     RecordElevatedLogin: _grpc.UnaryUnaryMultiCallable[_privacy_requests_pb2.RecordElevatedLoginRequest, _privacy_requests_pb2.RecordElevatedLoginResponse]
     """The gateway records a login with an elevated role (once per token)."""
+    ResolveContactAlias: _grpc.UnaryUnaryMultiCallable[_privacy_requests_pb2.ResolveContactAliasRequest, _privacy_requests_pb2.ResolveContactAliasResponse]
+    """The new id of a relocated contact (NOT_FOUND when the id is no alias)."""
 
 @_typing.type_check_only
 class PrivacyRequestsServiceAsyncStub(PrivacyRequestsServiceStub):
@@ -75,6 +77,8 @@ class PrivacyRequestsServiceAsyncStub(PrivacyRequestsServiceStub):
     ClearLegalHold: _aio.UnaryUnaryMultiCallable[_privacy_requests_pb2.ClearLegalHoldRequest, _privacy_requests_pb2.ClearLegalHoldResponse]  # type: ignore[assignment]
     RecordElevatedLogin: _aio.UnaryUnaryMultiCallable[_privacy_requests_pb2.RecordElevatedLoginRequest, _privacy_requests_pb2.RecordElevatedLoginResponse]  # type: ignore[assignment]
     """The gateway records a login with an elevated role (once per token)."""
+    ResolveContactAlias: _aio.UnaryUnaryMultiCallable[_privacy_requests_pb2.ResolveContactAliasRequest, _privacy_requests_pb2.ResolveContactAliasResponse]  # type: ignore[assignment]
+    """The new id of a relocated contact (NOT_FOUND when the id is no alias)."""
 
 class PrivacyRequestsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Data-subject requests, owned by the contacts service of the subject's region (the
@@ -156,5 +160,13 @@ class PrivacyRequestsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_privacy_requests_pb2.RecordElevatedLoginResponse, _abc.Awaitable[_privacy_requests_pb2.RecordElevatedLoginResponse]]:
         """The gateway records a login with an elevated role (once per token)."""
+
+    @_abc_1.abstractmethod
+    def ResolveContactAlias(
+        self,
+        request: _privacy_requests_pb2.ResolveContactAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_privacy_requests_pb2.ResolveContactAliasResponse, _abc.Awaitable[_privacy_requests_pb2.ResolveContactAliasResponse]]:
+        """The new id of a relocated contact (NOT_FOUND when the id is no alias)."""
 
 def add_PrivacyRequestsServiceServicer_to_server(servicer: PrivacyRequestsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
