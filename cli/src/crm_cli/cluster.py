@@ -26,9 +26,9 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals", "tasks")
+SERVICES = ("contacts", "deals", "tasks", "reporting")
 # Which services each service calls (same region only).
-PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
+PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals"), "reporting": ("deals",)}
 BIN = Path(sys.executable).parent
 
 
