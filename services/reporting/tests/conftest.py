@@ -19,9 +19,21 @@ from google.protobuf.message import Message
 from ulid import ULID
 
 from crm_api.crm.events.v1 import envelope_pb2
+from crm_cli import cluster as cluster_module
 from crm_cli.cluster import Cluster
 
 REGIONS = ["eu", "br", "us"]
+
+_wait = cluster_module._wait
+
+
+def _patient_wait(check: Callable[[], bool], what: str, timeout: float, log: Any = None) -> None:
+    # Four times the cluster's start-up patience: on a shared 2-core machine a dozen
+    # service processes importing at once can take longer than a minute to answer.
+    _wait(check, what, timeout * 4, log)
+
+
+cluster_module._wait = _patient_wait
 # A country per region, so the contacts service places a contact there.
 COUNTRY = {"eu": "DE", "br": "BR", "us": "US"}
 

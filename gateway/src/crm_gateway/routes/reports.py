@@ -225,6 +225,8 @@ def _chart(report: dict[str, Any], image_format: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
+    # Text stays text in SVG (selectable, searchable, smaller than glyph outlines).
+    matplotlib.rcParams["svg.fonttype"] = "none"
     from matplotlib.figure import Figure
 
     data = report["data"]

@@ -228,7 +228,11 @@ async def _member(session: AsyncSession, tenant_id: str, user_id: str, team: str
 
 
 async def _load(session: AsyncSession, tenant_id: str, deal_id: str) -> Deal | None:
-    row = await session.get(models.DealState, (tenant_id, deal_id), with_for_update=True)
+    # populate_existing: a rebuild replays many events in one session, and its identity
+    # map would otherwise hand back the state from before the last upsert.
+    row = await session.get(
+        models.DealState, (tenant_id, deal_id), with_for_update=True, populate_existing=True
+    )
     return None if row is None else _state_of(row)
 
 

@@ -196,9 +196,12 @@ class Rows:
                 row[name] = row.get(name, Decimal(0)) + Decimal(value)
 
     def to_pb(self) -> list[pb.Row]:
+        # Keys whose deals all moved elsewhere keep a zero row in the aggregates; they
+        # are not part of the answer.
         return [
             pb.Row(keys=list(keys), sums={name: _text(v) for name, v in sums.items()})
             for keys, sums in sorted(self.rows.items())
+            if any(sums.values())
         ]
 
 
