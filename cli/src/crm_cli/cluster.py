@@ -26,9 +26,9 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals", "tasks")
+SERVICES = ("contacts", "deals", "tasks", "reporting")
 # Which services each service calls (same region only).
-PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
+PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals"), "reporting": ("deals",)}
 # The services whose PrivacyService the contacts privacy-request orchestrator calls
 # (crm_contacts.privacy_requests): add a service holding personal data here.
 PEERS["contacts"] = ("deals", "tasks")

@@ -14,6 +14,7 @@ from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.directory.v1 import directory_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2_grpc
+from crm_api.crm.reporting.v1 import reporting_pb2_grpc
 from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_gateway.problems import Problem
 
@@ -35,6 +36,9 @@ STUBS: dict[str, dict[str, Callable[[grpc.aio.Channel], Any]]] = {
         "tasks": tasks_pb2_grpc.TasksServiceStub,
         "directory": directory_pb2_grpc.DirectoryServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+    },
+    "reporting": {
+        "reporting": reporting_pb2_grpc.ReportingServiceStub,
     },
 }
 

@@ -20,7 +20,7 @@ from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.events.v1 import deals_pb2 as events
 from crm_deals import documents, models, money, pipelines
 from crm_deals.access import get_deal_row, resolve_owner, visible
-from crm_deals.convert import amount_text, deal_to_pb
+from crm_deals.convert import amount_text, deal_to_pb, timestamp
 from crm_deals.links import Directory
 from crm_kit.clock import now
 from crm_kit.context import Principal
@@ -272,6 +272,16 @@ def _money_fields(row: models.Deal) -> dict[str, str]:
     return {"amount": amount_text(row), "currency": row.currency}
 
 
+def _close_date_text(row: models.Deal) -> str:
+    return row.expected_close_date.isoformat() if row.expected_close_date else ""
+
+
+# Fields whose change the reporting read models follow (deals.deal.updated).
+REPORTED_FIELDS = frozenset(
+    {"amount", "currency", "owner_id", "owner_team", "expected_close_date", "source"}
+)
+
+
 async def _entered(
     session: AsyncSession,
     principal: Principal,
@@ -291,6 +301,11 @@ async def _entered(
                 deal_id=row.id,
                 pipeline_id=row.pipeline_id,
                 owner_id=row.owner_id,
+                stage_id=row.stage_id,
+                owner_team=row.owner_team,
+                source=row.source,
+                created_at=timestamp(row.created_at),
+                closed_at=timestamp(row.closed_at),
                 **_money_fields(row),
             ),
         )
@@ -304,6 +319,11 @@ async def _entered(
                 deal_id=row.id,
                 pipeline_id=row.pipeline_id,
                 owner_id=row.owner_id,
+                stage_id=row.stage_id,
+                owner_team=row.owner_team,
+                source=row.source,
+                created_at=timestamp(row.created_at),
+                closed_at=timestamp(row.closed_at),
                 **_money_fields(row),
             ),
         )
@@ -367,6 +387,11 @@ async def create_deal(
             contact_id=row.contact_id,
             company_id=row.company_id,
             source=row.source,
+            owner_team=row.owner_team,
+            expected_close_date=_close_date_text(row),
+            win_probability=stage.win_probability,
+            stage_kind=stage.kind,
+            created_at=timestamp(row.created_at),
             **_money_fields(row),
         ),
     )
@@ -385,6 +410,7 @@ async def update_deal(
     directory: Directory,
     msg: pb.Deal,
     mask: Sequence[str],
+    outbox: Outbox | None = None,
 ) -> pb.Deal:
     """Changes the masked fields; `deal.version`, when set, must match (else ABORTED)."""
     paths = {"amount" if path.startswith("amount.") else path for path in mask}
@@ -413,6 +439,26 @@ async def update_deal(
     row.version += 1
     row.updated_at = now()
     await session.flush()
+    reported = sorted(REPORTED_FIELDS.intersection(changed))
+    if outbox is not None and reported:
+        await outbox.add(
+            session,
+            principal,
+            "deal",
+            "updated",
+            events.DealUpdated(
+                deal_id=row.id,
+                pipeline_id=row.pipeline_id,
+                stage_id=row.stage_id,
+                owner_id=row.owner_id,
+                owner_team=row.owner_team,
+                source=row.source,
+                expected_close_date=_close_date_text(row),
+                changed_fields=reported,
+                updated_at=timestamp(row.updated_at),
+                **_money_fields(row),
+            ),
+        )
     return await to_pb(session, row)
 
 
@@ -498,6 +544,11 @@ async def move_deal(
             owner_id=row.owner_id,
             contact_id=row.contact_id,
             win_probability=target.win_probability,
+            owner_team=row.owner_team,
+            source=row.source,
+            expected_close_date=_close_date_text(row),
+            created_at=timestamp(row.created_at),
+            moved_at=timestamp(at),
             **_money_fields(row),
         ),
     )

@@ -101,6 +101,7 @@ class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):
                 self.directory,
                 request.deal,
                 list(request.update_mask.paths),
+                self.runtime.outbox,
             ),
         )
 

@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -31,6 +34,11 @@ class DealCreated(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    EXPECTED_CLOSE_DATE_FIELD_NUMBER: _builtins.int
+    WIN_PROBABILITY_FIELD_NUMBER: _builtins.int
+    STAGE_KIND_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     stage_id: _builtins.str
@@ -41,6 +49,17 @@ class DealCreated(_message.Message):
     amount: _builtins.str
     """Decimal string and ISO 4217 currency."""
     currency: _builtins.str
+    owner_team: _builtins.str
+    """Added for reporting: the deal's state when the event was written."""
+    expected_close_date: _builtins.str
+    """YYYY-MM-DD or "" """
+    win_probability: _builtins.int
+    stage_kind: _builtins.str
+    """open, won or lost"""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """The deals service's clock (the movable one in tests), not the envelope's."""
+
     def __init__(
         self,
         *,
@@ -53,10 +72,15 @@ class DealCreated(_message.Message):
         source: _builtins.str = ...,
         amount: _builtins.str = ...,
         currency: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
+        expected_close_date: _builtins.str = ...,
+        win_probability: _builtins.int = ...,
+        stage_kind: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "company_id", b"company_id", "contact_id", b"contact_id", "currency", b"currency", "deal_id", b"deal_id", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "company_id", b"company_id", "contact_id", b"contact_id", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id", "stage_kind", b"stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -78,6 +102,11 @@ class DealStageChanged(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     WIN_PROBABILITY_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    EXPECTED_CLOSE_DATE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    MOVED_AT_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     from_stage_id: _builtins.str
@@ -89,6 +118,14 @@ class DealStageChanged(_message.Message):
     amount: _builtins.str
     currency: _builtins.str
     win_probability: _builtins.int
+    owner_team: _builtins.str
+    """Added for reporting."""
+    source: _builtins.str
+    expected_close_date: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def moved_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -102,10 +139,15 @@ class DealStageChanged(_message.Message):
         amount: _builtins.str = ...,
         currency: _builtins.str = ...,
         win_probability: _builtins.int = ...,
+        owner_team: _builtins.str = ...,
+        source: _builtins.str = ...,
+        expected_close_date: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        moved_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "moved_at", b"moved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contact_id", b"contact_id", "currency", b"currency", "deal_id", b"deal_id", "from_stage_id", b"from_stage_id", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id", "to_stage_id", b"to_stage_id", "to_stage_kind", b"to_stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contact_id", b"contact_id", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "from_stage_id", b"from_stage_id", "moved_at", b"moved_at", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "to_stage_id", b"to_stage_id", "to_stage_kind", b"to_stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -122,11 +164,24 @@ class DealWon(_message.Message):
     OWNER_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    STAGE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     owner_id: _builtins.str
     amount: _builtins.str
     currency: _builtins.str
+    stage_id: _builtins.str
+    """Added for reporting."""
+    owner_team: _builtins.str
+    source: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -135,10 +190,15 @@ class DealWon(_message.Message):
         owner_id: _builtins.str = ...,
         amount: _builtins.str = ...,
         currency: _builtins.str = ...,
+        stage_id: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
+        source: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "deal_id", b"deal_id", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "closed_at", b"closed_at", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -155,11 +215,24 @@ class DealLost(_message.Message):
     OWNER_ID_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    STAGE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     owner_id: _builtins.str
     amount: _builtins.str
     currency: _builtins.str
+    stage_id: _builtins.str
+    """Added for reporting."""
+    owner_team: _builtins.str
+    source: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -168,14 +241,75 @@ class DealLost(_message.Message):
         owner_id: _builtins.str = ...,
         amount: _builtins.str = ...,
         currency: _builtins.str = ...,
+        stage_id: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
+        source: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "deal_id", b"deal_id", "owner_id", b"owner_id", "pipeline_id", b"pipeline_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "closed_at", b"closed_at", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DealLost: _TypeAlias = DealLost  # noqa: Y015
+
+@_typing.final
+class DealUpdated(_message.Message):
+    """deals.deal.updated: sent when a field reports depend on changed (amount, currency,
+    owner, team, expected close date, source); carries the deal's state after the change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    STAGE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    EXPECTED_CLOSE_DATE_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    deal_id: _builtins.str
+    pipeline_id: _builtins.str
+    stage_id: _builtins.str
+    owner_id: _builtins.str
+    owner_team: _builtins.str
+    source: _builtins.str
+    amount: _builtins.str
+    currency: _builtins.str
+    expected_close_date: _builtins.str
+    """YYYY-MM-DD or "" """
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        deal_id: _builtins.str = ...,
+        pipeline_id: _builtins.str = ...,
+        stage_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
+        source: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        expected_close_date: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "changed_fields", b"changed_fields", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DealUpdated: _TypeAlias = DealUpdated  # noqa: Y015
 
 @_typing.final
 class DocumentGenerated(_message.Message):

@@ -1,0 +1,368 @@
+"""Events into the read model: one handler for every event the reports follow.
+
+Each deal event turns the deal's previous state into its next one; the aggregates
+change by the difference of the two states' contributions (the old one subtracted,
+the new one added), so moves, wins, reopenings, owner or amount changes all take
+the same path and replaying the history in order gives the same tables.
+deals.deal.won / lost are consumed but change nothing on their own: the
+stage_changed (or created) event written in the same transaction carries the close.
+"""
+
+from __future__ import annotations
+
+import decimal
+import logging
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.crm.events.v1 import deals_pb2 as deal_events
+from crm_api.crm.events.v1 import envelope_pb2
+from crm_api.crm.events.v1 import integrations_pb2 as integration_events
+from crm_api.crm.events.v1 import tasks_pb2 as task_events
+from crm_reporting import models
+
+log = logging.getLogger(__name__)
+
+DURABLE = "reporting-read-model"
+
+EVENT_TYPES: dict[str, type[Message]] = {
+    "deals.deal.created": deal_events.DealCreated,
+    "deals.deal.stage_changed": deal_events.DealStageChanged,
+    "deals.deal.updated": deal_events.DealUpdated,
+    "deals.deal.won": deal_events.DealWon,
+    "deals.deal.lost": deal_events.DealLost,
+    "tasks.task.created": task_events.TaskCreated,
+    "tasks.task.completed": task_events.TaskCompleted,
+    "tasks.task.overdue": task_events.TaskOverdue,
+    "integrations.call.logged": integration_events.CallLogged,
+}
+
+
+def subjects(region: str) -> list[str]:
+    return [f"crm.{region}.{event_type}" for event_type in EVENT_TYPES]
+
+
+def tenant_lock_sql(tenant_id: str) -> sa.TextClause:
+    """Serializes a tenant's event handling with its rebuild's swap (see rebuild.py)."""
+    return sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))").bindparams(
+        key=f"reporting:{tenant_id}"
+    )
+
+
+# ---------------------------------------------------------------- deal state
+
+
+@dataclass(frozen=True)
+class Deal:
+    pipeline_id: str
+    stage_id: str
+    status: str
+    owner_id: str
+    owner_team: str
+    source: str
+    amount: Decimal
+    currency: str
+    expected_close_date: str
+    win_probability: int
+    created_at: datetime
+    closed_at: datetime | None
+    reached: tuple[str, ...]
+
+
+Key = tuple[Any, ...]
+# table -> key -> column -> delta
+Changes = dict[sa.Table, dict[Key, Counter[str]]]
+
+
+def _amount(text: str) -> Decimal:
+    return Decimal(text) if text else Decimal(0)
+
+
+def _time(ts: timestamp_pb2.Timestamp, fallback: datetime) -> datetime:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return fallback
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def contributions(deal: Deal) -> Changes:
+    """What one deal adds to each aggregate."""
+    dims = (deal.pipeline_id, deal.owner_id, deal.owner_team)
+    created_day = models.day_of(deal.created_at)
+    out: Changes = {}
+
+    def add(table: sa.Table, key: Key, **values: Decimal | int) -> None:
+        counter = out.setdefault(table, {}).setdefault(key, Counter())
+        for name, value in values.items():
+            counter[name] += value  # type: ignore[assignment]
+
+    add(
+        models.stage_now,
+        (created_day, *dims, deal.stage_id, deal.currency),
+        deals=1,
+        amount=deal.amount,
+    )
+    for stage_id in deal.reached:
+        add(models.stage_reach, (created_day, *dims, stage_id), deals=1)
+    add(models.cohort, (created_day, *dims, deal.source, deal.status), deals=1)
+    if deal.status == "open":
+        with decimal.localcontext(prec=60):
+            weighted = deal.amount * deal.win_probability / 100
+        add(
+            models.forecast,
+            (deal.expected_close_date, *dims, deal.currency),
+            deals=1,
+            amount=deal.amount,
+            weighted=weighted,
+        )
+    elif deal.closed_at is not None:
+        closed_day = models.day_of(deal.closed_at)
+        add(
+            models.closed,
+            (closed_day, *dims, deal.source, deal.status, deal.currency),
+            deals=1,
+            amount=deal.amount,
+        )
+        if deal.status == "won":
+            days = (deal.closed_at - deal.created_at).days
+            add(models.cycles, (closed_day, *dims, days), deals=1)
+    return out
+
+
+def difference(before: Deal | None, after: Deal | None) -> Changes:
+    changes: Changes = {}
+    for sign, deal in ((-1, before), (1, after)):
+        if deal is None:
+            continue
+        for table, rows in contributions(deal).items():
+            for key, values in rows.items():
+                counter = changes.setdefault(table, {}).setdefault(key, Counter())
+                for name, value in values.items():
+                    counter[name] += sign * value
+    return changes
+
+
+def _key_columns(table: sa.Table) -> list[str]:
+    return [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
+
+
+async def apply_changes(session: AsyncSession, tenant_id: str, changes: Changes) -> None:
+    for table, rows in changes.items():
+        names = _key_columns(table)
+        for key, values in rows.items():
+            if not any(values.values()):
+                continue
+            row: dict[str, Any] = {"tenant_id": tenant_id, **dict(zip(names, key, strict=True))}
+            measures = {c.name for c in table.columns} - set(names) - {"tenant_id"}
+            for name in measures:
+                row[name] = values.get(name, 0)
+            statement = pg_insert(table).values(**row)
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant_id", *names],
+                    set_={name: table.c[name] + statement.excluded[name] for name in measures},
+                )
+            )
+
+
+def _state_of(row: models.DealState) -> Deal:
+    return Deal(
+        pipeline_id=row.pipeline_id,
+        stage_id=row.stage_id,
+        status=row.status,
+        owner_id=row.owner_id,
+        owner_team=row.owner_team,
+        source=row.source,
+        amount=row.amount,
+        currency=row.currency,
+        expected_close_date=row.expected_close_date,
+        win_probability=row.win_probability,
+        created_at=row.created_at,
+        closed_at=row.closed_at,
+        reached=tuple(row.reached),
+    )
+
+
+async def _save(session: AsyncSession, tenant_id: str, deal_id: str, deal: Deal) -> None:
+    values = {
+        "pipeline_id": deal.pipeline_id,
+        "stage_id": deal.stage_id,
+        "status": deal.status,
+        "owner_id": deal.owner_id,
+        "owner_team": deal.owner_team,
+        "source": deal.source,
+        "amount": deal.amount,
+        "currency": deal.currency,
+        "expected_close_date": deal.expected_close_date,
+        "win_probability": deal.win_probability,
+        "created_at": deal.created_at,
+        "closed_at": deal.closed_at,
+        "reached": list(deal.reached),
+    }
+    statement = pg_insert(models.DealState).values(tenant_id=tenant_id, deal_id=deal_id, **values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "deal_id"],
+            set_=values,
+        )
+    )
+    await _member(session, tenant_id, deal.owner_id, deal.owner_team)
+
+
+async def _member(session: AsyncSession, tenant_id: str, user_id: str, team: str) -> None:
+    statement = pg_insert(models.Member).values(tenant_id=tenant_id, user_id=user_id, team=team)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "user_id"], set_={"team": team}
+        )
+    )
+
+
+async def _load(session: AsyncSession, tenant_id: str, deal_id: str) -> Deal | None:
+    # populate_existing: a rebuild replays many events in one session, and its identity
+    # map would otherwise hand back the state from before the last upsert.
+    row = await session.get(
+        models.DealState, (tenant_id, deal_id), with_for_update=True, populate_existing=True
+    )
+    return None if row is None else _state_of(row)
+
+
+def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal | None:
+    """The deal after `event`; None when the event cannot apply (logged by the caller)."""
+    if isinstance(event, deal_events.DealCreated):
+        created = _time(event.created_at, occurred)
+        kind = event.stage_kind or "open"
+        return Deal(
+            pipeline_id=event.pipeline_id,
+            stage_id=event.stage_id,
+            status=kind,
+            owner_id=event.owner_id,
+            owner_team=event.owner_team,
+            source=event.source,
+            amount=_amount(event.amount),
+            currency=event.currency,
+            expected_close_date=event.expected_close_date,
+            win_probability=event.win_probability,
+            created_at=created,
+            closed_at=None if kind == "open" else created,
+            reached=(event.stage_id,),
+        )
+    if before is None:
+        return None
+    if isinstance(event, deal_events.DealStageChanged):
+        moved = _time(event.moved_at, occurred)
+        kind = event.to_stage_kind or "open"
+        reached = before.reached
+        if event.to_stage_id not in reached:
+            reached = (*reached, event.to_stage_id)
+        return replace(
+            before,
+            stage_id=event.to_stage_id,
+            status=kind,
+            owner_id=event.owner_id,
+            owner_team=event.owner_team,
+            source=event.source or before.source,
+            amount=_amount(event.amount),
+            currency=event.currency,
+            expected_close_date=event.expected_close_date,
+            win_probability=event.win_probability,
+            closed_at=None if kind == "open" else moved,
+            reached=reached,
+        )
+    if isinstance(event, deal_events.DealUpdated):
+        return replace(
+            before,
+            owner_id=event.owner_id,
+            owner_team=event.owner_team,
+            source=event.source,
+            amount=_amount(event.amount),
+            currency=event.currency,
+            expected_close_date=event.expected_close_date,
+        )
+    return before
+
+
+# ---------------------------------------------------------------- handler
+
+
+async def _activity(
+    session: AsyncSession, tenant_id: str, owner_id: str, at: datetime, kind: str
+) -> None:
+    await apply_changes(
+        session,
+        tenant_id,
+        {models.activity: {(models.day_of(at), owner_id, kind): Counter(count=1)}},
+    )
+
+
+async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
+    """Applies one event to the read model; False when it changes nothing."""
+    message_type = EVENT_TYPES.get(envelope.event_type)
+    if message_type is None:
+        return False
+    event = message_type()
+    if not envelope.payload.Unpack(event):
+        log.warning("reporting: cannot read %s %s", envelope.event_type, envelope.event_id)
+        return False
+    tenant = envelope.tenant_id
+    occurred = envelope.occurred_at.ToDatetime(tzinfo=UTC)
+    await session.execute(tenant_lock_sql(tenant))
+    if isinstance(
+        event,
+        deal_events.DealCreated | deal_events.DealStageChanged | deal_events.DealUpdated,
+    ):
+        before = await _load(session, tenant, event.deal_id)
+        after = next_state(before, event, occurred)
+        if after is None:
+            log.warning("reporting: %s for unknown deal %s", envelope.event_type, event.deal_id)
+            return False
+        if isinstance(event, deal_events.DealCreated) and before is not None:
+            return False  # created twice (cannot happen with the inbox; kept safe)
+        await apply_changes(session, tenant, difference(before, after))
+        await _save(session, tenant, event.deal_id, after)
+        return True
+    if isinstance(event, task_events.TaskCreated):
+        await session.execute(
+            pg_insert(models.OpenTask)
+            .values(tenant_id=tenant, task_id=event.task_id, assignee_id=event.assignee_id)
+            .on_conflict_do_nothing()
+        )
+        return True
+    if isinstance(event, task_events.TaskOverdue):
+        statement = pg_insert(models.OpenTask).values(
+            tenant_id=tenant, task_id=event.task_id, assignee_id=event.assignee_id, overdue=True
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant_id", "task_id"], set_={"overdue": True}
+            )
+        )
+        return True
+    if isinstance(event, task_events.TaskCompleted):
+        await session.execute(
+            sa.delete(models.OpenTask).where(
+                models.OpenTask.tenant_id == tenant, models.OpenTask.task_id == event.task_id
+            )
+        )
+        at = _time(event.completed_at, occurred)
+        kind = "task_on_time" if event.on_time else "task_late"
+        await _activity(session, tenant, event.assignee_id, at, kind)
+        return True
+    if isinstance(event, integration_events.CallLogged):
+        await _activity(session, tenant, event.owner_id, _time(event.started_at, occurred), "call")
+        return True
+    return False
+
+
+async def handle(session: AsyncSession, envelope: envelope_pb2.Envelope, _: Msg) -> None:
+    """The durable consumer's handler (crm_kit.messaging.Consumer wraps it in the inbox)."""
+    await apply(session, envelope)

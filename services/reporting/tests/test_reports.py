@@ -1,0 +1,302 @@
+"""Reports through the gateway, built from the events of real deals, tasks and calls."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import timestamp_pb2
+
+from crm_api.crm.events.v1 import integrations_pb2
+from crm_api.crm.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+from crm_cli.cluster import Cluster
+from crm_kit import clock
+from crm_kit.context import Principal
+
+from .conftest import REGIONS, Tenant, envelope, eventually, ok
+
+
+def _row(report: dict[str, Any], **match: Any) -> dict[str, Any]:
+    rows = [r for r in report["data"] if all(r.get(k) == v for k, v in match.items())]
+    assert len(rows) == 1, (match, report["data"])
+    return rows[0]
+
+
+async def test_funnel_win_rate_revenue_and_forecast_follow_deals(crm: Tenant) -> None:
+    today = clock.now().date()
+    close = (today + timedelta(days=40)).isoformat()
+    await crm.rate("USD", "0.5", (today - timedelta(days=1)).isoformat())
+    a = await crm.deal("eu", amount="100.00", close=close, source="web_form")
+    b = await crm.deal("us", amount="300.00", currency="USD", close=close)
+    c = await crm.deal("br", amount="50.00", currency="BRL")  # no BRL rate
+    await crm.move(a, "Qualified")
+    await crm.move(a, "Proposal")
+    await crm.move(b, "Qualified")
+    await crm.move(b, "Won")
+    await crm.move(c, "Lost")
+
+    async def funnel_ready() -> dict[str, Any] | None:
+        report = await crm.report("funnel")
+        done = (
+            _row(report, stage="Won")["deals"] == 1
+            and _row(report, stage="Lost")["deals"] == 1
+            and _row(report, stage="Proposal")["deals"] == 1
+            and _row(report, stage="Lead")["entered"] == 3
+        )
+        return report if done else None
+
+    funnel = await eventually(funnel_ready, what="the funnel to show the moves")
+    assert funnel["regions"] == REGIONS
+    assert funnel["reporting_currency"] == "EUR"
+    lead = _row(funnel, stage="Lead")
+    assert (lead["deals"], lead["entered"], lead["conversion_to_next"]) == (0, 3, "0.6667")
+    proposal = _row(funnel, stage="Proposal")
+    assert (proposal["deals"], proposal["value"], proposal["entered"]) == (1, "100.00", 1)
+    assert _row(funnel, stage="Won")["value"] == "150.00"  # 300 USD at 0.5
+    assert _row(funnel, stage="Qualified")["conversion_to_next"] == "0.5000"
+
+    win = (await crm.report("win_rate"))["data"][0]
+    assert win["deals_won"] == 1 and win["deals_lost"] == 1
+    assert win["win_rate"] == "0.5000" and win["value_won"] == "150.00"
+    assert win["average_deal_size"] == "150.00" and win["cycle_days_median"] == 0
+
+    revenue = await crm.report("revenue", granularity="day")
+    assert revenue["data"] == [
+        {"period": today.isoformat(), "granularity": "day", "deals": 1, "value": "150.00"}
+    ]
+    # The lost BRL deal has no rate: named, not guessed.
+    win_all = await crm.report("win_rate")
+    assert {"currency": "BRL", "on": today.isoformat()} in win_all["missing_rates"]
+
+    forecast = await crm.report("forecast")
+    assert forecast["data"] == [
+        {"month": close[:7], "deals": 1, "value": "100.00", "weighted": "60.00"}
+    ]
+    sources = await crm.report("lead_sources")
+    assert _row(sources, source="web_form") == {
+        "source": "web_form",
+        "deals": 1,
+        "won": 0,
+        "lost": 0,
+        "conversion_to_won": "0.0000",
+    }
+    # One region only, and a period that excludes everything.
+    eu_only = await crm.report("funnel", region="eu")
+    assert eu_only["regions"] == ["eu"] and _row(eu_only, stage="Lead")["entered"] == 1
+    later = (today + timedelta(days=1)).isoformat()
+    empty = await crm.report("win_rate", **{"from": later})
+    assert empty["data"][0]["deals_won"] == 0 and empty["data"][0]["win_rate"] is None
+
+
+async def test_amount_owner_and_close_date_changes_move_the_numbers(crm: Tenant) -> None:
+    today = clock.now().date()
+    deal = await crm.deal("eu", amount="100.00", close=(today + timedelta(days=5)).isoformat())
+    later = (today + timedelta(days=70)).isoformat()
+    await ok(
+        crm.api.patch(
+            f"/v1/deals/{deal['id']}",
+            json={
+                "amount": {"amount": "250.00", "currency": "EUR"},
+                "owner_id": "rep-b",
+                "expected_close_date": later,
+            },
+            headers=crm.admin["eu"],
+        )
+    )
+
+    async def moved() -> dict[str, Any] | None:
+        report = await crm.report("forecast", owner="rep-b")
+        return report if report["data"] else None
+
+    forecast = await eventually(moved, what="the forecast to follow the update")
+    assert forecast["data"] == [
+        {"month": later[:7], "deals": 1, "value": "250.00", "weighted": "25.00"}
+    ]
+    assert (await crm.report("forecast", owner="rep-a"))["data"] == []
+
+
+async def test_a_sales_rep_sees_only_their_own_deals_and_a_manager_their_team(
+    crm: Tenant,
+) -> None:
+    await crm.deal("eu", owner="rep-a", team="north", amount="10.00")
+    await crm.deal("eu", owner="rep-b", team="north", amount="20.00")
+    await crm.deal("eu", owner="rep-c", team="south", amount="40.00")
+    rep_a = crm.user("rep-a", "sales_rep", team="north")
+    north = crm.user("boss-north", "manager", team="north")
+
+    async def all_in() -> bool:
+        report = await crm.report("funnel")
+        return bool(_row(report, stage="Lead")["deals"] == 3)
+
+    await eventually(all_in, what="three deals in the funnel")
+    assert _row(await crm.report("funnel", rep_a), stage="Lead")["value"] == "10.00"
+    assert _row(await crm.report("funnel", north), stage="Lead")["value"] == "30.00"
+    assert _row(await crm.report("funnel"), stage="Lead")["value"] == "70.00"
+    # Asking for someone else's numbers is refused, not silently narrowed.
+    response = await crm.api.get("/v1/reports/funnel", params={"owner": "rep-c"}, headers=rep_a)
+    assert response.status_code == 403
+    response = await crm.api.get("/v1/reports/funnel", params={"team": "south"}, headers=north)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "2026-13-01"}, "period_from"),
+        ({"from": "2026-05-02", "to": "2026-05-01"}, "period_to"),
+        ({"granularity": "fortnight"}, "granularity"),
+        ({"region": "mars"}, "region"),
+        ({"format": "xls"}, "format"),
+    ],
+)
+async def test_bad_filters_are_refused_naming_the_field(
+    api: httpx.AsyncClient, token_for: Any, params: dict[str, str], field: str
+) -> None:
+    response = await api.get(
+        "/v1/reports/revenue", params=params, headers=token_for("boss", "admin", "eu")
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_unknown_report_and_charts_of_tables(api: httpx.AsyncClient, token_for: Any) -> None:
+    admin = token_for("boss", "admin", "eu")
+    assert (await api.get("/v1/reports/pie", headers=admin)).status_code == 404
+    response = await api.get("/v1/reports/activity", params={"format": "png"}, headers=admin)
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "format"
+
+
+async def test_csv_svg_and_png(crm: Tenant) -> None:
+    deal = await crm.deal("eu", amount="120.00")
+    await crm.move(deal, "Won")
+
+    async def won() -> bool:
+        return bool((await crm.report("revenue"))["data"])
+
+    await eventually(won, what="revenue")
+    response = await crm.api.get(
+        "/v1/reports/revenue", params={"format": "csv"}, headers=crm.admin["eu"]
+    )
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0] == "period,granularity,deals,value"
+    assert lines[1].endswith(",month,1,120.00")
+    svg = await crm.api.get("/v1/reports/funnel", params={"format": "svg"}, headers=crm.admin["eu"])
+    assert svg.headers["content-type"] == "image/svg+xml" and b"<svg" in svg.content
+    assert b"Won" in svg.content
+    png = await crm.api.get(
+        "/v1/reports/revenue", params={"format": "png"}, headers=crm.admin["eu"]
+    )
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def _call(owner: str, started: timestamp_pb2.Timestamp) -> integrations_pb2.CallLogged:
+    return integrations_pb2.CallLogged(
+        call_id="call-1",
+        contact_id="",
+        owner_id=owner,
+        direction="outbound",
+        duration_seconds=60,
+        started_at=started,
+    )
+
+
+async def test_activity_counts_calls_once_even_when_redelivered(
+    crm: Tenant, publish: Callable[..., Awaitable[None]]
+) -> None:
+    started = timestamp_pb2.Timestamp()
+    started.FromDatetime(clock.now())
+    event = envelope(crm.name, "integrations.call.logged", _call("rep-a", started))
+    # The same event twice under different message ids: JetStream keeps both, so the
+    # consumer really sees a redelivery; its inbox makes the second a no-op.
+    await publish(event)
+    await publish(event, msg_id=f"{event.event_id}-again")
+    second = envelope(crm.name, "integrations.call.logged", _call("rep-a", started))
+    await publish(second)
+
+    async def counted() -> dict[str, Any] | None:
+        report = await crm.report("activity", region="eu")
+        rows = [r for r in report["data"] if r["owner_id"] == "rep-a"]
+        return rows[0] if rows and rows[0]["calls"] >= 2 else None
+
+    row = await eventually(counted, what="two calls")
+    assert row["calls"] == 2
+
+
+async def test_rebuild_from_the_stream_equals_the_live_read_model(
+    crm: Tenant, db: Any, cluster: Cluster
+) -> None:
+    deals = [await crm.deal(r, amount=f"{10 * (i + 1)}.00") for i, r in enumerate(REGIONS * 2)]
+    await crm.move(deals[0], "Won")
+    await crm.move(deals[1], "Qualified")
+    await crm.move(deals[1], "Lost")
+    await crm.move(deals[2], "Proposal")
+
+    async def settled() -> list[dict[str, Any]] | None:
+        reports = [await crm.report(n) for n in ("funnel", "win_rate", "forecast")]
+        win = reports[1]["data"][0]
+        funnel = reports[0]
+        done = (
+            (win["deals_won"], win["deals_lost"]) == (1, 1)
+            and _row(funnel, stage="Lead")["entered"] == 6
+            and _row(funnel, stage="Proposal")["deals"] == 1
+        )
+        return reports if done else None
+
+    live = await eventually(settled, what="the live read model")
+    # Damage the live tables; the rebuild must restore them from the stream alone.
+    for region in REGIONS:
+        await db("reporting", region, "DELETE FROM agg_stage_now WHERE tenant_id = $1", crm.name)
+    rebuilt = await ok(crm.api.post("/v1/reports/rebuild", headers=crm.admin["eu"]))
+    assert {r["region"] for r in rebuilt["regions"]} == set(REGIONS)
+    assert all(r["events_applied"] >= 2 for r in rebuilt["regions"])
+    after = [await crm.report(n) for n in ("funnel", "win_rate", "forecast")]
+    for before, rebuilt_report in zip(live, after, strict=True):
+        assert rebuilt_report == before
+    # Live consumption goes on after the swap.
+    await crm.move(deals[3], "Won")
+
+    async def followed() -> bool:
+        return bool((await crm.report("win_rate"))["data"][0]["deals_won"] == 2)
+
+    await eventually(followed, what="the live consumer after the rebuild")
+    forbidden = await crm.api.post("/v1/reports/rebuild", headers=crm.user("rep-a", "sales_rep"))
+    assert forbidden.status_code == 403
+
+
+async def test_only_aggregates_cross_regions(crm: Tenant, cluster: Cluster, db: Any) -> None:
+    """What a region sends the gateway for the worldwide view, byte for byte: no contact,
+    company or deal id, no name; owner user ids only in the per-user activity report."""
+    deals = [await crm.deal(r, owner=f"owner-{r}") for r in REGIONS]
+    await crm.move(deals[0], "Won")
+
+    async def in_all() -> bool:
+        report = await crm.report("funnel")
+        return bool(_row(report, stage="Lead")["entered"] == 3)
+
+    await eventually(in_all, what="deals of every region")
+    personal = {d["id"] for d in deals} | set(crm.contacts.values()) | {"Kai", "Deal"}
+    owners = {f"owner-{r}" for r in REGIONS}
+    principal = Principal(tenant_id=crm.name, user_id="boss", roles=("admin",), home_region="eu")
+    for region in REGIONS:
+        async with grpc.aio.insecure_channel(cluster.endpoints["reporting"][region]) as channel:
+            stub = reporting_pb2_grpc.ReportingServiceStub(channel)
+            for name in ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast"):
+                part = await stub.GetReport(
+                    reporting_pb2.GetReportRequest(name=name),
+                    metadata=principal.to_metadata(),
+                )
+                wire = part.SerializeToString()
+                text = str(part)
+                for value in personal:
+                    assert value.encode() not in wire, (region, name, value)
+                if name != "activity":
+                    for owner in owners:
+                        assert owner.encode() not in wire, (region, name, owner)
+                assert "contact" not in text and "deal_id" not in text
