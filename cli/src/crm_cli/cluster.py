@@ -6,6 +6,7 @@ tests exercise exactly what a developer runs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -26,9 +27,13 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals", "tasks")
+SERVICES = ("contacts", "deals", "tasks", "notifications")
 # Which services each service calls (same region only).
-PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
+PEERS = {
+    "deals": ("contacts",),
+    "tasks": ("contacts", "deals"),
+    "notifications": ("contacts", "deals", "tasks"),
+}
 BIN = Path(sys.executable).parent
 
 
@@ -163,7 +168,7 @@ class Process:
     command: list[str]
     env: dict[str, str]
     port: int
-    kind: str  # "grpc" or "http"
+    kind: str  # "grpc", "http" or "tcp"
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, log_dir: Path) -> None:
@@ -175,6 +180,8 @@ class Process:
     def healthy(self) -> bool:
         if self.process is None or self.process.poll() is not None:
             return False
+        if self.kind == "tcp":
+            return _port_open(self.port)
         if self.kind == "http":
             try:
                 return (
@@ -220,6 +227,8 @@ class ClusterConfig:
     # Service i in region j listens on grpc_base + 10*i + j (0 picks free ports).
     grpc_base: int = 50100
     services: tuple[str, ...] = SERVICES
+    # The local SMTP catcher notifications send to (0 picks a free port).
+    smtp_port: int = 1025
 
 
 class Cluster:
@@ -235,6 +244,9 @@ class Cluster:
         # The shared, movable clock (crm_kit.clock); only tests move it.
         self.clock_file = state / "clock-offset"
         self.jwt_secret = ""
+        self.mail_dir = state / "mail"
+        self.smtp_port = config.smtp_port or free_port()
+        self.gateway_port = config.gateway_port or free_port()
 
     def database(self, service: str, region: str) -> str:
         return f"{service}_{region}"
@@ -268,7 +280,37 @@ class Cluster:
                 }
             ),
             "CRM_CLOCK_FILE": str(self.clock_file),
+            **(self.notifications_env() if service == "notifications" else {}),
         }
+
+    def notifications_env(self) -> dict[str, str]:
+        """Local defaults: mail goes to the catcher; links point at the local gateway."""
+        unsubscribe = hashlib.sha256(f"unsubscribe:{self.jwt_secret}".encode()).hexdigest()
+        return {
+            "CRM_SMTP_HOST": "127.0.0.1",
+            "CRM_SMTP_PORT": str(self.smtp_port),
+            "CRM_UNSUBSCRIBE_SECRET": unsubscribe,
+            "CRM_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.gateway_port}",
+        }
+
+    def start_mail_catcher(self) -> None:
+        catcher = Process(
+            name="mail",
+            command=[
+                sys.executable,
+                "-m",
+                "crm_cli.mailcatcher",
+                "--port",
+                str(self.smtp_port),
+                "--dir",
+                str(self.mail_dir),
+            ],
+            env={},
+            port=self.smtp_port,
+            kind="tcp",
+        )
+        catcher.start(self.log_dir)
+        self.processes.append(catcher)
 
     def start_engines(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -301,6 +343,8 @@ class Cluster:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
 
     def start_services(self) -> None:
+        if "notifications" in self.config.services:
+            self.start_mail_catcher()
         for i, service in enumerate(self.config.services):
             for j, region in enumerate(self.config.regions):
                 port = self.config.grpc_base + 10 * i + j if self.config.grpc_base else free_port()
@@ -317,7 +361,7 @@ class Cluster:
                 )
                 process.start(self.log_dir)
                 self.processes.append(process)
-        gateway_port = self.config.gateway_port or free_port()
+        gateway_port = self.gateway_port
         self.gateway = Process(
             name="gateway",
             command=[sys.executable, "-m", "crm_gateway"],

@@ -18,7 +18,7 @@ from crm_gateway import problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
 from crm_gateway.problems import Problem, problem_response
-from crm_gateway.routes import companies, contacts, deals, settings, tasks
+from crm_gateway.routes import companies, contacts, deals, notifications, settings, tasks
 from crm_gateway.settings import GatewaySettings
 from crm_kit.auth import TokenVerifier
 
@@ -87,6 +87,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(deals.router)
     app.include_router(tasks.router)
     app.include_router(settings.router)
+    app.include_router(notifications.router)
     app.mount("/metrics", make_asgi_app())
 
     @app.middleware("http")
