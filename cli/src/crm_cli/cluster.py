@@ -372,7 +372,8 @@ class Cluster:
         self.gateway.start(self.log_dir)
         self.processes.append(self.gateway)
         for process in self.processes:
-            _wait(process.healthy, process.name, 60, self.log_dir / f"{process.name}.log")
+            # Generous: a loaded CI machine starts a dozen Python processes at once.
+            _wait(process.healthy, process.name, 180, self.log_dir / f"{process.name}.log")
 
     def gateway_env(self, port: int) -> dict[str, str]:
         return {
