@@ -62,13 +62,14 @@ class EmailSender:
         mail["Subject"] = message.rendered.subject
         mail["Message-ID"] = message.message_id
         mail["Date"] = formatdate(localtime=False)
-        mail["Content-Language"] = message.rendered.locale
         mail["X-Crm-Delivery"] = message.delivery_id
         mail["X-Crm-Kind"] = message.kind
         if message.list_unsubscribe:
             mail["List-Unsubscribe"] = f"<{message.list_unsubscribe}>"
         mail.set_content(message.rendered.text)
         mail.add_alternative(message.rendered.html, subtype="html")
+        # After the body: setting content clears every Content-* header.
+        mail["Content-Language"] = message.rendered.locale
         return mail
 
     async def send(self, message: Outgoing) -> str:
