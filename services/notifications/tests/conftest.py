@@ -50,7 +50,9 @@ class Mailbox:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        mail = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        mail = message_from_bytes(
+            envelope.original_content or envelope.content, policy=policy.default
+        )
         assert isinstance(mail, EmailMessage)
         with self.lock:
             self.messages.append(mail)
@@ -138,7 +140,10 @@ def cluster(system: Cluster, mailbox: Mailbox, receiver: Receiver) -> Iterator[C
         {
             "CRM_SMTP_PORT": str(mailbox.port),
             "CRM_NOTIFY_PROVIDERS": json.dumps(
-                {"chat": provider, "sms": {**provider, "url": f"http://127.0.0.1:{receiver.port}/sms"}}
+                {
+                    "chat": provider,
+                    "sms": {**provider, "url": f"http://127.0.0.1:{receiver.port}/sms"},
+                }
             ),
             "CRM_NOTIFY_MAX_ATTEMPTS": "3",
             "CRM_NOTIFY_BACKOFF_SECONDS": "60",

@@ -94,9 +94,7 @@ async def test_a_campaign_reaches_only_consented_contacts_and_unsubscribe_works(
         assert (progress.deferred, progress.sent) == (1, 0)
         assert mailbox.to(people["Ada"].emails[0]) == []
         move_clock(hours.next_open(clock.now()) - clock.now() + timedelta(seconds=30))
-    done = await eventually(
-        lambda: _sent(eu, campaign.id), what="the campaign message to be sent"
-    )
+    done = await eventually(lambda: _sent(eu, campaign.id), what="the campaign message to be sent")
     assert (done.sent, done.skipped_consent, done.deferred, done.failed) == (1, 2, 0, 0)
     assert done.status == "done"
 
@@ -134,7 +132,9 @@ async def test_a_campaign_reaches_only_consented_contacts_and_unsubscribe_works(
     kinds = {r.kind for r in exported.records}
     assert {"delivery", "delivery_attempt"} <= kinds
     assert any(
-        r.data["address"] == people["Ada"].emails[0] for r in exported.records if r.kind == "delivery"
+        r.data["address"] == people["Ada"].emails[0]
+        for r in exported.records
+        if r.kind == "delivery"
     )
     erased = await privacy.EraseSubject(
         privacy_pb2.EraseSubjectRequest(contact_id=people["Ada"].id), metadata=eu.meta()

@@ -100,7 +100,9 @@ async def test_urgent_tasks_bypass_quiet_hours(eu, mailbox, eventually) -> None:
     assert "Server down" in str(mail["Subject"])
 
 
-async def test_redelivered_events_give_no_duplicates(eu, mailbox, publish, envelope, db, eventually) -> None:  # type: ignore[no-untyped-def]
+async def test_redelivered_events_give_no_duplicates(
+    eu, mailbox, publish, envelope, db, eventually
+) -> None:  # type: ignore[no-untyped-def]
     user = await eu.user("dora")
     task = await _task(eu, user.id)
     [first] = await eventually(lambda: mailbox.to(user.email), what="the first email")
@@ -160,7 +162,9 @@ async def test_the_http_provider_gets_signed_json_and_a_failing_one_is_dead_lett
 ) -> None:  # type: ignore[no-untyped-def]
     user = await eu.user("chatty")
     await eu.notifications.PutPreferences(
-        pb.PutPreferencesRequest(preferences=[pb.Preference(kind="task.created", channels=["chat"])]),
+        pb.PutPreferencesRequest(
+            preferences=[pb.Preference(kind="task.created", channels=["chat"])]
+        ),
         metadata=eu.meta(user.id, "sales_rep"),
         timeout=10,
     )

@@ -72,9 +72,7 @@ async def test_a_task_reaches_its_assignee_in_their_language(
     else:
         assert 'dir="ltr"' in html and RLM not in text
 
-    inbox = await eventually(
-        lambda: _inbox(eu, user.id), what=f"{locale} in-app notification"
-    )
+    inbox = await eventually(lambda: _inbox(eu, user.id), what=f"{locale} in-app notification")
     assert [n.task_id for n in inbox] == [task.id]
     assert _plain(inbox[0].title) == SUBJECTS[locale]
     assert inbox[0].locale == locale
@@ -110,7 +108,9 @@ async def test_a_won_deal_tells_the_owners_manager_the_amount_in_their_locale(
         timeout=10,
     )
     await eu.deals.MoveDeal(
-        deals_pb2.MoveDealRequest(id=deal.id, stage_id="default-won"), metadata=eu.meta(), timeout=30
+        deals_pb2.MoveDealRequest(id=deal.id, stage_id="default-won"),
+        metadata=eu.meta(),
+        timeout=30,
     )
     [mail] = await eventually(lambda: mailbox.to(manager.email), what="deal won email")
     text = mail.get_body(("plain",)).get_content()

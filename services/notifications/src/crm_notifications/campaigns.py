@@ -178,7 +178,8 @@ async def to_pb(session: AsyncSession, row: models.Campaign) -> pb.Campaign:
                     sa.func.count(),
                 )
                 .where(d.campaign_id == row.id)
-                .group_by(d.status, d.deferred_reason, sa.func.starts_with(d.last_error, "consent"))
+                # By position: the expression has a bind parameter, so it cannot be repeated.
+                .group_by(d.status, d.deferred_reason, sa.text("3"))
             )
         ).all()
     }
