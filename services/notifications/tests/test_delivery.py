@@ -7,6 +7,8 @@ import hashlib
 import hmac
 from datetime import timedelta
 
+from crm_api.crm.events.v1 import envelope_pb2
+from crm_api.crm.events.v1 import notifications_pb2 as notification_events
 from crm_api.crm.events.v1 import tasks_pb2 as task_events
 from crm_api.crm.notifications.v1 import notifications_pb2 as pb
 from crm_api.crm.tasks.v1 import tasks_pb2
@@ -212,6 +214,18 @@ async def test_the_http_provider_gets_signed_json_and_a_failing_one_is_dead_lett
     )
     assert [r["outcome"] for r in log] == ["failed", "failed", "failed", "dead"]
     assert await calls() == 3
+    # ... and announced (ids only) as notifications.notification.failed.
+    published = await db(
+        "SELECT payload FROM outbox WHERE subject = 'crm.eu.notifications.notification.failed'"
+    )
+    failed = []
+    for row in published:
+        event = envelope_pb2.Envelope.FromString(row["payload"])
+        if event.tenant_id == eu.tenant:
+            payload = notification_events.NotificationFailed()
+            event.payload.Unpack(payload)
+            failed.append((payload.delivery_id, payload.channel, payload.attempts))
+    assert failed == [(dead["id"], "chat", 3)]
     # Dead letters are listed in the delivery log API, with their attempts.
     reply = await eu.notifications.ListDeliveries(
         pb.ListDeliveriesRequest(status="dead"), metadata=eu.meta(), timeout=10

@@ -25,9 +25,12 @@ from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_api.crm.events.v1 import notifications_pb2 as events
 from crm_kit import clock
 from crm_kit.errors import Unavailable
 from crm_kit.ids import new_id
+from crm_kit.messaging import Outbox
+from crm_kit.peers import system_principal
 from crm_notifications import campaigns, models, templates
 from crm_notifications.channels import Channels, Outgoing, PermanentError, SendError
 from crm_notifications.lookups import Gone, Lookups
@@ -84,7 +87,9 @@ class Dispatcher:
         channels: Channels,
         settings: NotificationsSettings,
         region: str,
+        outbox: Outbox,
     ) -> None:
+        self.outbox = outbox
         self.sessions = sessions
         self.lookups = lookups
         self.channels = channels
@@ -297,6 +302,28 @@ class Dispatcher:
         )
         DELIVERIES.labels(row.channel, outcome).inc()
 
+    async def _announce(
+        self, session: AsyncSession, row: models.Delivery, verb: str, attempts: int
+    ) -> None:
+        """notification.sent / notification.failed, in the outcome's transaction."""
+        fields: dict[str, Any] = {
+            "delivery_id": row.id,
+            "cause_event_id": row.event_id,
+            "kind": row.kind,
+            "channel": row.channel,
+            "recipient_id": row.recipient_id,
+            "campaign_id": row.campaign_id,
+            "attempts": attempts,
+        }
+        payload = (
+            events.NotificationSent(**fields)
+            if verb == "sent"
+            else events.NotificationFailed(**fields)
+        )
+        await self.outbox.add(
+            session, system_principal(row.tenant_id), "notification", verb, payload
+        )
+
     async def finish(
         self, row: models.Delivery, status: str, detail: str, address: str = ""
     ) -> None:
@@ -316,6 +343,10 @@ class Dispatcher:
                 )
             )
             await self._log(session, row, attempt, status, detail, address)
+            if status in ("sent", "dead"):
+                await self._announce(
+                    session, row, "sent" if status == "sent" else "failed", attempt
+                )
 
     async def failed(self, row: models.Delivery, detail: str, address: str = "") -> None:
         attempt = row.attempts + 1
@@ -329,6 +360,7 @@ class Dispatcher:
                 )
                 await self._log(session, row, attempt, "failed", detail, address)
                 await self._log(session, row, attempt, "dead", row_dead, address)
+                await self._announce(session, row, "failed", attempt)
             log.warning("delivery %s dead-lettered: %s", row.id, detail)
             return
         delay = min(
@@ -401,3 +433,4 @@ class Dispatcher:
                 .values(status="sent", attempts=attempt, lease_until=None, sent_at=clock.now())
             )
             await self._log(session, row, attempt, "sent", "inbox")
+            await self._announce(session, row, "sent", attempt)

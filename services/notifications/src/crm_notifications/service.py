@@ -176,7 +176,7 @@ def background_jobs(
 ) -> list[Job]:
     region = runtime.region
     channels = Channels(settings)
-    dispatcher = Dispatcher(runtime.sessions, lookups, channels, settings, region)
+    dispatcher = Dispatcher(runtime.sessions, lookups, channels, settings, region, runtime.outbox)
     plans = planner.Planner(lookups, region, settings.notify_urgent_kinds)
 
     async def handle(session: Any, envelope: Any, msg: Any) -> None:
