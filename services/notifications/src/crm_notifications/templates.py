@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -285,6 +286,7 @@ class Rendered:
     rtl: bool
 
 
+@lru_cache(maxsize=256)
 def _environment(locale: str, zone: ZoneInfo, *, escape: bool, rtl_text: bool) -> Any:
     where = babel_locale(locale)
 
@@ -341,6 +343,12 @@ def _text_to_html(text: str) -> str:
     return "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
 
 
+@lru_cache(maxsize=1024)
+def _compiled(locale: str, zone: ZoneInfo, escape: bool, rtl_text: bool, source: str) -> Any:
+    """Compiling is most of a render's cost; a template's text is its cache key."""
+    return _environment(locale, zone, escape=escape, rtl_text=rtl_text).from_string(source)
+
+
 def render(
     template: TemplateText,
     context: dict[str, Any],
@@ -352,15 +360,13 @@ def render(
     locale = template.locale
     rtl = is_rtl(locale)
     values = {**context, "unsubscribe_url": unsubscribe_url}
-    text_env = _environment(locale, zone, escape=False, rtl_text=rtl)
-    subject = " ".join(text_env.from_string(template.subject).render(values).split())
-    text = text_env.from_string(template.body_text).render(values).strip()
+    subject = " ".join(_compiled(locale, zone, False, rtl, template.subject).render(values).split())
+    text = _compiled(locale, zone, False, rtl, template.body_text).render(values).strip()
     if template.body_html:
-        html_env = _environment(locale, zone, escape=True, rtl_text=False)
-        body_html = html_env.from_string(template.body_html).render(values)
+        body_html = _compiled(locale, zone, True, False, template.body_html).render(values)
     else:
-        plain_env = _environment(locale, zone, escape=False, rtl_text=False)
-        body_html = _text_to_html(plain_env.from_string(template.body_text).render(values).strip())
+        plain = _compiled(locale, zone, False, False, template.body_text).render(values)
+        body_html = _text_to_html(plain.strip())
     footer = ""
     if unsubscribe_url:
         text += f"\n\n{unsubscribe_url}"
