@@ -236,3 +236,22 @@ async def test_the_http_provider_gets_signed_json_and_a_failing_one_is_dead_lett
 
 async def _equals(count, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return bool(await count() == expected)
+
+
+async def test_sms_goes_to_the_directory_phone_through_its_provider(
+    eu, receiver, eventually
+) -> None:  # type: ignore[no-untyped-def]
+    user = await eu.user("sami", phone="+49 151 12345678")
+    assert user.phone == "+4915112345678"
+    await eu.notifications.PutPreferences(
+        pb.PutPreferencesRequest(
+            preferences=[pb.Preference(kind="task.created", channels=["sms"])]
+        ),
+        metadata=eu.meta(user.id, "sales_rep"),
+        timeout=10,
+    )
+    await _task(eu, user.id, "Call the client")
+    [call] = await eventually(lambda: receiver.for_tenant(eu.tenant), what="the SMS provider call")
+    assert call["path"] == "/sms"
+    assert (call["json"]["channel"], call["json"]["to"]) == ("sms", "+4915112345678")
+    assert "Call the client" in call["json"]["text"]

@@ -233,9 +233,9 @@ class Dispatcher:
             "contact": None,
             "reminder": None,
             "message": ctx.get("message", ""),
-            # The chat channel addresses the user by email; sms needs a directory phone.
+            # The chat channel addresses the user by email; sms their directory phone.
             "_chat": user.email,
-            "_phone": "",
+            "_phone": user.phone,
         }
         if ctx.get("task_id"):
             task = await self.lookups.task(tenant, ctx["task_id"])
