@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 UVPIP := $(UV) pip --quiet
 PYTHON := $(BIN)/python
 # Local packages, installed editable on top of the hash-pinned lock (with --no-deps).
-LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting
+LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint proto proto-check lock bench clean
@@ -46,6 +46,7 @@ bench: install
 	$(PYTHON) bench/contacts_bench.py
 	$(PYTHON) bench/workflow_bench.py
 	$(PYTHON) bench/reporting_bench.py
+	$(PYTHON) bench/notifications_bench.py
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

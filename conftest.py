@@ -25,7 +25,14 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # A short path: PostgreSQL's socket lives in its data folder (107-byte limit).
     state = Path(os.environ.get("CRM_TEST_STATE", str(tmp_path_factory.mktemp("crm"))))
     cluster = Cluster(
-        ClusterConfig(state_dir=state, regions=REGIONS, gateway_port=0, nats_port=0, grpc_base=0)
+        ClusterConfig(
+            state_dir=state,
+            regions=REGIONS,
+            gateway_port=0,
+            nats_port=0,
+            grpc_base=0,
+            smtp_port=0,
+        )
     )
     cluster.start_engines()
     # The test process reads the same movable clock as the services it starts.

@@ -6,6 +6,7 @@ tests exercise exactly what a developer runs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -26,12 +27,17 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals", "tasks", "reporting")
+SERVICES = ("contacts", "deals", "tasks", "notifications", "reporting")
 # Which services each service calls (same region only).
-PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals"), "reporting": ("deals",)}
-# The services whose PrivacyService the contacts privacy-request orchestrator calls
-# (crm_contacts.privacy_requests): add a service holding personal data here.
-PEERS["contacts"] = ("deals", "tasks")
+PEERS = {
+    "deals": ("contacts",),
+    "tasks": ("contacts", "deals"),
+    "notifications": ("contacts", "deals", "tasks"),
+    "reporting": ("deals",),
+    # The services whose PrivacyService the contacts privacy-request orchestrator calls
+    # (crm_contacts.privacy_requests): add a service holding personal data here.
+    "contacts": ("deals", "tasks", "notifications"),
+}
 BIN = Path(sys.executable).parent
 
 
@@ -166,7 +172,7 @@ class Process:
     command: list[str]
     env: dict[str, str]
     port: int
-    kind: str  # "grpc" or "http"
+    kind: str  # "grpc", "http" or "tcp"
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, log_dir: Path) -> None:
@@ -178,6 +184,8 @@ class Process:
     def healthy(self) -> bool:
         if self.process is None or self.process.poll() is not None:
             return False
+        if self.kind == "tcp":
+            return _port_open(self.port)
         if self.kind == "http":
             try:
                 return (
@@ -223,6 +231,8 @@ class ClusterConfig:
     # Service i in region j listens on grpc_base + 10*i + j (0 picks free ports).
     grpc_base: int = 50100
     services: tuple[str, ...] = SERVICES
+    # The local SMTP catcher notifications send to (0 picks a free port).
+    smtp_port: int = 1025
 
 
 class Cluster:
@@ -238,6 +248,9 @@ class Cluster:
         # The shared, movable clock (crm_kit.clock); only tests move it.
         self.clock_file = state / "clock-offset"
         self.jwt_secret = ""
+        self.mail_dir = state / "mail"
+        self.smtp_port = config.smtp_port or free_port()
+        self.gateway_port = config.gateway_port or free_port()
 
     def database(self, service: str, region: str) -> str:
         return f"{service}_{region}"
@@ -271,7 +284,37 @@ class Cluster:
                 }
             ),
             "CRM_CLOCK_FILE": str(self.clock_file),
+            **(self.notifications_env() if service == "notifications" else {}),
         }
+
+    def notifications_env(self) -> dict[str, str]:
+        """Local defaults: mail goes to the catcher; links point at the local gateway."""
+        unsubscribe = hashlib.sha256(f"unsubscribe:{self.jwt_secret}".encode()).hexdigest()
+        return {
+            "CRM_SMTP_HOST": "127.0.0.1",
+            "CRM_SMTP_PORT": str(self.smtp_port),
+            "CRM_UNSUBSCRIBE_SECRET": unsubscribe,
+            "CRM_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.gateway_port}",
+        }
+
+    def start_mail_catcher(self) -> None:
+        catcher = Process(
+            name="mail",
+            command=[
+                sys.executable,
+                "-m",
+                "crm_cli.mailcatcher",
+                "--port",
+                str(self.smtp_port),
+                "--dir",
+                str(self.mail_dir),
+            ],
+            env={},
+            port=self.smtp_port,
+            kind="tcp",
+        )
+        catcher.start(self.log_dir)
+        self.processes.append(catcher)
 
     def start_engines(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -304,6 +347,8 @@ class Cluster:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
 
     def start_services(self) -> None:
+        if "notifications" in self.config.services:
+            self.start_mail_catcher()
         # Every endpoint is known before any process starts: peers may call each other
         # both ways (contacts orchestrates deals' and tasks' Privacy APIs).
         planned: list[tuple[str, str, int, int]] = []
@@ -325,7 +370,7 @@ class Cluster:
             )
             process.start(self.log_dir)
             self.processes.append(process)
-        gateway_port = self.config.gateway_port or free_port()
+        gateway_port = self.gateway_port
         self.gateway = Process(
             name="gateway",
             command=[sys.executable, "-m", "crm_gateway"],

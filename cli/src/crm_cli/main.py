@@ -52,6 +52,7 @@ def up(
             "Token:    TOKEN=$(.venv/bin/crm token --role admin --region eu)\n"
             f'Try:      curl -H "Authorization: Bearer $TOKEN" {cluster.gateway_url}/v1/contacts\n'
             "Demo data: .venv/bin/crm seed\n"
+            f"Mail:     tail -f {cluster.log_dir}/mail.log   (messages in {cluster.mail_dir})\n"
             "Stop with Ctrl-C."
         )
         while not stopping:

@@ -18,7 +18,7 @@ from crm_gateway import problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
 from crm_gateway.problems import Problem, problem_response
-from crm_gateway.routes import companies, compliance, contacts, deals, reports, settings, tasks
+from crm_gateway.routes import companies, compliance, contacts, deals, notifications, reports, settings, tasks
 from crm_gateway.settings import GatewaySettings
 from crm_kit.auth import TokenVerifier
 
@@ -89,6 +89,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(settings.router)
     app.include_router(compliance.router)
     app.include_router(reports.router)
+    app.include_router(notifications.router)
     app.mount("/metrics", make_asgi_app())
 
     @app.middleware("http")

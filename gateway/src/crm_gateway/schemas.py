@@ -265,6 +265,7 @@ class UserIn(Strict):
     working_hours_start: str = ""
     working_hours_end: str = ""
     working_days: list[int] = Field(default_factory=list)
+    phone: str = ""
 
 
 def message_from(body: BaseModel, message: Message, *, only_set: bool = False) -> list[str]:

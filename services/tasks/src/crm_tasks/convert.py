@@ -63,6 +63,7 @@ def user_to_pb(row: models.User) -> directory_pb2.User:
         working_hours_start=row.working_hours_start,
         working_hours_end=row.working_hours_end,
         working_days=row.working_days,
+        phone=row.phone,
     )
 
 

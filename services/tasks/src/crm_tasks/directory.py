@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import phonenumbers
 import sqlalchemy as sa
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
@@ -96,6 +97,17 @@ def validate_user(user: pb.User) -> dict[str, object]:
         elif day not in days:
             days.append(day)
     values["working_days"] = sorted(days) or list(due.DEFAULT_WORKING_DAYS)
+    phone = user.phone.strip()
+    if phone:
+        try:
+            parsed = phonenumbers.parse(phone, None)
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is None or not phonenumbers.is_valid_number(parsed):
+            violations.append(FieldViolation("phone", "an E.164 number, e.g. +4915112345678"))
+        else:
+            phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    values["phone"] = phone
     if violations:
         raise InvalidArgument(violations)
     return values

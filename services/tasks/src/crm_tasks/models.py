@@ -46,6 +46,8 @@ class User(Base):
     working_hours_start: Mapped[str] = mapped_column(sa.Text, default="09:00")
     working_hours_end: Mapped[str] = mapped_column(sa.Text, default="18:00")
     working_days: Mapped[list[int]] = mapped_column(INT_ARRAY, default=list)
+    # E.164; SMS notifications go there.
+    phone: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
     __table_args__ = (

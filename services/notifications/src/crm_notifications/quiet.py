@@ -1,0 +1,72 @@
+"""Quiet hours: when a message may reach a person, from their working hours and days in
+their own time zone. Pure functions of their arguments (the current time is passed in).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+DEFAULT_START, DEFAULT_END = time(9, 0), time(18, 0)
+DEFAULT_DAYS = (1, 2, 3, 4, 5)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _hhmm(value: str, default: time) -> time:
+    match = _HHMM.match(value or "")
+    return time(int(match.group(1)), int(match.group(2))) if match else default
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    zone: ZoneInfo
+    start: time = DEFAULT_START
+    end: time = DEFAULT_END
+    days: tuple[int, ...] = DEFAULT_DAYS
+
+    @classmethod
+    def of(
+        cls, zone_name: str, start: str = "", end: str = "", days: Sequence[int] = ()
+    ) -> WorkingHours:
+        begin, finish = _hhmm(start, DEFAULT_START), _hhmm(end, DEFAULT_END)
+        if begin >= finish:
+            begin, finish = DEFAULT_START, DEFAULT_END
+        valid = tuple(sorted({d for d in days if 1 <= d <= 7})) or DEFAULT_DAYS
+        return cls(zone(zone_name), begin, finish, valid)
+
+    def _at(self, day: datetime, at: time) -> datetime:
+        """The instant of wall time `at` on `day`'s date in the zone. A wall time skipped
+        by a DST change (02:30 on the spring-forward night) becomes the first instant
+        after the gap, by the round trip through UTC."""
+        local = datetime.combine(day.date(), at, tzinfo=self.zone)
+        return local.astimezone(UTC).astimezone(self.zone)
+
+    def is_open(self, now: datetime) -> bool:
+        local = now.astimezone(self.zone)
+        if local.isoweekday() not in self.days:
+            return False
+        return self._at(local, self.start) <= local < self._at(local, self.end)
+
+    def next_open(self, now: datetime) -> datetime:
+        """`now` if within working hours, else the start of the next working window (UTC)."""
+        if self.is_open(now):
+            return now.astimezone(UTC)
+        local = now.astimezone(self.zone)
+        for offset in range(0, 8):
+            day = (local + timedelta(days=offset)).replace(hour=12)
+            if day.isoweekday() not in self.days:
+                continue
+            start = self._at(day, self.start)
+            if start > local:
+                return start.astimezone(UTC)
+        return (now + timedelta(days=1)).astimezone(UTC)  # unreachable: days is never empty
