@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 UVPIP := $(UV) pip --quiet
 PYTHON := $(BIN)/python
 # Local packages, installed editable on top of the hash-pinned lock (with --no-deps).
-LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli
+LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks services/integrations gateway cli
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint proto proto-check lock bench clean

@@ -26,9 +26,13 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals", "tasks")
+SERVICES = ("contacts", "deals", "tasks", "integrations")
 # Which services each service calls (same region only).
-PEERS = {"deals": ("contacts",), "tasks": ("contacts", "deals")}
+PEERS = {
+    "deals": ("contacts",),
+    "tasks": ("contacts", "deals"),
+    "integrations": ("contacts", "deals", "tasks"),
+}
 BIN = Path(sys.executable).parent
 
 
