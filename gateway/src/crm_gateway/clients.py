@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.directory.v1 import directory_pb2_grpc
+from crm_api.crm.integrations.v1 import integrations_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2_grpc
 from crm_api.crm.tasks.v1 import tasks_pb2_grpc
@@ -32,6 +33,10 @@ STUBS: dict[str, dict[str, Callable[[grpc.aio.Channel], Any]]] = {
     "tasks": {
         "tasks": tasks_pb2_grpc.TasksServiceStub,
         "directory": directory_pb2_grpc.DirectoryServiceStub,
+        "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+    },
+    "integrations": {
+        "integrations": integrations_pb2_grpc.IntegrationsServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
     },
 }
