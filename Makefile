@@ -45,6 +45,7 @@ bench: install
 	command -v wrk >/dev/null 2>&1 || { apt-get update && apt-get install -y wrk; }
 	$(PYTHON) bench/contacts_bench.py
 	$(PYTHON) bench/workflow_bench.py
+	$(PYTHON) bench/integrations_bench.py
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

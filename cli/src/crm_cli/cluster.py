@@ -332,7 +332,8 @@ class Cluster:
         self.gateway.start(self.log_dir)
         self.processes.append(self.gateway)
         for process in self.processes:
-            _wait(process.healthy, process.name, 60, self.log_dir / f"{process.name}.log")
+            # Generous: on a busy two-core machine fifteen processes import slowly.
+            _wait(process.healthy, process.name, 180, self.log_dir / f"{process.name}.log")
 
     def gateway_env(self, port: int) -> dict[str, str]:
         return {

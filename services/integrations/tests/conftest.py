@@ -100,3 +100,16 @@ async def pipeline_with_rule(api: httpx.AsyncClient, admin: dict[str, str]) -> d
         201,
     )
     return {"pipeline_id": pipeline["id"], "stage_id": stage}
+
+
+class Helpers:
+    """Test helpers as one fixture (test modules cannot import conftest in importlib mode)."""
+
+    eventually = staticmethod(eventually)
+    ok = staticmethod(ok)
+    pipeline_with_rule = staticmethod(pipeline_with_rule)
+
+
+@pytest.fixture(scope="session")
+def h() -> type[Helpers]:
+    return Helpers

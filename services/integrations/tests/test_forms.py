@@ -9,14 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import eventually, ok, pipeline_with_rule  # type: ignore[import-not-found]
 from crm_api.crm.events.v1 import integrations_pb2 as events
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def make_form(
-    api: httpx.AsyncClient, admin: dict[str, str], target: dict[str, str], **extra: Any
+    ok: Any, api: httpx.AsyncClient, admin: dict[str, str], target: dict[str, str], **extra: Any
 ) -> dict[str, Any]:
     body = {
         "name": "Quote request",
@@ -38,15 +37,15 @@ async def make_form(
 
 
 async def test_a_submission_becomes_a_contact_a_deal_and_its_first_task(
-    api: httpx.AsyncClient, admin: dict[str, str], tenant: str, stream_events: Any
+    h: Any, api: httpx.AsyncClient, admin: dict[str, str], tenant: str, stream_events: Any
 ) -> None:
     for user in ("rep-ana", "rep-ben"):
-        await ok(api.put(f"/v1/users/{user}", json={"team": "web"}, headers=admin))
-    target = await pipeline_with_rule(api, admin)
-    form = await make_form(api, admin, target, owner="team:web")
+        await h.ok(api.put(f"/v1/users/{user}", json={"team": "web"}, headers=admin))
+    target = await h.pipeline_with_rule(api, admin)
+    form = await make_form(h.ok, api, admin, target, owner="team:web")
     assert form["submit_url"] == f"/public/forms/{form['key']}"
 
-    reply = await ok(
+    reply = await h.ok(
         api.post(
             form["submit_url"],
             json={
@@ -63,7 +62,7 @@ async def test_a_submission_becomes_a_contact_a_deal_and_its_first_task(
         201,
     )
     assert reply["status"] == "completed" and set(reply) == {"id", "status"}
-    submission = await ok(api.get(f"/v1/forms/submissions/{reply['id']}", headers=admin))
+    submission = await h.ok(api.get(f"/v1/forms/submissions/{reply['id']}", headers=admin))
     assert submission["utm"] == {
         "utm_source": "google",
         "utm_medium": "cpc",
@@ -71,39 +70,39 @@ async def test_a_submission_becomes_a_contact_a_deal_and_its_first_task(
     }
     assert submission["source"] == "google"
 
-    contact = await ok(api.get(f"/v1/contacts/{submission['contact_id']}", headers=admin))
+    contact = await h.ok(api.get(f"/v1/contacts/{submission['contact_id']}", headers=admin))
     assert contact["region"] == "eu"
     assert contact["emails"] == ["lena.vogel@example.org"]
     assert contact["phones"] == ["+4915123456789"]
     assert (contact["first_name"], contact["last_name"]) == ("Lena", "Vogel")
     assert contact["source"] == "web_form" and contact["lifecycle_stage"] == "lead"
-    notes = await ok(api.get(f"/v1/contacts/{contact['id']}/notes", headers=admin))
+    notes = await h.ok(api.get(f"/v1/contacts/{contact['id']}/notes", headers=admin))
     assert [n["body"] for n in notes["data"]] == ["Three windows, please"]
 
-    deal = await ok(api.get(f"/v1/deals/{submission['deal_id']}", headers=admin))
+    deal = await h.ok(api.get(f"/v1/deals/{submission['deal_id']}", headers=admin))
     assert deal["stage_id"] == target["stage_id"] and deal["source"] == "web_form"
     assert deal["contact_id"] == contact["id"]
     first_owner = deal["owner_id"]
     assert first_owner in ("rep-ana", "rep-ben")
 
     async def task() -> Any:
-        found = await ok(api.get(f"/v1/tasks?deal_id={deal['id']}", headers=admin))
+        found = await h.ok(api.get(f"/v1/tasks?deal_id={deal['id']}", headers=admin))
         return found["data"]
 
-    tasks = await eventually(task, "the automation's call-back task")
+    tasks = await h.eventually(task, "the automation's call-back task")
     assert tasks[0]["assignee_id"] == first_owner
     assert tasks[0]["title"] == "Call the web lead back"
 
     # Form-encoded works too; round-robin gives the next lead to the other rep.
-    second = await ok(
+    second = await h.ok(
         api.post(
             form["submit_url"],
             data={"your_name": "Tom Berg", "email": "tom@example.org", "country": "AT"},
         ),
         201,
     )
-    other = await ok(api.get(f"/v1/forms/submissions/{second['id']}", headers=admin))
-    other_deal = await ok(api.get(f"/v1/deals/{other['deal_id']}", headers=admin))
+    other = await h.ok(api.get(f"/v1/forms/submissions/{second['id']}", headers=admin))
+    other_deal = await h.ok(api.get(f"/v1/deals/{other['deal_id']}", headers=admin))
     assert {first_owner, other_deal["owner_id"]} == {"rep-ana", "rep-ben"}
 
     async def submitted() -> Any:
@@ -114,7 +113,7 @@ async def test_a_submission_becomes_a_contact_a_deal_and_its_first_task(
         ]
         return found if len(found) == 2 else None
 
-    envelopes = await eventually(submitted, "integrations.form.submitted events")
+    envelopes = await h.eventually(submitted, "integrations.form.submitted events")
     payload = events.FormSubmitted()
     envelopes[0].payload.Unpack(payload)
     assert payload.deal_id == deal["id"] and payload.source == "google"
@@ -122,11 +121,11 @@ async def test_a_submission_becomes_a_contact_a_deal_and_its_first_task(
 
 
 async def test_duplicates_are_found_by_email_or_phone_and_merged(
-    api: httpx.AsyncClient, admin: dict[str, str]
+    h: Any, api: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    target = await pipeline_with_rule(api, admin)
-    form = await make_form(api, admin, target)
-    by_email = await ok(
+    target = await h.pipeline_with_rule(api, admin)
+    form = await make_form(h.ok, api, admin, target)
+    by_email = await h.ok(
         api.post(
             "/v1/contacts",
             json={
@@ -138,7 +137,7 @@ async def test_duplicates_are_found_by_email_or_phone_and_merged(
         ),
         201,
     )
-    by_phone = await ok(
+    by_phone = await h.ok(
         api.post(
             "/v1/contacts",
             json={
@@ -150,7 +149,7 @@ async def test_duplicates_are_found_by_email_or_phone_and_merged(
         ),
         201,
     )
-    reply = await ok(
+    reply = await h.ok(
         api.post(
             form["submit_url"],
             json={
@@ -162,27 +161,27 @@ async def test_duplicates_are_found_by_email_or_phone_and_merged(
         ),
         201,
     )
-    submission = await ok(api.get(f"/v1/forms/submissions/{reply['id']}", headers=admin))
+    submission = await h.ok(api.get(f"/v1/forms/submissions/{reply['id']}", headers=admin))
     assert submission["contact_id"] == by_email["id"]
     assert submission["merged_contact_ids"] == [by_phone["id"]]
-    survivor = await ok(api.get(f"/v1/contacts/{by_email['id']}", headers=admin))
+    survivor = await h.ok(api.get(f"/v1/contacts/{by_email['id']}", headers=admin))
     assert survivor["phones"] == ["+351912345678"] and survivor["last_name"] == "Costa"
-    merged = await ok(api.get(f"/v1/contacts/{by_phone['id']}", headers=admin))
+    merged = await h.ok(api.get(f"/v1/contacts/{by_phone['id']}", headers=admin))
     assert merged["merged_into_id"] == by_email["id"]
 
     # The same person again: no new contact, a second deal on the survivor.
-    again = await ok(api.post(form["submit_url"], json={"email": "ines@example.pt"}), 201)
-    repeat = await ok(api.get(f"/v1/forms/submissions/{again['id']}", headers=admin))
+    again = await h.ok(api.post(form["submit_url"], json={"email": "ines@example.pt"}), 201)
+    repeat = await h.ok(api.get(f"/v1/forms/submissions/{again['id']}", headers=admin))
     assert repeat["contact_id"] == by_email["id"] and repeat["merged_contact_ids"] == []
-    deals = await ok(api.get(f"/v1/deals?contact_id={by_email['id']}", headers=admin))
+    deals = await h.ok(api.get(f"/v1/deals?contact_id={by_email['id']}", headers=admin))
     assert len(deals["data"]) == 2
 
 
 async def test_spam_and_abuse_get_clear_answers(
-    api: httpx.AsyncClient, admin: dict[str, str]
+    h: Any, api: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    target = await pipeline_with_rule(api, admin)
-    form = await make_form(api, admin, target, rate_limit_per_ip=3)
+    target = await h.pipeline_with_rule(api, admin)
+    form = await make_form(h.ok, api, admin, target, rate_limit_per_ip=3)
     url = form["submit_url"]
 
     assert (await api.post("/public/forms/eu-0000", json={"email": "a@b.de"})).status_code == 404
@@ -202,10 +201,10 @@ async def test_spam_and_abuse_get_clear_answers(
 
 
 async def test_a_submission_during_a_deals_outage_is_completed_later(
-    api: httpx.AsyncClient, admin: dict[str, str], cluster: Any, move_clock: Any
+    h: Any, api: httpx.AsyncClient, admin: dict[str, str], cluster: Any, move_clock: Any
 ) -> None:
-    target = await pipeline_with_rule(api, admin)
-    form = await make_form(api, admin, target)
+    target = await h.pipeline_with_rule(api, admin)
+    form = await make_form(h.ok, api, admin, target)
     deals = next(p for p in cluster.processes if p.name == "deals-eu")
     deals.stop()
     try:
@@ -213,28 +212,28 @@ async def test_a_submission_during_a_deals_outage_is_completed_later(
             form["submit_url"], json={"your_name": "Olaf Ring", "email": "olaf@example.de"}
         )
         assert reply.status_code == 202, reply.text
-        stored = await ok(api.get(f"/v1/forms/submissions/{reply.json()['id']}", headers=admin))
+        stored = await h.ok(api.get(f"/v1/forms/submissions/{reply.json()['id']}", headers=admin))
         assert stored["status"] == "pending" and stored["deal_id"] == ""
         assert stored["contact_id"]  # contacts was up: that step is done and kept
         assert "deals" in stored["last_error"]
     finally:
         deals.start(cluster.log_dir)
-        await eventually(lambda: _healthy(deals), "deals-eu to come back", within=60)
+        await h.eventually(lambda: _healthy(deals), "deals-eu to come back", within=60)
 
     async def completed() -> Any:
-        found = await ok(api.get(f"/v1/forms/submissions/{reply.json()['id']}", headers=admin))
+        found = await h.ok(api.get(f"/v1/forms/submissions/{reply.json()['id']}", headers=admin))
         return found if found["status"] == "completed" else None
 
-    done = await eventually(
+    done = await h.eventually(
         completed, "the retry worker", within=60, between=lambda: move_clock(timedelta(minutes=5))
     )
-    deal = await ok(api.get(f"/v1/deals/{done['deal_id']}", headers=admin))
+    deal = await h.ok(api.get(f"/v1/deals/{done['deal_id']}", headers=admin))
     assert deal["contact_id"] == stored["contact_id"]
 
     async def task() -> Any:
-        return (await ok(api.get(f"/v1/tasks?deal_id={deal['id']}", headers=admin)))["data"]
+        return (await h.ok(api.get(f"/v1/tasks?deal_id={deal['id']}", headers=admin)))["data"]
 
-    await eventually(task, "the call-back task of the late deal")
+    await h.eventually(task, "the call-back task of the late deal")
 
 
 async def _healthy(process: Any) -> bool:

@@ -100,6 +100,8 @@ class Row:
 
 
 def _parse_date(value: str, day_first: bool) -> str:
+    with contextlib.suppress(ValueError):
+        return date.fromisoformat(value).isoformat()  # ISO is never day-first
     try:
         return str(
             date_parser.parse(value, dayfirst=day_first, default=datetime(2000, 1, 1))
