@@ -300,7 +300,7 @@ class Cluster:
                     )
                 )
         for name, proc in running:
-            output, _ = proc.communicate(timeout=120)
+            output, _ = proc.communicate(timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
 
