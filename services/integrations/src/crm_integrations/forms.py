@@ -266,7 +266,10 @@ def extract(form: models.Form, fields: dict[str, str]) -> tuple[dict[str, str], 
         except InvalidArgument as exc:
             violations.extend(exc.violations)
             values.pop("country")
-    country = values.get("country") or form.default_country
+    if not values.get("country") and form.default_country:
+        # The gateway placed the submission by this country; the contact must agree.
+        values["country"] = form.default_country
+    country = values.get("country", "")
     if "email" in values:
         try:
             values["email"] = normalize_email(values["email"])
