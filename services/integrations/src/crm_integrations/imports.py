@@ -301,7 +301,7 @@ class Importer:
             if not request.last:
                 return job_to_pb(job)
         # The whole file is there: look at it once (encoding, delimiter, headers).
-        async with self.file(request.id) as path:
+        async with self.file(request.id, job.format) as path:
             try:
                 if job.format == "csv":
                     encoding, delimiter, headers = await asyncio.to_thread(
@@ -323,10 +323,11 @@ class Importer:
             return job_to_pb(job)
 
     @contextlib.asynccontextmanager
-    async def file(self, job_id: str) -> AsyncIterator[Path]:
+    async def file(self, job_id: str, file_format: str) -> AsyncIterator[Path]:
         """The uploaded file in a temporary file, written chunk by chunk."""
         with tempfile.TemporaryDirectory(prefix="crm-import-") as folder:
-            path = Path(folder) / "upload"
+            # openpyxl goes by the file name's extension.
+            path = Path(folder) / f"upload.{file_format}"
             with path.open("wb") as out:
                 sequence = 0
                 while True:
@@ -505,7 +506,7 @@ class Importer:
         """Normalized rows with their planned action, a batch at a time."""
         residency = await self._placement(principal)
         regions = self.regions
-        async with self.file(job.id) as path:
+        async with self.file(job.id, job.format) as path:
             rows: Iterator[tuple[int, list[str]]] = tabular.iter_rows(
                 path, job.format, job.encoding, job.delimiter
             )
