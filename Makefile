@@ -6,7 +6,7 @@ UV := $(BIN)/uv
 UVPIP := $(UV) pip --quiet
 PYTHON := $(BIN)/python
 # Local packages, installed editable on top of the hash-pinned lock (with --no-deps).
-LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications
+LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications services/integrations
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install run test lint proto proto-check lock bench clean
@@ -47,6 +47,7 @@ bench: install
 	$(PYTHON) bench/workflow_bench.py
 	$(PYTHON) bench/reporting_bench.py
 	$(PYTHON) bench/notifications_bench.py
+	$(PYTHON) bench/integrations_bench.py
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

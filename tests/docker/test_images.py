@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-SERVICES = ["contacts", "tasks"]  # every gRPC service image in tests/docker-compose.yml
+# Every gRPC service image in tests/docker-compose.yml.
+SERVICES = ["contacts", "tasks", "integrations"]
 TIMEOUT = 180.0
 
 

@@ -27,16 +27,17 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
-SERVICES = ("contacts", "deals", "tasks", "notifications", "reporting")
+SERVICES = ("contacts", "deals", "tasks", "notifications", "reporting", "integrations")
 # Which services each service calls (same region only).
 PEERS = {
     "deals": ("contacts",),
     "tasks": ("contacts", "deals"),
     "notifications": ("contacts", "deals", "tasks"),
     "reporting": ("deals",),
+    "integrations": ("contacts", "deals", "tasks"),
     # The services whose PrivacyService the contacts privacy-request orchestrator calls
     # (crm_contacts.privacy_requests): add a service holding personal data here.
-    "contacts": ("deals", "tasks", "notifications"),
+    "contacts": ("deals", "tasks", "notifications", "integrations"),
 }
 BIN = Path(sys.executable).parent
 
@@ -342,7 +343,7 @@ class Cluster:
                     )
                 )
         for name, proc in running:
-            output, _ = proc.communicate(timeout=120)
+            output, _ = proc.communicate(timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
 
@@ -382,7 +383,8 @@ class Cluster:
         self.processes.append(self.gateway)
         # CRM_START_TIMEOUT: seconds each process may take to become healthy (a busy
         # shared machine may need more than the default).
-        start_timeout = float(os.environ.get("CRM_START_TIMEOUT", "60"))
+        # Generous by default: on a busy two-core machine twenty processes import slowly.
+        start_timeout = float(os.environ.get("CRM_START_TIMEOUT", "180"))
         for process in self.processes:
             _wait(
                 process.healthy, process.name, start_timeout, self.log_dir / f"{process.name}.log"

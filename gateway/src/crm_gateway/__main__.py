@@ -12,7 +12,11 @@ from crm_kit import telemetry
 def main() -> None:
     config = GatewaySettings()
     telemetry.setup("gateway", log_level=config.log_level)
-    app = BodyLimit(create_app(config), config.max_body_bytes)
+    app = BodyLimit(
+        create_app(config),
+        config.max_body_bytes,
+        larger={"/v1/imports": config.max_import_bytes},
+    )
     uvicorn.run(
         app,
         host=config.http_host,

@@ -80,6 +80,7 @@ class Gateway:
         self._policies: dict[str, tuple[float, policy_pb2.TenantPolicy]] = {}
         # Tokens with an elevated role whose login this replica has recorded.
         self._elevated_seen: set[str] = set()
+        self._api_keys: dict[str, tuple[float, Principal, tuple[str, ...]]] = {}
 
     async def record_elevated_login(self, principal: Principal, token: str) -> None:
         """Audits a login with an elevated role (admin, compliance officer) once per token
@@ -120,6 +121,42 @@ class Gateway:
         self._policies[principal.tenant_id] = (time.monotonic() + self.policy_cache_seconds, policy)
         return policy
 
+    async def api_key(self, secret: str) -> tuple[Principal, tuple[str, ...]]:
+        """The `integration` principal of an API key (`atk_<region>_...`) and its scopes,
+        verified by the integrations service of the key's region and cached briefly (a
+        revoked key stops working within API_KEY_CACHE_SECONDS)."""
+        import hashlib
+
+        from crm_api.crm.integrations.v1 import integrations_pb2
+
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        cached = self._api_keys.get(digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        parts = secret.split("_", 2)
+        region = parts[1] if len(parts) == 3 and parts[0] == "atk" else ""
+        if region not in self.regions:
+            raise _unauthorized("malformed API key")
+        try:
+            reply = await self.clients.stub("integrations", "integrations", region).VerifyApiKey(
+                integrations_pb2.VerifyApiKeyRequest(secret=secret), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise _unauthorized("unknown or revoked API key") from error
+            raise
+        principal = Principal(
+            tenant_id=reply.tenant_id,
+            user_id=f"apikey-{reply.key_id}",
+            roles=("integration",),
+            home_region=region,
+        )
+        if len(self._api_keys) > 10_000:
+            self._api_keys.clear()
+        entry = (time.monotonic() + API_KEY_CACHE_SECONDS, principal, tuple(reply.scopes))
+        self._api_keys[digest] = entry
+        return principal, entry[2]
+
     def forget_policy(self, tenant_id: str) -> None:
         self._policies.pop(tenant_id, None)
 
@@ -146,11 +183,35 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
+API_KEY_CACHE_SECONDS = 5.0
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_scope(scopes: tuple[str, ...], method: str, path: str) -> None:
+    """API keys carry scopes `<resource>:read|write` (`*` for all), resource being the
+    first path segment after /v1 (contacts, deals, forms, imports, exports, ...)."""
+    parts = path.strip("/").split("/")
+    resource = parts[1] if len(parts) > 1 else ""
+    access = "read" if method in ("GET", "HEAD", "OPTIONS") else "write"
+    if not {"*", f"{resource}:*", f"{resource}:{access}"} & set(scopes):
+        raise Problem(403, "Forbidden", f"this API key lacks the scope {resource}:{access}")
+
+
 async def caller(
     request: Request,
     authorization: str | None = Header(default=None, include_in_schema=False),
+    x_api_key: str | None = Header(default=None, alias="X-API-Key", include_in_schema=False),
     gateway: Gateway = Depends(gateway_of),
 ) -> Caller:
+    bearer = (authorization or "").partition(" ")[2].strip()
+    secret = x_api_key or (bearer if bearer.startswith("atk_") else "")
+    if secret:
+        principal, scopes = await gateway.api_key(secret.strip())
+        require_scope(scopes, request.method, request.url.path)
+        return Caller(principal=principal, gateway=gateway)
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Problem(
             401,

@@ -18,7 +18,18 @@ from crm_gateway import problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
 from crm_gateway.problems import Problem, problem_response
-from crm_gateway.routes import companies, compliance, contacts, deals, notifications, reports, settings, tasks
+from crm_gateway.routes import (
+    companies,
+    compliance,
+    contacts,
+    deals,
+    imports,
+    integrations,
+    notifications,
+    reports,
+    settings,
+    tasks,
+)
 from crm_gateway.settings import GatewaySettings
 from crm_kit.auth import TokenVerifier
 
@@ -29,19 +40,25 @@ HTTP_SECONDS = Histogram("crm_http_request_seconds", "HTTP latency", ["method", 
 class BodyLimit:
     """Refuses bodies over the limit with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, *, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Path prefix -> its own limit (file uploads, which are streamed onwards).
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        too_big = Problem(
-            413, "Payload too large", f"the body may be at most {self.max_bytes} bytes"
+        max_bytes = next(
+            (size for prefix, size in self.larger.items() if scope["path"].startswith(prefix)),
+            self.max_bytes,
         )
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_big = Problem(413, "Payload too large", f"the body may be at most {max_bytes} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await problem_response(too_big, scope["path"])(scope, receive, send)
             return
         seen = 0
@@ -50,7 +67,7 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > max_bytes:
                 raise too_big
             return message
 
@@ -90,6 +107,9 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(compliance.router)
     app.include_router(reports.router)
     app.include_router(notifications.router)
+    app.include_router(integrations.router)
+    app.include_router(integrations.public)
+    app.include_router(imports.router)
     app.mount("/metrics", make_asgi_app())
 
     @app.middleware("http")

@@ -18,4 +18,6 @@ class GatewaySettings(CommonSettings):
     # Deadline of every gRPC call, seconds.
     grpc_timeout: float = 5.0
     max_body_bytes: int = 1_048_576
+    # Import uploads are streamed on in chunks, so they may be far larger.
+    max_import_bytes: int = 500 * 1_048_576
     policy_cache_seconds: float = 30.0

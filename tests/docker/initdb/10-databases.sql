@@ -5,3 +5,5 @@ CREATE ROLE contacts LOGIN PASSWORD 'smoke-test-only';
 CREATE DATABASE contacts OWNER contacts;
 CREATE ROLE tasks LOGIN PASSWORD 'smoke-test-only';
 CREATE DATABASE tasks OWNER tasks;
+CREATE ROLE integrations LOGIN PASSWORD 'smoke-test-only';
+CREATE DATABASE integrations OWNER integrations;

@@ -1,0 +1,483 @@
+"""/v1/imports (contacts from CSV or XLSX, as a background job in your home region) and
+/v1/exports (contacts and deals as CSV or XLSX, with the list filters, audited).
+
+Uploads are forwarded in chunks as they arrive, so the gateway never holds a file
+whole; exports are written to a temporary file page by page.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, Response
+from google.protobuf import timestamp_pb2
+from pydantic import Field
+from starlette.background import BackgroundTask
+
+from crm_api.crm.contacts.v1 import contacts_pb2 as cpb
+from crm_api.crm.deals.v1 import deals_pb2 as dpb
+from crm_api.crm.integrations.v1 import integrations_pb2 as pb
+from crm_gateway import schemas
+from crm_gateway.access import Caller, caller, region_of_id
+from crm_gateway.pagination import Hit, merged_page
+from crm_gateway.problems import Problem, invalid
+
+router = APIRouter(tags=["imports and exports"])
+
+CHUNK = 1024 * 1024
+
+
+def _stub(who: Caller, region: str) -> Any:
+    return who.stub("integrations", "integrations", region)
+
+
+# ---------------------------------------------------------------- imports
+
+
+async def _file_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The uploaded file in chunks: a multipart `file` part or the raw body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=1)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise invalid("file", "send the file in a part named 'file'")
+        while data := await upload.read(CHUNK):
+            yield data
+        return
+    buffer = b""
+    async for piece in request.stream():
+        buffer += piece
+        while len(buffer) >= CHUNK:
+            yield buffer[:CHUNK]
+            buffer = buffer[CHUNK:]
+    if buffer:
+        yield buffer
+
+
+@router.post(
+    "/v1/imports",
+    status_code=201,
+    summary="Upload a CSV or XLSX of contacts; returns the headers and a suggested mapping",
+)
+async def create_import(
+    request: Request,
+    who: Caller = Depends(caller),
+    file_name: str = Query("import.csv", max_length=300),
+    format: str = Query("", pattern="^(|csv|xlsx)$"),
+) -> Any:
+    region = who.principal.home_region
+    metadata = who.principal.to_metadata()
+    job = await _stub(who, region).CreateImport(
+        pb.CreateImportRequest(file_name=file_name, format=format),
+        metadata=metadata,
+        timeout=who.timeout,
+    )
+    sequence = 0
+    previous: bytes | None = None
+    # One chunk is held back so the last one can be sent with last=true.
+    async for data in _file_chunks(request):
+        if previous is not None:
+            await _stub(who, region).UploadImportChunk(
+                pb.UploadImportChunkRequest(id=job.id, sequence=sequence, data=previous),
+                metadata=metadata,
+                timeout=max(who.timeout, 30),
+            )
+            sequence += 1
+        previous = data
+    if previous is None:
+        raise invalid("file", "the file is empty")
+    job = await _stub(who, region).UploadImportChunk(
+        pb.UploadImportChunkRequest(id=job.id, sequence=sequence, data=previous, last=True),
+        metadata=metadata,
+        timeout=max(who.timeout, 60),
+    )
+    return _job_json(job)
+
+
+def _job_json(job: pb.ImportJob) -> dict[str, Any]:
+    data = schemas.to_json(job)
+    data["mapping"] = {m.column: m.field for m in job.mapping}
+    for row in data.get("preview", []):
+        row["contact"] = json.loads(row.pop("contact_json") or "{}")
+    return data
+
+
+class ImportRunIn(schemas.Strict):
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="column -> field ('' ignores the column)"
+    )
+    duplicate_policy: str = Field("skip", pattern="^(skip|update|create)$")
+    default_country: str = ""
+    rows: int = Field(20, ge=1, le=500, description="preview rows shown (dry run only)")
+
+
+def _mapping(body: ImportRunIn) -> list[pb.ColumnMapping]:
+    return [pb.ColumnMapping(column=c, field=f) for c, f in body.mapping.items()]
+
+
+@router.post(
+    "/v1/imports/{import_id}/preview", summary="Dry run: what would happen, nothing written"
+)
+async def preview_import(import_id: str, body: ImportRunIn, who: Caller = Depends(caller)) -> Any:
+    region = region_of_id(import_id)
+    job = await _stub(who, region).PreviewImport(
+        pb.PreviewImportRequest(
+            id=import_id,
+            mapping=_mapping(body),
+            duplicate_policy=body.duplicate_policy,
+            default_country=body.default_country,
+            rows=body.rows,
+        ),
+        metadata=await who.metadata(region),
+        timeout=max(who.timeout, 120),
+    )
+    return _job_json(job)
+
+
+@router.post(
+    "/v1/imports/{import_id}/start", status_code=202, summary="Run the import in the background"
+)
+async def start_import(import_id: str, body: ImportRunIn, who: Caller = Depends(caller)) -> Any:
+    region = region_of_id(import_id)
+    job = await _stub(who, region).StartImport(
+        pb.StartImportRequest(
+            id=import_id,
+            mapping=_mapping(body),
+            duplicate_policy=body.duplicate_policy,
+            default_country=body.default_country,
+        ),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return _job_json(job)
+
+
+@router.get("/v1/imports/{import_id}", summary="Progress and counts")
+async def get_import(import_id: str, who: Caller = Depends(caller)) -> Any:
+    region = region_of_id(import_id)
+    job = await _stub(who, region).GetImport(
+        pb.GetImportRequest(id=import_id), metadata=await who.metadata(region), timeout=who.timeout
+    )
+    return _job_json(job)
+
+
+@router.post("/v1/imports/{import_id}/cancel", summary="Stop after the current batch")
+async def cancel_import(import_id: str, who: Caller = Depends(caller)) -> Any:
+    region = region_of_id(import_id)
+    job = await _stub(who, region).CancelImport(
+        pb.CancelImportRequest(id=import_id),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return _job_json(job)
+
+
+@router.get("/v1/imports/{import_id}/errors", summary="The per-row error report (CSV)")
+async def import_errors(import_id: str, who: Caller = Depends(caller)) -> Response:
+    region = region_of_id(import_id)
+    report = await _stub(who, region).GetImportErrors(
+        pb.GetImportErrorsRequest(id=import_id),
+        metadata=await who.metadata(region),
+        timeout=max(who.timeout, 30),
+    )
+    return Response(
+        report.csv,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{import_id}-errors.csv"'},
+    )
+
+
+# ---------------------------------------------------------------- exports
+
+CONTACT_COLUMNS = (
+    "id",
+    "region",
+    "first_name",
+    "last_name",
+    "emails",
+    "phones",
+    "country",
+    "city",
+    "owner_id",
+    "source",
+    "lifecycle_stage",
+    "tags",
+    "created_at",
+)
+DEAL_COLUMNS = (
+    "id",
+    "region",
+    "title",
+    "contact_id",
+    "company_id",
+    "owner_id",
+    "source",
+    "pipeline_id",
+    "stage_id",
+    "stage_name",
+    "status",
+    "amount",
+    "currency",
+    "expected_close_date",
+    "created_at",
+)
+
+
+def _contact_row(contact: cpb.Contact) -> list[str]:
+    return [
+        contact.id,
+        contact.region,
+        contact.first_name,
+        contact.last_name,
+        "; ".join(contact.emails),
+        "; ".join(contact.phones),
+        contact.address.country,
+        contact.address.city,
+        contact.owner_id,
+        contact.source,
+        contact.lifecycle_stage,
+        "; ".join(contact.tags),
+        contact.created_at.ToJsonString(),
+    ]
+
+
+def _deal_row(deal: dpb.Deal) -> list[str]:
+    return [
+        deal.id,
+        deal.region,
+        deal.title,
+        deal.contact_id,
+        deal.company_id,
+        deal.owner_id,
+        deal.source,
+        deal.pipeline_id,
+        deal.stage_id,
+        deal.stage_name,
+        deal.status,
+        deal.amount.amount,
+        deal.amount.currency,
+        deal.expected_close_date,
+        deal.created_at.ToJsonString(),
+    ]
+
+
+class _Sink:
+    """Rows into a temporary CSV or XLSX file (openpyxl write-only: constant memory)."""
+
+    def __init__(self, kind: str, file_format: str, columns: tuple[str, ...]) -> None:
+        self.format = file_format
+        folder = Path(tempfile.mkdtemp(prefix="crm-export-"))
+        self.path = folder / f"{kind}.{file_format}"
+        self.rows = 0
+        if file_format == "csv":
+            self.handle = self.path.open("w", encoding="utf-8-sig", newline="")
+            self.writer = csv.writer(self.handle)
+            self.writer.writerow(columns)
+        else:
+            from openpyxl import Workbook
+
+            self.workbook = Workbook(write_only=True)
+            self.sheet = self.workbook.create_sheet(kind)
+            self.sheet.append(list(columns))
+
+    def add(self, row: list[str]) -> None:
+        # A leading =, +, - or @ would be run as a formula by spreadsheet programs.
+        safe = ["'" + v if v[:1] in ("=", "+", "-", "@") and not _number(v) else v for v in row]
+        if self.format == "csv":
+            self.writer.writerow(safe)
+        else:
+            self.sheet.append(safe)
+        self.rows += 1
+
+    def close(self) -> None:
+        if self.format == "csv":
+            self.handle.close()
+        else:
+            self.workbook.save(self.path)
+
+
+def _number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _stamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+async def _export(
+    who: Caller,
+    kind: str,
+    file_format: str,
+    regions: list[str],
+    fetch: Any,
+    to_row: Any,
+    columns: tuple[str, ...],
+    filters: dict[str, Any],
+) -> FileResponse:
+    metadata = {r: await who.metadata(r) for r in regions}  # 403 without a grant
+    sink = _Sink(kind, file_format, columns)
+    counts = dict.fromkeys(regions, 0)
+    cursor: str | None = None
+    try:
+        while True:
+            items, cursor = await merged_page(
+                regions, cursor, 200, lambda r, t: fetch(r, t, metadata[r])
+            )
+            for item in items:
+                sink.add(to_row(item))
+                counts[item.region] += 1
+            if not cursor:
+                break
+    finally:
+        sink.close()
+    # The audit record goes to each region whose data left it, before the file does.
+    for region in regions:
+        await _stub(who, region).RecordExport(
+            pb.RecordExportRequest(
+                kind=kind,
+                format=file_format,
+                rows=counts[region],
+                filters_json=json.dumps(filters, sort_keys=True, default=str),
+            ),
+            metadata=metadata[region],
+            timeout=who.timeout,
+        )
+    media = (
+        "text/csv; charset=utf-8"
+        if file_format == "csv"
+        else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    return FileResponse(
+        sink.path,
+        media_type=media,
+        filename=f"{kind}.{file_format}",
+        background=BackgroundTask(_remove, sink.path),
+    )
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.parent.rmdir()
+
+
+@router.get("/v1/exports/contacts", summary="Contacts as CSV or XLSX, with the list filters")
+async def export_contacts(
+    who: Caller = Depends(caller),
+    format: str = Query("csv", pattern="^(csv|xlsx)$"),
+    q: str = Query("", max_length=200),
+    owner_id: str = "",
+    tag: str = "",
+    lifecycle_stage: str = "",
+    source: str = "",
+    country: str = "",
+    company_id: str = "",
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    region: str | None = Query(None, description="comma-separated; default: your home region"),
+) -> FileResponse:
+    regions = who.regions_param(region)
+    filters = {
+        k: v
+        for k, v in dict(
+            q=q,
+            owner_id=owner_id,
+            tag=tag,
+            lifecycle_stage=lifecycle_stage,
+            source=source,
+            country=country,
+            company_id=company_id,
+            created_after=created_after,
+            created_before=created_before,
+        ).items()
+        if v
+    }
+
+    async def fetch(r: str, token: str, metadata: Any) -> tuple[list[Hit], bool]:
+        reply = await who.stub("contacts", "contacts", r).ListContacts(
+            cpb.ListContactsRequest(
+                query=q,
+                owner_id=owner_id,
+                tag=tag,
+                lifecycle_stage=lifecycle_stage,
+                source=source,
+                country=country,
+                company_id=company_id,
+                created_after=_stamp(created_after),
+                created_before=_stamp(created_before),
+                page_size=200,
+                page_token=token,
+            ),
+            metadata=metadata,
+            timeout=max(who.timeout, 30),
+        )
+        hits = [Hit(r, h.score, h.contact.id, h.cursor, h.contact) for h in reply.hits]
+        return hits, bool(reply.next_page_token)
+
+    return await _export(
+        who, "contacts", format, regions, fetch, _contact_row, CONTACT_COLUMNS, filters
+    )
+
+
+@router.get("/v1/exports/deals", summary="Deals as CSV or XLSX, with the list filters")
+async def export_deals(
+    who: Caller = Depends(caller),
+    format: str = Query("csv", pattern="^(csv|xlsx)$"),
+    pipeline_id: str = "",
+    stage_id: str = "",
+    owner_id: str = "",
+    contact_id: str = "",
+    company_id: str = "",
+    status: str = "",
+    region: str | None = None,
+) -> FileResponse:
+    regions = who.regions_param(region)
+    filters = {
+        k: v
+        for k, v in dict(
+            pipeline_id=pipeline_id,
+            stage_id=stage_id,
+            owner_id=owner_id,
+            contact_id=contact_id,
+            company_id=company_id,
+            status=status,
+        ).items()
+        if v
+    }
+
+    async def fetch(r: str, token: str, metadata: Any) -> tuple[list[Hit], bool]:
+        reply = await who.stub("deals", "deals", r).ListDeals(
+            dpb.ListDealsRequest(
+                pipeline_id=pipeline_id,
+                stage_id=stage_id,
+                owner_id=owner_id,
+                contact_id=contact_id,
+                company_id=company_id,
+                status=status,
+                page_size=200,
+                page_token=token,
+            ),
+            metadata=metadata,
+            timeout=max(who.timeout, 30),
+        )
+        return [Hit(r, 0.0, d.id, d.id, d) for d in reply.deals], bool(reply.next_page_token)
+
+    return await _export(who, "deals", format, regions, fetch, _deal_row, DEAL_COLUMNS, filters)
+
+
+__all__ = ["Problem", "router"]

@@ -1,0 +1,758 @@
+"""Contact imports: upload in chunks, inspect, map, dry run, background run.
+
+The file is stored in chunks in this region's database (the importer's home region)
+and streamed back to a temporary file for reading, so no process holds it whole.
+A row is normalized (phones to E.164 with the row's or the import's default country,
+emails validated, countries and dates parsed), checked against existing contacts by
+email and phone, and written with one gRPC call to contacts (all or nothing per row,
+with an idempotency key per row so a resumed job never writes a row twice).
+
+Rows whose country places them in another region are reported as errors: this job
+runs in the importer's region and services only reach their own region; such rows
+are imported by a user of that region (the error says which).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dateutil import parser as date_parser
+from google.protobuf import field_mask_pb2
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.crm.contacts.v1 import contacts_pb2 as cpb
+from crm_api.crm.integrations.v1 import integrations_pb2 as pb
+from crm_api.crm.policy.v1 import policy_pb2, policy_pb2_grpc
+from crm_integrations import models, tabular
+from crm_integrations.common import Downstream, normalize_email, normalize_phone
+from crm_integrations.forms import _ts
+from crm_integrations.settings import IntegrationsSettings
+from crm_kit import clock
+from crm_kit.context import Principal
+from crm_kit.db import transaction
+from crm_kit.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from crm_kit.ids import new_id
+from crm_kit.placement import ResidencyPolicy, normalize_country, region_for_country
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "xlsx")
+POLICIES = ("skip", "update", "create")
+MAX_BYTES = 500 * 1024 * 1024
+MAX_CHUNK = 4 * 1024 * 1024
+LIFECYCLE = ("lead", "prospect", "customer", "churned")
+PREVIEW_ROWS = 20
+
+
+def job_to_pb(row: models.ImportJob, preview: list[pb.PreviewRow] | None = None) -> pb.ImportJob:
+    counts = row.counts or {}
+    return pb.ImportJob(
+        id=row.id,
+        file_name=row.file_name,
+        format=row.format,
+        status=row.status,
+        headers=row.headers,
+        mapping=[pb.ColumnMapping(column=h, field=row.mapping.get(h, "")) for h in row.headers],
+        duplicate_policy=row.duplicate_policy,
+        default_country=row.default_country,
+        encoding=row.encoding,
+        delimiter=row.delimiter,
+        counts=pb.ImportCounts(
+            **{k: int(counts.get(k, 0)) for k in pb.ImportCounts.DESCRIPTOR.fields_by_name}
+        ),
+        preview=preview or [],
+        size_bytes=row.size_bytes,
+        created_at=_ts(row.created_at),
+        finished_at=_ts(row.finished_at),
+        error=row.error,
+    )
+
+
+@dataclass
+class Row:
+    number: int
+    contact: dict[str, Any] = field(default_factory=dict)
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # column, value, error
+    action: str = ""
+    existing: cpb.Contact | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        return [*self.contact.get("emails", []), *self.contact.get("phones", [])]
+
+
+def _parse_date(value: str, day_first: bool) -> str:
+    with contextlib.suppress(ValueError):
+        return date.fromisoformat(value).isoformat()  # ISO is never day-first
+    try:
+        return str(
+            date_parser.parse(value, dayfirst=day_first, default=datetime(2000, 1, 1))
+            .date()
+            .isoformat()
+        )
+    except (ValueError, OverflowError) as exc:
+        raise ValueError("not a date") from exc
+
+
+def normalize_row(
+    number: int,
+    cells: list[str],
+    headers: list[str],
+    mapping: dict[str, str],
+    default_country: str,
+) -> Row:
+    """A row's contact fields, or its errors naming the column and value."""
+    row = Row(number)
+    values: dict[str, tuple[str, str]] = {}  # field -> (column, value)
+    for index, column in enumerate(headers):
+        target = mapping.get(column, "")
+        value = cells[index].strip() if index < len(cells) else ""
+        if target and value:
+            if target in values and target in ("phone", "email", "tags"):
+                previous = values[target]
+                values[target] = (previous[0], f"{previous[1]};{value}")
+            else:
+                values[target] = (column, value)
+    contact: dict[str, Any] = {}
+    country = ""
+    if "country" in values:
+        column, value = values["country"]
+        try:
+            country = normalize_country(value, column)
+        except InvalidArgument:
+            row.errors.append((column, value, "unknown country"))
+    country = country or default_country
+    if "name" in values and not ({"first_name", "last_name"} & values.keys()):
+        first, _, last = values["name"][1].partition(" ")
+        contact["first_name"], contact["last_name"] = first, last.strip()
+    for name in ("first_name", "last_name", "city", "street", "postal_code", "language"):
+        if name in values:
+            contact[name] = values[name][1][:200]
+    if "email" in values:
+        column, value = values["email"]
+        emails = []
+        for part in (p for p in value.replace(",", ";").split(";") if p.strip()):
+            try:
+                emails.append(normalize_email(part))
+            except ValueError:
+                row.errors.append((column, part.strip(), "not a valid email address"))
+        contact["emails"] = list(dict.fromkeys(emails))
+    if "phone" in values:
+        column, value = values["phone"]
+        phones = []
+        for part in (p for p in value.replace(",", ";").split(";") if p.strip()):
+            try:
+                phones.append(normalize_phone(part, country))
+            except ValueError as exc:
+                row.errors.append((column, part.strip(), str(exc)))
+        contact["phones"] = list(dict.fromkeys(phones))
+    if "birthday" in values:
+        column, value = values["birthday"]
+        try:
+            contact["birthday"] = _parse_date(value, day_first=country != "US")
+        except ValueError:
+            row.errors.append((column, value, "not a date"))
+    if "tags" in values:
+        contact["tags"] = [
+            t.strip() for t in values["tags"][1].replace(",", ";").split(";") if t.strip()
+        ]
+    if "lifecycle_stage" in values:
+        column, value = values["lifecycle_stage"]
+        if value.lower() in LIFECYCLE:
+            contact["lifecycle_stage"] = value.lower()
+        else:
+            row.errors.append((column, value, f"one of {', '.join(LIFECYCLE)}"))
+    contact["country"] = country
+    if not row.errors and not (
+        contact.get("first_name") or contact.get("last_name") or contact.get("emails")
+    ):
+        row.errors.append(("", "", "a contact needs a name or an email"))
+    row.contact = contact
+    return row
+
+
+def to_message(contact: dict[str, Any], owner_id: str = "") -> cpb.Contact:
+    message = cpb.Contact(
+        first_name=contact.get("first_name", ""),
+        last_name=contact.get("last_name", ""),
+        emails=contact.get("emails", []),
+        phones=contact.get("phones", []),
+        address=cpb.Address(
+            country=contact.get("country", ""),
+            city=contact.get("city", ""),
+            street=contact.get("street", ""),
+            postal_code=contact.get("postal_code", ""),
+        ),
+        language=contact.get("language", ""),
+        tags=contact.get("tags", []),
+        lifecycle_stage=contact.get("lifecycle_stage", ""),
+        source="import",
+        owner_id=owner_id,
+    )
+    if contact.get("birthday"):
+        message.important_dates.append(cpb.ImportantDate(kind="birthday", date=contact["birthday"]))
+    return message
+
+
+class Index:
+    """Existing contacts of the region by email and phone (what the importer may see)."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, cpb.Contact] = {}
+
+    def add(self, contact: cpb.Contact) -> None:
+        for key in [*contact.emails, *contact.phones]:
+            self.by_key.setdefault(key, contact)
+
+    def find(self, row: Row) -> cpb.Contact | None:
+        for key in row.keys:
+            if key in self.by_key:
+                return self.by_key[key]
+        return None
+
+
+class Importer:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        downstream: Downstream,
+        region: str,
+        settings: IntegrationsSettings,
+        regions: list[str],
+    ) -> None:
+        self.sessions = sessions
+        self.downstream = downstream
+        self.region = region
+        self.settings = settings
+        self.regions = regions
+        self.wake = asyncio.Event()
+
+    # ---------------------------------------------------------------- API
+
+    async def _job(
+        self, session: AsyncSession, principal: Principal, job_id: str, lock: bool = False
+    ) -> models.ImportJob:
+        row = await session.get(models.ImportJob, job_id, with_for_update=lock)
+        if row is None or row.tenant_id != principal.tenant_id:
+            raise NotFound("no such import")
+        if row.user_id != principal.user_id and not principal.has_role("admin"):
+            raise NotFound("no such import")
+        return row
+
+    async def create(self, principal: Principal, request: pb.CreateImportRequest) -> pb.ImportJob:
+        file_format = request.format or request.file_name.rsplit(".", 1)[-1].lower()
+        if file_format not in FORMATS:
+            raise InvalidArgument.single("format", "csv or xlsx")
+        async with transaction(self.sessions) as session:
+            row = models.ImportJob(
+                id=new_id(self.region),
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                roles=list(principal.roles),
+                team=principal.team,
+                file_name=request.file_name[:300],
+                format=file_format,
+                status="uploading",
+                headers=[],
+                mapping={},
+                counts={},
+            )
+            session.add(row)
+            await session.flush()
+            await session.refresh(row)
+            return job_to_pb(row)
+
+    async def upload(
+        self, principal: Principal, request: pb.UploadImportChunkRequest
+    ) -> pb.ImportJob:
+        if len(request.data) > MAX_CHUNK:
+            raise InvalidArgument.single("data", f"chunks of at most {MAX_CHUNK} bytes")
+        async with transaction(self.sessions) as session:
+            job = await self._job(session, principal, request.id, lock=True)
+            if job.status != "uploading":
+                raise FailedPrecondition("the file is already complete")
+            if request.sequence != job.chunks:
+                raise InvalidArgument.single("sequence", f"expected chunk {job.chunks}")
+            if job.size_bytes + len(request.data) > MAX_BYTES:
+                raise InvalidArgument.single("data", f"files of at most {MAX_BYTES} bytes")
+            session.add(
+                models.ImportChunk(import_id=job.id, sequence=job.chunks, data=request.data)
+            )
+            job.chunks += 1
+            job.size_bytes += len(request.data)
+            if not request.last:
+                return job_to_pb(job)
+        # The whole file is there: look at it once (encoding, delimiter, headers).
+        async with self.file(request.id, job.format) as path:
+            try:
+                if job.format == "csv":
+                    encoding, delimiter, headers = await asyncio.to_thread(
+                        tabular.inspect_csv, path
+                    )
+                else:
+                    encoding, delimiter = "", ""
+                    headers = await asyncio.to_thread(tabular.inspect_xlsx, path)
+            except Exception as exc:  # a damaged file is the user's to fix, not a 500
+                raise InvalidArgument.single("file", f"cannot read the file: {exc}") from exc
+        if not any(headers):
+            raise InvalidArgument.single("file", "the first row must hold the column names")
+        headers = [h or f"column {i + 1}" for i, h in enumerate(headers)]
+        async with transaction(self.sessions) as session:
+            job = await self._job(session, principal, request.id, lock=True)
+            job.encoding, job.delimiter, job.headers = encoding, delimiter, headers
+            job.mapping = tabular.suggest(headers)
+            job.status = "ready"
+            return job_to_pb(job)
+
+    @contextlib.asynccontextmanager
+    async def file(self, job_id: str, file_format: str) -> AsyncIterator[Path]:
+        """The uploaded file in a temporary file, written chunk by chunk."""
+        with tempfile.TemporaryDirectory(prefix="crm-import-") as folder:
+            # openpyxl goes by the file name's extension.
+            path = Path(folder) / f"upload.{file_format}"
+            with path.open("wb") as out:
+                sequence = 0
+                while True:
+                    async with transaction(self.sessions) as session:
+                        data = await session.scalar(
+                            sa.select(models.ImportChunk.data).where(
+                                models.ImportChunk.import_id == job_id,
+                                models.ImportChunk.sequence == sequence,
+                            )
+                        )
+                    if data is None:
+                        break
+                    out.write(data)
+                    sequence += 1
+            yield path
+
+    def _configure(
+        self,
+        job: models.ImportJob,
+        mapping: list[pb.ColumnMapping],
+        policy: str,
+        default_country: str,
+    ) -> None:
+        violations: list[FieldViolation] = []
+        if job.status not in ("ready",):
+            raise FailedPrecondition(f"the import is {job.status}")
+        if mapping:
+            new = dict(job.mapping)
+            for i, item in enumerate(mapping):
+                if item.column not in job.headers:
+                    violations.append(FieldViolation(f"mapping[{i}].column", "no such column"))
+                elif item.field and item.field not in tabular.FIELDS:
+                    violations.append(
+                        FieldViolation(f"mapping[{i}].field", f"one of {', '.join(tabular.FIELDS)}")
+                    )
+                else:
+                    new[item.column] = item.field
+            job.mapping = new
+        used = [f for f in job.mapping.values() if f]
+        if not {"email", "phone", "first_name", "last_name", "name"} & set(used):
+            violations.append(FieldViolation("mapping", "map at least a name, email or phone"))
+        if policy and policy not in POLICIES:
+            violations.append(FieldViolation("duplicate_policy", "skip, update or create"))
+        if default_country:
+            try:
+                job.default_country = normalize_country(default_country, "default_country")
+            except InvalidArgument as exc:
+                violations.extend(exc.violations)
+        if violations:
+            raise InvalidArgument(violations)
+        job.duplicate_policy = policy or job.duplicate_policy or "skip"
+
+    async def preview(self, principal: Principal, request: pb.PreviewImportRequest) -> pb.ImportJob:
+        """A dry run over the whole file: the counts and the first rows' fate, nothing written."""
+        async with transaction(self.sessions) as session:
+            job = await self._job(session, principal, request.id, lock=True)
+            self._configure(
+                job, list(request.mapping), request.duplicate_policy, request.default_country
+            )
+        counts: dict[str, int] = dict.fromkeys(
+            ("total", "created", "updated", "skipped", "failed"), 0
+        )
+        shown: list[pb.PreviewRow] = []
+        limit = request.rows or PREVIEW_ROWS
+        index = await self._load_index(principal)
+        async for batch in self._batches(job, principal, index, resume_after=0):
+            for row in batch:
+                counts["total"] += 1
+                key = {
+                    "create": "created",
+                    "update": "updated",
+                    "skip": "skipped",
+                    "error": "failed",
+                }[row.action]
+                counts[key] += 1
+                if len(shown) < limit:
+                    shown.append(
+                        pb.PreviewRow(
+                            row=row.number,
+                            action=row.action,
+                            contact_json=json.dumps(row.contact, ensure_ascii=False),
+                            error="; ".join(f"{c}: {e}" if c else e for c, _, e in row.errors),
+                        )
+                    )
+                if row.action == "create":  # later rows with the same email are duplicates
+                    contact = to_message(row.contact)
+                    contact.id = f"row-{row.number}"
+                    index.add(contact)
+        counts["processed"] = counts["total"]
+        result = job_to_pb(job, shown)
+        result.counts.CopyFrom(pb.ImportCounts(**counts))
+        return result
+
+    async def start(self, principal: Principal, request: pb.StartImportRequest) -> pb.ImportJob:
+        async with transaction(self.sessions) as session:
+            job = await self._job(session, principal, request.id, lock=True)
+            self._configure(
+                job, list(request.mapping), request.duplicate_policy, request.default_country
+            )
+            job.status = "running"
+            job.counts = {}
+            job.resume_after = 0
+            self.wake.set()
+            return job_to_pb(job)
+
+    async def get(self, principal: Principal, job_id: str) -> pb.ImportJob:
+        async with transaction(self.sessions) as session:
+            return job_to_pb(await self._job(session, principal, job_id))
+
+    async def cancel(self, principal: Principal, job_id: str) -> pb.ImportJob:
+        async with transaction(self.sessions) as session:
+            job = await self._job(session, principal, job_id, lock=True)
+            if job.status in ("uploading", "ready"):
+                job.status = "cancelled"
+                job.finished_at = clock.now()
+                await session.execute(
+                    sa.delete(models.ImportChunk).where(models.ImportChunk.import_id == job.id)
+                )
+            elif job.status == "running":
+                job.cancel_requested = True  # the worker stops after the current batch
+            return job_to_pb(job)
+
+    async def errors(self, principal: Principal, job_id: str) -> pb.ImportErrorReport:
+        async with transaction(self.sessions) as session:
+            await self._job(session, principal, job_id)
+            rows = await session.execute(
+                sa.select(
+                    models.ImportRowError.row,
+                    models.ImportRowError.column,
+                    models.ImportRowError.value,
+                    models.ImportRowError.error,
+                )
+                .where(models.ImportRowError.import_id == job_id)
+                .order_by(models.ImportRowError.row, models.ImportRowError.seq)
+            )
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["row", "column", "value", "error"])
+            count = 0
+            for item in rows:
+                writer.writerow([item.row, item.column, item.value, item.error])
+                count += 1
+        return pb.ImportErrorReport(csv=out.getvalue().encode("utf-8-sig"), rows=count)
+
+    # ---------------------------------------------------------------- the pipeline
+
+    async def _placement(self, principal: Principal) -> ResidencyPolicy:
+        stub = self.downstream.peers.stub("contacts", policy_pb2_grpc.PolicyServiceStub)
+        policy = await self.downstream.call(
+            "contacts", stub.GetTenantPolicy, policy_pb2.GetTenantPolicyRequest(), principal
+        )
+        return ResidencyPolicy(
+            default_region=policy.default_region or "us",
+            overrides=dict(policy.residency_overrides),
+        )
+
+    async def _load_index(self, principal: Principal) -> Index:
+        index = Index()
+        token = ""
+        while True:
+            reply = await self.downstream.call(
+                "contacts",
+                self.downstream.contacts.ListContacts,
+                cpb.ListContactsRequest(page_size=200, page_token=token),
+                principal,
+            )
+            for hit in reply.hits:
+                index.add(hit.contact)
+            token = reply.next_page_token
+            if not token:
+                return index
+
+    async def _batches(
+        self, job: models.ImportJob, principal: Principal, index: Index, resume_after: int
+    ) -> AsyncIterator[list[Row]]:
+        """Normalized rows with their planned action, a batch at a time."""
+        residency = await self._placement(principal)
+        regions = self.regions
+        async with self.file(job.id, job.format) as path:
+            rows: Iterator[tuple[int, list[str]]] = tabular.iter_rows(
+                path, job.format, job.encoding, job.delimiter
+            )
+            while True:
+                raw = await asyncio.to_thread(_take, rows, self.settings.import_batch_size)
+                if not raw:
+                    return
+                batch = []
+                for number, cells in raw:
+                    if number <= resume_after:
+                        continue
+                    row = normalize_row(
+                        number, cells, job.headers, job.mapping, job.default_country
+                    )
+                    if not row.errors:
+                        target = region_for_country(
+                            row.contact.get("country") or None, residency, regions
+                        )
+                        if target != self.region:
+                            row.errors.append(
+                                (
+                                    "",
+                                    row.contact.get("country", ""),
+                                    f"contacts from {row.contact.get('country') or 'no country'} "
+                                    f"are stored in region {target}; this import runs in "
+                                    f"{self.region}: import this row as a user of {target}",
+                                )
+                            )
+                    self._plan(row, job.duplicate_policy, index)
+                    batch.append(row)
+                if batch:
+                    yield batch
+
+    def _plan(self, row: Row, policy: str, index: Index) -> None:
+        if row.errors:
+            row.action = "error"
+            return
+        row.existing = index.find(row)
+        if row.existing is None or policy == "create":
+            row.action = "create"
+        elif policy == "update":
+            row.action = "update"
+        else:
+            row.action = "skip"
+
+    async def _write(
+        self, job: models.ImportJob, principal: Principal, row: Row, index: Index
+    ) -> None:
+        """One row, all or nothing: a single create or update call."""
+        key = f"import:{job.id}:{row.number}"
+        try:
+            if row.action == "create":
+                created = await self.downstream.call(
+                    "contacts",
+                    self.downstream.contacts.CreateContact,
+                    cpb.CreateContactRequest(contact=to_message(row.contact)),
+                    principal.with_changes(idempotency_key=key),
+                )
+                index.add(created)
+            elif row.action == "update" and row.existing is not None:
+                message = to_message(row.contact)
+                message.id = row.existing.id
+                paths = [
+                    name
+                    for name, present in (
+                        ("first_name", row.contact.get("first_name")),
+                        ("last_name", row.contact.get("last_name")),
+                        ("tags", row.contact.get("tags")),
+                        ("lifecycle_stage", row.contact.get("lifecycle_stage")),
+                        ("language", row.contact.get("language")),
+                    )
+                    if present
+                ]
+                # Emails and phones are added to what the contact has, never replaced.
+                emails = list(dict.fromkeys([*row.existing.emails, *message.emails]))
+                phones = list(dict.fromkeys([*row.existing.phones, *message.phones]))
+                if emails != list(row.existing.emails):
+                    del message.emails[:]
+                    message.emails.extend(emails)
+                    paths.append("emails")
+                if phones != list(row.existing.phones):
+                    del message.phones[:]
+                    message.phones.extend(phones)
+                    paths.append("phones")
+                if paths:
+                    await self.downstream.call(
+                        "contacts",
+                        self.downstream.contacts.UpdateContact,
+                        cpb.UpdateContactRequest(
+                            contact=message, update_mask=field_mask_pb2.FieldMask(paths=paths)
+                        ),
+                        principal.with_changes(idempotency_key=key),
+                    )
+        except InvalidArgument as exc:
+            row.errors.extend((v.field, "", v.description) for v in exc.violations)
+            row.action = "error"
+        except NotFound as exc:
+            row.errors.append(("", "", str(exc)))
+            row.action = "error"
+
+    async def _run_batch(
+        self, job: models.ImportJob, principal: Principal, batch: list[Row], index: Index
+    ) -> None:
+        """Writes a batch concurrently; rows sharing an email or phone go in later waves,
+        so the second sees the first (and is a duplicate, not a second contact)."""
+        pending = [row for row in batch if row.action in ("create", "update")]
+        limit = asyncio.Semaphore(self.settings.import_concurrency)
+
+        async def guarded(row: Row) -> None:
+            async with limit:
+                await self._write(job, principal, row, index)
+
+        while pending:
+            wave: list[Row] = []
+            later: list[Row] = []
+            claimed: set[str] = set()
+            for row in pending:
+                if claimed & set(row.keys):
+                    later.append(row)
+                else:
+                    claimed.update(row.keys)
+                    wave.append(row)
+            await asyncio.gather(*(guarded(row) for row in wave))
+            pending = []
+            for row in later:  # re-plan against what the wave just wrote
+                self._plan(row, job.duplicate_policy, index)
+                if row.action in ("create", "update"):
+                    pending.append(row)
+
+    async def run(self) -> None:
+        """Runs imports started in this region; a lease lets one replica own a job and
+        another resume it (after the last finished batch) if that replica dies."""
+        while True:
+            try:
+                job_id = await self._claim()
+                if job_id:
+                    await self._process(job_id)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("import worker pass failed")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self.settings.worker_interval)
+
+    async def _claim(self) -> str:
+        now = clock.now()
+        async with transaction(self.sessions) as session:
+            job = await session.scalar(
+                sa.select(models.ImportJob)
+                .where(
+                    models.ImportJob.status == "running",
+                    sa.or_(
+                        models.ImportJob.claimed_until.is_(None),
+                        models.ImportJob.claimed_until < now,
+                    ),
+                )
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if job is None:
+                return ""
+            job.claimed_until = now + timedelta(minutes=2)
+            return job.id
+
+    async def _process(self, job_id: str) -> None:
+        async with transaction(self.sessions) as session:
+            job = await session.get(models.ImportJob, job_id)
+            assert job is not None
+        principal = Principal(
+            tenant_id=job.tenant_id,
+            user_id=job.user_id,
+            roles=tuple(job.roles),
+            team=job.team,
+            home_region=self.region,
+        )
+        counts = {k: int(v) for k, v in (job.counts or {}).items()}
+        try:
+            index = await self._load_index(principal)
+            async for batch in self._batches(job, principal, index, job.resume_after):
+                await self._run_batch(job, principal, batch, index)
+                async with transaction(self.sessions) as session:
+                    current = await session.get(models.ImportJob, job_id, with_for_update=True)
+                    assert current is not None
+                    for row in batch:
+                        key = {
+                            "create": "created",
+                            "update": "updated",
+                            "skip": "skipped",
+                            "error": "failed",
+                        }[row.action]
+                        counts[key] = counts.get(key, 0) + 1
+                        counts["processed"] = counts.get("processed", 0) + 1
+                        for seq, (column, value, error) in enumerate(row.errors):
+                            session.add(
+                                models.ImportRowError(
+                                    import_id=job_id,
+                                    row=row.number,
+                                    seq=seq,
+                                    column=column,
+                                    value=value[:500],
+                                    error=error[:1000],
+                                )
+                            )
+                    current.counts = {**counts, "total": counts.get("processed", 0)}
+                    current.resume_after = batch[-1].number
+                    current.claimed_until = clock.now() + timedelta(minutes=2)
+                    if current.cancel_requested:
+                        current.status = "cancelled"
+                        current.finished_at = clock.now()
+                        await self._drop_file(session, job_id)
+                        return
+            async with transaction(self.sessions) as session:
+                current = await session.get(models.ImportJob, job_id, with_for_update=True)
+                assert current is not None
+                current.status = "completed"
+                current.finished_at = clock.now()
+                current.counts = {**counts, "total": counts.get("processed", 0)}
+                await self._drop_file(session, job_id)
+        except Unavailable as exc:
+            # Contacts is down: keep the job; the lease runs out and it resumes.
+            log.warning("import %s paused: %s", job_id, exc)
+        except Exception as exc:
+            log.exception("import %s failed", job_id)
+            async with transaction(self.sessions) as session:
+                current = await session.get(models.ImportJob, job_id, with_for_update=True)
+                if current is not None:
+                    current.status = "failed"
+                    current.error = str(exc)[:1000]
+                    current.finished_at = clock.now()
+
+    async def _drop_file(self, session: AsyncSession, job_id: str) -> None:
+        """The file holds personal data; once the job ends only counts and errors stay."""
+        await session.execute(
+            sa.delete(models.ImportChunk).where(models.ImportChunk.import_id == job_id)
+        )
+
+
+def _take(rows: Iterator[tuple[int, list[str]]], count: int) -> list[tuple[int, list[str]]]:
+    taken = []
+    for item in rows:
+        taken.append(item)
+        if len(taken) >= count:
+            break
+    return taken
+
+
+__all__ = ["UTC", "Importer", "date"]

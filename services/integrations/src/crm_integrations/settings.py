@@ -1,0 +1,24 @@
+"""What the integrations service reads from the environment besides the common settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IntegrationsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_INTEGRATIONS_", extra="ignore")
+
+    # Seconds between passes of the workers (pending submissions, imports, deliveries).
+    worker_interval: float = Field(default=0.5, gt=0)
+    # First retry of a stored submission or a webhook delivery, seconds (then doubling).
+    retry_base_seconds: float = Field(default=10.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    # A delivery is given up after this many attempts ...
+    delivery_max_attempts: int = Field(default=5, ge=1)
+    # ... and an endpoint is disabled after this many failed deliveries in a row.
+    disable_after_failures: int = Field(default=3, ge=1)
+    webhook_timeout: float = Field(default=5.0, gt=0)
+    # Rows of an import handled per batch (lookups and writes run concurrently).
+    import_batch_size: int = Field(default=200, ge=1)
+    import_concurrency: int = Field(default=16, ge=1)

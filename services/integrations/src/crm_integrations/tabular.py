@@ -1,0 +1,277 @@
+"""Reading uploaded tables as a stream of rows: CSV in any common encoding and delimiter,
+and XLSX (openpyxl in read-only mode), plus column-mapping suggestions from headers in
+English, Portuguese, German, Russian and Hindi."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from charset_normalizer import from_bytes
+
+FIELDS = (
+    "first_name",
+    "last_name",
+    "name",
+    "email",
+    "phone",
+    "country",
+    "city",
+    "street",
+    "postal_code",
+    "birthday",
+    "tags",
+    "language",
+    "lifecycle_stage",
+)
+
+# Header words per field (folded: lower case, no accents, no spaces or punctuation).
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "first_name": (
+        "firstname",
+        "givenname",
+        "forename",
+        "first",
+        "nome",
+        "primeironome",
+        "vorname",
+        "имя",
+        "पहलानाम",
+        "नाम",
+    ),
+    "last_name": (
+        "lastname",
+        "surname",
+        "familyname",
+        "last",
+        "sobrenome",
+        "apelido",
+        "ultimonome",
+        "nachname",
+        "familienname",
+        "фамилия",
+        "उपनाम",
+        "अंतिमनाम",
+    ),
+    "name": (
+        "name",
+        "fullname",
+        "contact",
+        "contactname",
+        "nomecompleto",
+        "vollstandigername",
+        "fio",
+        "фио",
+        "полноеимя",
+        "पूरानाम",
+    ),
+    "email": (
+        "email",
+        "emailaddress",
+        "mail",
+        "e-mail",
+        "correio",
+        "correioeletronico",
+        "emailadresse",
+        "почта",
+        "электроннаяпочта",
+        "элпочта",
+        "эпочта",
+        "емайл",
+        "емейл",
+        "ईमेल",
+        "ईमेलपता",
+    ),
+    "phone": (
+        "phone",
+        "phonenumber",
+        "telephone",
+        "tel",
+        "mobile",
+        "cell",
+        "telefone",
+        "celular",
+        "telefon",
+        "handy",
+        "mobiltelefon",
+        "rufnummer",
+        "телефон",
+        "мобильный",
+        "тел",
+        "फोन",
+        "मोबाइल",
+        "फ़ोन",
+        "दूरभाष",
+    ),
+    "country": ("country", "pais", "land", "staat", "страна", "देश"),
+    "city": ("city", "town", "cidade", "stadt", "ort", "город", "शहर", "नगर"),
+    "street": (
+        "street",
+        "address",
+        "rua",
+        "endereco",
+        "strasse",
+        "adresse",
+        "улица",
+        "адрес",
+        "पता",
+        "गली",
+    ),
+    "postal_code": (
+        "zip",
+        "zipcode",
+        "postalcode",
+        "postcode",
+        "cep",
+        "plz",
+        "postleitzahl",
+        "индекс",
+        "почтовыйиндекс",
+        "पिनकोड",
+        "पिन",
+    ),
+    "birthday": (
+        "birthday",
+        "birthdate",
+        "dateofbirth",
+        "dob",
+        "aniversario",
+        "datadenascimento",
+        "geburtstag",
+        "geburtsdatum",
+        "деньрождения",
+        "датарождения",
+        "जन्मदिन",
+        "जन्मतिथि",
+    ),
+    "tags": ("tags", "tag", "labels", "etiquetas", "schlagworter", "теги", "метки", "टैग"),
+    "language": ("language", "lang", "idioma", "lingua", "sprache", "язык", "भाषा"),
+    "lifecycle_stage": (
+        "lifecyclestage",
+        "stage",
+        "status",
+        "estagio",
+        "phase",
+        "стадия",
+        "статус",
+        "चरण",
+    ),
+}
+
+
+def fold(header: str) -> str:
+    text = unicodedata.normalize("NFKD", header.strip().lower())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch) or ord(ch) > 0x900)
+    text = unicodedata.normalize("NFC", text)
+    # Russian yo is often written as ie.
+    return re.sub(r"[\s_\-\.:/()#*]+", "", text).replace("\u0451", "\u0435")
+
+
+_LOOKUP = {fold(word): field for field, words in SYNONYMS.items() for word in words}
+
+
+def suggest(headers: list[str]) -> dict[str, str]:
+    """Column -> field for each header that names one; each field is used once."""
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for header in headers:
+        field = _LOOKUP.get(fold(header), "")
+        if field and field not in taken:
+            taken.add(field)
+            mapping[header] = field
+        else:
+            mapping[header] = ""
+    return mapping
+
+
+def detect_encoding(sample: bytes) -> str:
+    """UTF-8 (with or without BOM) when it decodes; otherwise the best guess."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(sample, cp_isolation=None).best()
+    encoding = best.encoding if best is not None else "cp1252"
+    return "cp1251" if encoding in ("windows_1251", "cp1251") else str(encoding)
+
+
+def detect_delimiter(text: str) -> str:
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+    except csv.Error:
+        header = lines[0] if lines else ""
+        return max(",;\t|", key=header.count)
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def inspect_csv(path: Path) -> tuple[str, str, list[str]]:
+    with path.open("rb") as handle:
+        sample = handle.read(256 * 1024)
+    encoding = detect_encoding(sample)
+    text = sample.decode(encoding, errors="ignore")
+    delimiter = detect_delimiter(text)
+    headers = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    return encoding, delimiter, [h.strip() for h in headers]
+
+
+def inspect_xlsx(path: Path) -> list[str]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        for row in sheet.iter_rows(max_row=1, values_only=True):
+            return [cell_text(v) for v in row]
+        return []
+    finally:
+        workbook.close()
+
+
+def iter_rows(
+    path: Path, file_format: str, encoding: str, delimiter: str
+) -> Iterator[tuple[int, list[str]]]:
+    """(row number as a spreadsheet shows it, cells) for every data row, streamed."""
+    if file_format == "xlsx":
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        try:
+            for number, row in enumerate(workbook.worksheets[0].iter_rows(values_only=True), 1):
+                if number == 1:
+                    continue
+                cells = [cell_text(v) for v in row]
+                if any(cells):
+                    yield number, cells
+        finally:
+            workbook.close()
+        return
+    with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                yield reader.line_num, [c.strip() for c in cells]
