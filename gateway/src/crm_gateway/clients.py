@@ -12,8 +12,8 @@ from crm_api.crm.compliance.v1 import privacy_requests_pb2_grpc
 from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.directory.v1 import directory_pb2_grpc
-from crm_api.crm.notifications.v1 import notifications_pb2_grpc
 from crm_api.crm.integrations.v1 import integrations_pb2_grpc
+from crm_api.crm.notifications.v1 import notifications_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2_grpc
 from crm_api.crm.reporting.v1 import reporting_pb2_grpc

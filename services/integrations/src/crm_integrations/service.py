@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.integrations.v1 import integrations_pb2 as pb
