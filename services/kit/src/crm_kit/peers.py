@@ -37,6 +37,13 @@ class Peers:
                 raise RuntimeError(f"no endpoint configured for peer service {service!r}")
             self._channels[service] = grpc.aio.insecure_channel(
                 target,
+                # A peer that restarts is found again within seconds, not after
+                # gRPC's default exponential backoff of up to two minutes.
+                options=[
+                    ("grpc.initial_reconnect_backoff_ms", 250),
+                    ("grpc.min_reconnect_backoff_ms", 250),
+                    ("grpc.max_reconnect_backoff_ms", 2000),
+                ],
                 interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
             )
         return stub_class(self._channels[service])
