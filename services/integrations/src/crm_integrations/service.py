@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.crm.integrations.v1 import integrations_pb2 as pb
 from crm_api.crm.integrations.v1 import integrations_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from crm_integrations import forms, imports, keys, privacy, providers, webhooks
+from crm_integrations import forms, imports, keys, models, privacy, providers, webhooks
 from crm_integrations.common import Downstream
 from crm_integrations.settings import IntegrationsSettings
-from crm_kit.audit import append_audit
+from crm_kit.audit import SubjectTable, append_audit
 from crm_kit.db import transaction
 from crm_kit.errors import InvalidArgument
 from crm_kit.messaging import Consumer
+from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
@@ -271,6 +272,18 @@ class PrivacyServicer(ServicerBase, privacy_pb2_grpc.PrivacyServiceServicer):
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     settings = IntegrationsSettings()
+    # Residency proof and relocation (crm_kit.audit, crm_kit.relocation): submissions,
+    # calls and emails hold a contact's details, so they count, and move, with the contact.
+    runtime.subject_tables += [
+        SubjectTable("submission", "submissions"),
+        SubjectTable("call", "calls"),
+        SubjectTable("inbound_email", "inbound_emails"),
+    ]
+    runtime.owned_tables += [
+        OwnedTable(models.Submission, contact_column="contact_id"),
+        OwnedTable(models.Call, contact_column="contact_id"),
+        OwnedTable(models.InboundEmail, contact_column="contact_id"),
+    ]
     servicer = IntegrationsServicer(runtime, settings)
     integrations_pb2_grpc.add_IntegrationsServiceServicer_to_server(servicer, server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)

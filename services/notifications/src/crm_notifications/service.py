@@ -11,13 +11,15 @@ import grpc
 from crm_api.crm.notifications.v1 import notifications_pb2 as pb
 from crm_api.crm.notifications.v1 import notifications_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
+from crm_kit.audit import SubjectTable
 from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
 from crm_kit.messaging import Consumer
+from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
-from crm_notifications import campaigns, inbox, planner, privacy
+from crm_notifications import campaigns, inbox, models, planner, privacy
 from crm_notifications.channels import Channels
 from crm_notifications.dispatcher import Dispatcher
 from crm_notifications.lookups import Lookups
@@ -206,6 +208,17 @@ def background_jobs(
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     settings = NotificationsSettings()
     lookups = Lookups(runtime.peers)
+    # Residency proof and relocation (crm_kit.audit, crm_kit.relocation): messages about a
+    # contact hold their address, so they count, and move, with the contact.
+    runtime.subject_tables += [
+        SubjectTable("delivery", "deliveries"),
+        SubjectTable("inbox_item", "user_notifications"),
+    ]
+    runtime.owned_tables += [
+        OwnedTable(models.Delivery, contact_column="contact_id"),
+        OwnedTable(models.DeliveryAttempt, contact_column="contact_id", remap=("delivery_id",)),
+        OwnedTable(models.InboxItem, contact_column="contact_id"),
+    ]
     notifications_pb2_grpc.add_NotificationsServiceServicer_to_server(
         NotificationsServicer(runtime, settings, lookups), server
     )
