@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from crm_cli import cluster as cluster_module
 from crm_cli.cluster import Cluster, ClusterConfig
 from crm_kit.auth import mint_token
 from crm_reporting import projector
@@ -47,6 +48,17 @@ REPORTS = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecas
 OWNERS = [f"user-{i:02d}" for i in range(20)]
 CURRENCIES = ["EUR", "USD", "BRL"]
 SOURCES = ["manual", "web_form", "referral", "call", "event"]
+
+
+_wait = cluster_module._wait
+
+
+def _patient_wait(check: Any, what: str, timeout: float, log: Any = None) -> None:
+    # On a busy 2-core machine the processes can take more than a minute to answer.
+    _wait(check, what, timeout * 5, log)
+
+
+cluster_module._wait = _patient_wait
 
 
 def percentile(values: list[float], p: float) -> float:
