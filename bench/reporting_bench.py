@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from crm_cli import cluster as cluster_module
 from crm_cli.cluster import Cluster, ClusterConfig
 from crm_kit.auth import mint_token
 from crm_reporting import projector
@@ -49,18 +50,36 @@ CURRENCIES = ["EUR", "USD", "BRL"]
 SOURCES = ["manual", "web_form", "referral", "call", "event"]
 
 
+_wait = cluster_module._wait
+
+
+def _patient_wait(check: Any, what: str, timeout: float, log: Any = None) -> None:
+    # On a busy 2-core machine the processes can take more than a minute to answer.
+    _wait(check, what, timeout * 5, log)
+
+
+cluster_module._wait = _patient_wait
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
 
 
-def synthetic(count: int, days: int, pipelines: dict[str, list[dict[str, Any]]], seed: int) -> Any:
-    """(deal rows, aggregate changes) for `count` random deals."""
-    rng = random.Random(seed)
+CHUNK = 100_000
+DEAL_COLUMNS = [
+    "tenant_id", "deal_id", "pipeline_id", "stage_id", "status", "owner_id", "owner_team",
+    "source", "amount", "currency", "expected_close_date", "win_probability", "created_at",
+    "closed_at", "reached",
+]  # fmt: skip
+
+
+def synthetic(
+    rng: random.Random, count: int, days: int, pipelines: dict[str, list[dict[str, Any]]]
+) -> list[projector.Deal]:
     now = datetime.now(UTC)
-    changes: projector.Changes = {}
     deals = []
-    for i in range(count):
+    for _ in range(count):
         pipeline_id = rng.choice(list(pipelines))
         stages = pipelines[pipeline_id]
         stage = rng.choice(stages)
@@ -69,96 +88,77 @@ def synthetic(count: int, days: int, pipelines: dict[str, list[dict[str, Any]]],
         closed = None
         if stage["kind"] != "open":
             closed = min(now, created + timedelta(days=rng.uniform(0, 60)))
-        position = stage["position"]
         reached = tuple(
-            s["id"] for s in stages if s["kind"] == "open" and s["position"] <= position
+            s["id"] for s in stages if s["kind"] == "open" and s["position"] <= stage["position"]
         )
-        deal = projector.Deal(
-            pipeline_id=pipeline_id,
-            stage_id=stage["id"],
-            status=stage["kind"],
-            owner_id=owner,
-            owner_team=f"team-{OWNERS.index(owner) % 4}",
-            source=rng.choice(SOURCES),
-            amount=Decimal(rng.randint(100, 10_000_000)) / 100,
-            currency=rng.choice(CURRENCIES),
-            expected_close_date=(created + timedelta(days=rng.randint(10, 120))).date().isoformat(),
-            win_probability=stage["win_probability"],
-            created_at=created,
-            closed_at=closed,
-            reached=reached or (stage["id"],),
-        )
-        deals.append((f"eu_bench{seed}{i:09d}", deal))
-        for table, rows in projector.contributions(deal).items():
-            target = changes.setdefault(table, {})
-            for key, values in rows.items():
-                counter = target.setdefault(key, Counter())
-                counter.update(values)
-    return deals, changes
-
-
-async def copy_read_model(dsn: str, tenant: str, deals: list[Any], changes: Any) -> int:
-    connection = await asyncpg.connect(dsn)
-    rows = 0
-    try:
-        records = [
-            (
-                tenant,
-                deal_id,
-                d.pipeline_id,
-                d.stage_id,
-                d.status,
-                d.owner_id,
-                d.owner_team,
-                d.source,
-                d.amount,
-                d.currency,
-                d.expected_close_date,
-                d.win_probability,
-                d.created_at,
-                d.closed_at,
-                list(d.reached),
+        deals.append(
+            projector.Deal(
+                pipeline_id=pipeline_id,
+                stage_id=stage["id"],
+                status=stage["kind"],
+                owner_id=owner,
+                owner_team=f"team-{OWNERS.index(owner) % 4}",
+                source=rng.choice(SOURCES),
+                amount=Decimal(rng.randint(100, 10_000_000)) / 100,
+                currency=rng.choice(CURRENCIES),
+                expected_close_date=(created + timedelta(days=rng.randint(10, 120)))
+                .date()
+                .isoformat(),
+                win_probability=stage["win_probability"],
+                created_at=created,
+                closed_at=closed,
+                reached=reached or (stage["id"],),
             )
-            for deal_id, d in deals
-        ]
-        await connection.copy_records_to_table(
-            "rm_deals",
-            records=records,
-            columns=[
-                "tenant_id",
-                "deal_id",
-                "pipeline_id",
-                "stage_id",
-                "status",
-                "owner_id",
-                "owner_team",
-                "source",
-                "amount",
-                "currency",
-                "expected_close_date",
-                "win_probability",
-                "created_at",
-                "closed_at",
-                "reached",
-            ],
         )
+    return deals
+
+
+async def seed(
+    dsn: str, tenant: str, count: int, days: int, pipelines: dict[str, list[dict[str, Any]]]
+) -> int:
+    """COPYs `count` synthetic deals' state and their summed contributions; returns the
+    number of aggregate rows. Deals are made in chunks, so memory stays flat."""
+    rng = random.Random(count)
+    changes: projector.Changes = {}
+    connection = await asyncpg.connect(dsn)
+    try:
+        for offset in range(0, count, CHUNK):
+            deals = synthetic(rng, min(CHUNK, count - offset), days, pipelines)
+            records = []
+            for i, d in enumerate(deals):
+                records.append(
+                    (
+                        tenant, f"eu_bench{offset + i:012d}", d.pipeline_id, d.stage_id,
+                        d.status, d.owner_id, d.owner_team, d.source, d.amount, d.currency,
+                        d.expected_close_date, d.win_probability, d.created_at, d.closed_at,
+                        list(d.reached),
+                    )
+                )  # fmt: skip
+                for table, rows in projector.contributions(d).items():
+                    target = changes.setdefault(table, {})
+                    for key, values in rows.items():
+                        target.setdefault(key, Counter()).update(values)
+            await connection.copy_records_to_table(
+                "rm_deals", records=records, columns=DEAL_COLUMNS
+            )
+        total = 0
         for table, keyed in changes.items():
             names = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
             measures = [
                 c.name for c in table.columns if c.name not in names and c.name != "tenant_id"
             ]
-            records = [
+            aggregate_rows = [
                 (tenant, *key, *(values.get(m, 0) for m in measures))
                 for key, values in keyed.items()
             ]
-            rows += len(records)
+            total += len(aggregate_rows)
             await connection.copy_records_to_table(
-                table.name, records=records, columns=["tenant_id", *names, *measures]
+                table.name, records=aggregate_rows, columns=["tenant_id", *names, *measures]
             )
         await connection.execute("VACUUM (ANALYZE)")
     finally:
         await connection.close()
-    return rows
+    return total
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -214,8 +214,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
                 pipeline = response.json()
                 pipelines[pipeline["id"]] = pipeline["stages"]
             started = time.perf_counter()
-            deals, changes = synthetic(count, args.days, pipelines, seed=len(label))
-            rows = await copy_read_model(dsn, tenant, deals, changes)
+            rows = await seed(dsn, tenant, count, args.days, pipelines)
             print(
                 f"{label}: {count:,} deals -> {rows:,} aggregate rows "
                 f"(seeded in {time.perf_counter() - started:.0f} s)",

@@ -7,6 +7,7 @@ The seed is printed on failure; CRM_REPORTING_SEED replays one.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import random
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -198,7 +200,9 @@ async def expected(
             and in_period(d.closed_at.date() if d.closed_at else None, first, last)
         ]
         won = [d for d in closed if d.status == "won"]
-        values = {d.id: fx.convert(d.amount, d.currency, d.closed_at.date()) for d in closed}  # type: ignore[union-attr]
+        # win_rate converts won and lost deals (both are reported); revenue only won ones.
+        converted = closed if name == "win_rate" else won
+        values = {d.id: fx.convert(d.amount, d.currency, d.closed_at.date()) for d in converted}  # type: ignore[union-attr]
         if name == "win_rate":
             won_value = sum((values[d.id] for d in won), Decimal(0))
             cycles = [(d.closed_at - d.created_at).days for d in won]  # type: ignore[operator]
@@ -477,6 +481,14 @@ async def test_random_workload_reports_equal_the_source_databases(
                         f"{got['missing_rates']} vs {want['missing_rates']}"
                     )
                     raise
+
+    if target := os.environ.get("CRM_REPORTING_CHARTS"):
+        # Writes the README's example charts from this workload.
+        for name, params in (("funnel", {}), ("revenue", {"granularity": "day"})):
+            chart = await crm.api.get(
+                f"/v1/reports/{name}", params={**params, "format": "svg"}, headers=crm.admin["eu"]
+            )
+            await asyncio.to_thread(Path(target, f"{name}.svg").write_bytes, chart.content)
 
 
 async def _no_pending_overdue(db: Any, region: str, tenant: str) -> bool:
