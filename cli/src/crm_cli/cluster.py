@@ -338,7 +338,8 @@ class Cluster:
                     )
                 )
         for name, proc in running:
-            output, _ = proc.communicate(timeout=120)
+            # Generous: a loaded CI machine runs every migration at once.
+            output, _ = proc.communicate(timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
 
