@@ -255,8 +255,10 @@ def main() -> None:
                 smtp_port=port,
             )
         )
-        # The bench's own SMTP server replaces the catcher `crm up` would start.
+        # The bench's own SMTP server replaces the catcher `crm up` would start (the
+        # cluster saw its port taken, by this very server, and picked another).
         cluster.start_mail_catcher = lambda: None  # type: ignore[method-assign]
+        cluster.smtp_port = port
         try:
             print("starting the system (region eu) ...")
             cluster.start()
