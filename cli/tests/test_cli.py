@@ -115,7 +115,8 @@ def _start_up(state: Path, port: int, nats_port: int) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "CRM_REGIONS": "eu,us"},
     )
-    deadline = time.monotonic() + 120
+    # Four services per region start (and migrate) here: generous on a loaded machine.
+    deadline = time.monotonic() + 240
     lines = []
     assert process.stdout is not None
     while time.monotonic() < deadline:

@@ -250,7 +250,9 @@ class Cluster:
         self.clock_file = state / "clock-offset"
         self.jwt_secret = ""
         self.mail_dir = state / "mail"
-        self.smtp_port = config.smtp_port or free_port()
+        # 1025 for `crm up` unless something else holds it (then any free port).
+        busy = config.smtp_port and _port_open(config.smtp_port)
+        self.smtp_port = config.smtp_port if config.smtp_port and not busy else free_port()
         self.gateway_port = config.gateway_port or free_port()
 
     def database(self, service: str, region: str) -> str:
@@ -343,6 +345,7 @@ class Cluster:
                     )
                 )
         for name, proc in running:
+            # Generous: a loaded CI machine runs every migration at once.
             output, _ = proc.communicate(timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"migrating {name} failed:\n{output.decode(errors='replace')}")
