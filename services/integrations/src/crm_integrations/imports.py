@@ -395,6 +395,8 @@ class Importer:
         index = await self._load_index(principal)
         async for batch in self._batches(job, principal, index, resume_after=0):
             for row in batch:
+                # Planned again in file order, so a row sees the rows above it.
+                self._plan(row, job.duplicate_policy, index)
                 counts["total"] += 1
                 key = {
                     "create": "created",
