@@ -40,6 +40,8 @@ PEERS = {
     "contacts": ("deals", "tasks", "notifications", "integrations"),
 }
 BIN = Path(sys.executable).parent
+# PostgreSQL connections for the local cluster (see Postgres.start).
+MAX_CONNECTIONS = 400
 
 
 def free_port() -> int:
@@ -63,6 +65,13 @@ class Postgres:
         PostgresServer._instances.pop(self.data_dir, None)
         # cleanup_mode=None: we stop it ourselves, so data survives for the next `crm up`.
         self._server = get_server(self.data_dir, cleanup_mode=None)
+        # Every service of every region keeps a pool here (six services x three regions
+        # and their background workers); the default 100 connections is too few.
+        if int(self.psql("SHOW max_connections")) < MAX_CONNECTIONS:
+            self.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+            self.stop()
+            PostgresServer._instances.pop(self.data_dir, None)
+            self._server = get_server(self.data_dir, cleanup_mode=None)
 
     @property
     def socket_dir(self) -> str:

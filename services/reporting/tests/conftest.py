@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from unittest import mock
 
 import httpx
 import nats
@@ -21,39 +19,10 @@ from google.protobuf.message import Message
 from ulid import ULID
 
 from crm_api.crm.events.v1 import envelope_pb2
-from crm_cli import cluster as cluster_module
 from crm_cli.cluster import Cluster
 
 REGIONS = ["eu", "br", "us"]
 
-_wait = cluster_module._wait
-
-
-def _patient_wait(check: Callable[[], bool], what: str, timeout: float, log: Any = None) -> None:
-    # Four times the cluster's start-up patience: on a shared 2-core machine a dozen
-    # service processes importing at once can take longer than a minute to answer.
-    _wait(check, what, timeout * 4, log)
-
-
-cluster_module._wait = _patient_wait
-
-_migrate = cluster_module.Cluster.migrate
-_communicate = subprocess.Popen.communicate
-
-
-def _patient_communicate(
-    self: subprocess.Popen[bytes], input: bytes | None = None, timeout: float | None = None
-) -> tuple[bytes, bytes]:
-    return _communicate(self, input, None if timeout is None else timeout * 4)
-
-
-def _patient_migrate(self: Cluster) -> None:
-    # The same patience for the migrations, which run all at once (15 processes).
-    with mock.patch.object(subprocess.Popen, "communicate", _patient_communicate):
-        _migrate(self)
-
-
-cluster_module.Cluster.migrate = _patient_migrate  # type: ignore[method-assign]
 # A country per region, so the contacts service places a contact there.
 COUNTRY = {"eu": "DE", "br": "BR", "us": "US"}
 
