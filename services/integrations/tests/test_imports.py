@@ -51,6 +51,8 @@ def messy_csv() -> tuple[bytes, dict[str, int]]:
     return out.getvalue().encode("cp1251"), expected
 
 
+# Ten thousand contacts written one gRPC call each: minutes on a busy two-core machine.
+@pytest.mark.timeout(900)
 async def test_a_10k_row_messy_windows_1251_csv(
     h: Any, api: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
@@ -118,7 +120,7 @@ async def test_a_10k_row_messy_windows_1251_csv(
         current = await h.ok(api.get(f"/v1/imports/{job['id']}", headers=admin))
         return current if current["status"] == "completed" else None
 
-    done = await h.eventually(finished, "the import to finish", within=280)
+    done = await h.eventually(finished, "the import to finish", within=800)
     assert done["counts"] == expected
 
     report = await api.get(f"/v1/imports/{job['id']}/errors", headers=admin)
@@ -138,8 +140,9 @@ async def test_a_10k_row_messy_windows_1251_csv(
     assert contact["phones"] == ["+4915120000041"] and contact["source"] == "import"
     assert contact["address"]["country"] == "DE" and contact["address"]["city"] == "Берлин"
     assert contact["important_dates"] == [{"kind": "birthday", "date": "1954-05-05", "label": ""}]
-    russian = await h.ok(api.get("/v1/contacts?q=client14@example.ru", headers=admin))
-    assert russian["data"][0]["phones"] == ["+79164000014"]
+    found = await h.ok(api.get("/v1/contacts?q=client14@example.ru", headers=admin))
+    russian = next(c for c in found["data"] if c["emails"] == ["client14@example.ru"])
+    assert russian["phones"] == ["+79164000014"]  # "8 (916) ..." read as a Russian number
 
 
 def xlsx(rows: list[list[Any]]) -> bytes:
