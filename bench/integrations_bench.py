@@ -173,7 +173,14 @@ async def bench_forms(
     pipeline = await ok(
         await client.post(
             "/v1/pipelines",
-            json={"name": "Bench", "stages": [{"name": "New"}, {"name": "Won", "kind": "won"}]},
+            json={
+                "name": "Bench",
+                "stages": [
+                    {"name": "New"},
+                    {"name": "Won", "kind": "won"},
+                    {"name": "Lost", "kind": "lost"},
+                ],
+            },
             headers=headers,
         ),
         201,
