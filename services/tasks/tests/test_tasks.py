@@ -87,10 +87,18 @@ async def test_directory_validates_defaults_and_filters(
         "job_roles[0]",
         "email",
     }
+    with pytest.raises(grpc.aio.AioRpcError) as half:
+        await put_user(channel, admin, id="ana", working_hours_start="08:00")
+    assert violations(half.value) == {"working_hours_end"}
     plain = await put_user(channel, admin, id="ana", team="north")
     assert (plain.time_zone, plain.locale) == ("UTC", "en")
-    assert (plain.working_hours_start, plain.working_hours_end) == ("09:00", "18:00")
-    assert list(plain.working_days) == [1, 2, 3, 4, 5]
+    # Nothing invented: unset hours and days follow the tenant's default (notifications).
+    assert (plain.working_hours_start, plain.working_hours_end) == ("", "")
+    assert list(plain.working_days) == []
+    own = await put_user(
+        channel, admin, id="olav", working_hours_start="07:30", working_hours_end="15:00"
+    )
+    assert (own.working_hours_start, own.working_hours_end) == ("07:30", "15:00")
     tuned = await put_user(
         channel,
         admin,

@@ -1,5 +1,5 @@
-"""/v1/notifications (inbox, preferences, delivery log), /v1/templates, /v1/campaigns and
-the public unsubscribe link /public/unsubscribe/{token}.
+"""/v1/notifications (inbox, preferences, the tenant's default working hours, delivery log),
+/v1/templates, /v1/campaigns and the public unsubscribe link /public/unsubscribe/{token}.
 
 A user's notifications live in the region of what they are about (a task in br gives a
 notification in br), so the inbox lists the caller's home region unless `region=` names
@@ -53,6 +53,13 @@ class PreferenceIn(schemas.Strict):
 
 class PreferencesIn(schemas.Strict):
     preferences: list[PreferenceIn] = Field(max_length=50)
+
+
+class WorkingHoursIn(schemas.Strict):
+    # Checked by the service, which names the bad field (HH:MM, start < end, days 1..7).
+    start: str = Field("", max_length=20)
+    end: str = Field("", max_length=20)
+    days: list[int] = Field(default_factory=list, max_length=50)
 
 
 class TemplateIn(schemas.Strict):
@@ -192,6 +199,40 @@ async def put_preferences(body: PreferencesIn, who: Caller = Depends(caller)) ->
     async def put(r: str, metadata: Any) -> Any:
         return await _stub(who, r).PutPreferences(request, metadata=metadata, timeout=who.timeout)
 
+    return schemas.to_json((await in_every_region(who, put))[0])
+
+
+@router.get(
+    "/v1/notifications/working-hours",
+    tags=["notifications"],
+    summary="The tenant's default working hours (for users who set none, and campaigns)",
+)
+async def get_working_hours(who: Caller = Depends(caller)) -> dict[str, Any]:
+    r = who.principal.home_region
+    reply = await _stub(who, r).GetWorkingHours(
+        pb.GetWorkingHoursRequest(), metadata=await who.metadata(r), timeout=who.timeout
+    )
+    return schemas.to_json(reply)
+
+
+@router.put(
+    "/v1/notifications/working-hours",
+    tags=["notifications"],
+    summary="Set the tenant's default working hours",
+)
+async def put_working_hours(body: WorkingHoursIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+    if not who.principal.has_role("admin"):
+        # Like settings.py: the write does not exist for other roles.
+        raise Problem(404, "Not found")
+    request = pb.PutWorkingHoursRequest(
+        working_hours=pb.WorkingHours(start=body.start, end=body.end, days=body.days)
+    )
+
+    async def put(r: str, metadata: Any) -> Any:
+        return await _stub(who, r).PutWorkingHours(request, metadata=metadata, timeout=who.timeout)
+
+    # Tenant configuration, not personal data: every region keeps the same default, so
+    # each region's dispatcher decides locally.
     return schemas.to_json((await in_every_region(who, put))[0])
 
 

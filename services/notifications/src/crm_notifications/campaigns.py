@@ -1,7 +1,7 @@
 """Campaigns: a templated message to a segment of contacts (the contacts service's list
 filters), only to contacts whose consent for the campaign's purpose is granted, in each
-contact's working hours (tenant default: 09:00-18:00 Monday to Friday in the contact's
-zone), throttled, each message with a signed unsubscribe link.
+contact's working hours (the tenant's default working hours, else 09:00-18:00 Monday to
+Friday, in the contact's zone), throttled, each message with a signed unsubscribe link.
 
 Consent is checked twice: when the segment is expanded (skipped_consent counts those)
 and again right before each send, so a contact who unsubscribes or is erased meanwhile
@@ -40,7 +40,7 @@ from crm_kit.ids import new_id
 from crm_notifications import models, templates
 from crm_notifications.lookups import Gone, Lookups
 from crm_notifications.planner import message_id
-from crm_notifications.quiet import WorkingHours
+from crm_notifications.quiet import Schedule, WorkingHours
 from crm_notifications.settings import NotificationsSettings
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ async def unsubscribe(
 
 
 async def contact_recipient(
-    lookups: Lookups, row: models.Delivery, settings: NotificationsSettings
+    lookups: Lookups, row: models.Delivery, settings: NotificationsSettings, default: Schedule
 ) -> tuple[Recipient, dict[str, Any]]:
     from crm_notifications.dispatcher import Recipient
 
@@ -258,7 +258,8 @@ async def contact_recipient(
     if status != "granted":
         raise NoConsent(status or "never given")
     locale = templates.canonical_locale(contact.language or "en") or "en"
-    hours = WorkingHours.of(contact.time_zone or "UTC")
+    # A contact has no hours of their own: the tenant's default, in the contact's zone.
+    hours = WorkingHours.of(contact.time_zone or "UTC", default=default)
     name = Lookups.contact_name(contact)
     recipient = Recipient(name, locale, hours, contact.emails[0] if contact.emails else "")
     token = unsubscribe_token(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import aiosmtplib
 import httpx
 
+from crm_kit import clock
 from crm_notifications.settings import HttpProvider, NotificationsSettings
 from crm_notifications.templates import Rendered
 
@@ -61,7 +62,8 @@ class EmailSender:
         mail["To"] = formataddr((message.recipient_name, message.address))
         mail["Subject"] = message.rendered.subject
         mail["Message-ID"] = message.message_id
-        mail["Date"] = formatdate(localtime=False)
+        # The system's time (crm_kit.clock): a message held for the morning is dated then.
+        mail["Date"] = formatdate(clock.now().timestamp(), localtime=False)
         mail["X-Crm-Delivery"] = message.delivery_id
         mail["X-Crm-Kind"] = message.kind
         if message.list_unsubscribe:

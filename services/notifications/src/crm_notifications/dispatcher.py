@@ -31,10 +31,10 @@ from crm_kit.errors import Unavailable
 from crm_kit.ids import new_id
 from crm_kit.messaging import Outbox
 from crm_kit.peers import system_principal
-from crm_notifications import campaigns, models, templates
+from crm_notifications import campaigns, models, templates, working_hours
 from crm_notifications.channels import Channels, Outgoing, PermanentError, SendError
 from crm_notifications.lookups import Gone, Lookups
-from crm_notifications.quiet import WorkingHours
+from crm_notifications.quiet import Schedule, WorkingHours
 from crm_notifications.settings import NotificationsSettings
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,17 @@ class Dispatcher:
     async def _deliver(self, row: models.Delivery) -> None:
         now = clock.now()
         tenant = row.tenant_id
+        # Read at each send, like the directory, so a changed default applies to messages
+        # already waiting.
+        async with self.sessions() as session:
+            default = await working_hours.tenant_schedule(session, tenant)
         try:
             if row.recipient_type == "contact":
                 recipient, context = await campaigns.contact_recipient(
-                    self.lookups, row, self.settings
+                    self.lookups, row, self.settings, default
                 )
             else:
-                recipient, context = await self.user_recipient(row)
+                recipient, context = await self.user_recipient(row, default)
         except Gone as exc:
             await self.finish(row, "skipped", str(exc))
             return
@@ -215,12 +219,19 @@ class Dispatcher:
             return
         await self.finish(row, "sent", detail, address=address)
 
-    async def user_recipient(self, row: models.Delivery) -> tuple[Recipient, dict[str, Any]]:
+    async def user_recipient(
+        self, row: models.Delivery, default: Schedule
+    ) -> tuple[Recipient, dict[str, Any]]:
         tenant, ctx = row.tenant_id, row.context
         user = await self.lookups.user(tenant, row.recipient_id)
         locale = templates.canonical_locale(user.locale) or "en"
+        # The directory leaves hours or days empty when the user set none: the tenant's.
         hours = WorkingHours.of(
-            user.time_zone, user.working_hours_start, user.working_hours_end, user.working_days
+            user.time_zone,
+            user.working_hours_start,
+            user.working_hours_end,
+            user.working_days,
+            default,
         )
         recipient = Recipient(user.display_name or user.id, locale, hours, user.email)
         context: dict[str, Any] = {

@@ -162,3 +162,21 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
     __table_args__ = (sa.Index("ix_campaigns_tenant", "tenant_id"),)
+
+
+class WorkingHoursDefault(Base):
+    """A tenant's default working hours (no row: the built-in 09:00-18:00 Monday-Friday).
+
+    Tenant configuration, not personal data: the gateway writes every region's copy.
+    """
+
+    __tablename__ = "working_hours_defaults"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    # "HH:MM" in each person's own zone.
+    start: Mapped[str] = mapped_column(sa.Text)
+    end: Mapped[str] = mapped_column(sa.Text)
+    # ISO weekdays, 1 = Monday.
+    days: Mapped[list[int]] = mapped_column(ARRAY(sa.Integer))
+    updated_by: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

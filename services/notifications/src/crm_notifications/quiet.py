@@ -1,5 +1,8 @@
 """Quiet hours: when a message may reach a person, from their working hours and days in
 their own time zone. Pure functions of their arguments (the current time is passed in).
+
+A person's own hours win; what they leave unset comes from the tenant's default
+(`Schedule`), and without one from the built-in 09:00-18:00 Monday to Friday.
 """
 
 from __future__ import annotations
@@ -22,9 +25,26 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _hhmm(value: str, default: time) -> time:
+def parse_hhmm(value: str) -> time | None:
     match = _HHMM.match(value or "")
-    return time(int(match.group(1)), int(match.group(2))) if match else default
+    return time(int(match.group(1)), int(match.group(2))) if match else None
+
+
+def weekdays(days: Sequence[int]) -> tuple[int, ...]:
+    """The valid ISO weekdays of `days`, sorted, without repeats."""
+    return tuple(sorted({d for d in days if 1 <= d <= 7}))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Working hours without a zone: a tenant's default, read in each person's own zone."""
+
+    start: time = DEFAULT_START
+    end: time = DEFAULT_END
+    days: tuple[int, ...] = DEFAULT_DAYS
+
+
+BUILTIN = Schedule()
 
 
 @dataclass(frozen=True)
@@ -36,13 +56,19 @@ class WorkingHours:
 
     @classmethod
     def of(
-        cls, zone_name: str, start: str = "", end: str = "", days: Sequence[int] = ()
+        cls,
+        zone_name: str,
+        start: str = "",
+        end: str = "",
+        days: Sequence[int] = (),
+        default: Schedule = BUILTIN,
     ) -> WorkingHours:
-        begin, finish = _hhmm(start, DEFAULT_START), _hhmm(end, DEFAULT_END)
-        if begin >= finish:
-            begin, finish = DEFAULT_START, DEFAULT_END
-        valid = tuple(sorted({d for d in days if 1 <= d <= 7})) or DEFAULT_DAYS
-        return cls(zone(zone_name), begin, finish, valid)
+        """A person's hours in their zone. Hours are taken as a pair (a start of one's own
+        with the default's end could be no window at all); days on their own."""
+        begin, finish = parse_hhmm(start), parse_hhmm(end)
+        if begin is None or finish is None or begin >= finish:
+            begin, finish = default.start, default.end
+        return cls(zone(zone_name), begin, finish, weekdays(days) or default.days)
 
     def _at(self, day: datetime, at: time) -> datetime:
         """The instant of wall time `at` on `day`'s date in the zone. A wall time skipped

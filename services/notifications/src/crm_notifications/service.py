@@ -19,7 +19,7 @@ from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
-from crm_notifications import campaigns, inbox, models, planner, privacy
+from crm_notifications import campaigns, inbox, models, planner, privacy, working_hours
 from crm_notifications.channels import Channels
 from crm_notifications.dispatcher import Dispatcher
 from crm_notifications.lookups import Lookups
@@ -102,6 +102,24 @@ class NotificationsServicer(_Base, notifications_pb2_grpc.NotificationsServiceSe
         principal = caller()
         async with transaction(self.runtime.sessions) as session:
             return await inbox.delete_template(session, principal, request)
+
+    async def GetWorkingHours(
+        self, request: pb.GetWorkingHoursRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WorkingHours:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await working_hours.get(session, principal)
+
+    async def PutWorkingHours(
+        self, request: pb.PutWorkingHoursRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WorkingHours:
+        principal = caller()
+        return await self.configure(
+            "PutWorkingHours",
+            request,
+            pb.WorkingHours,
+            lambda s: working_hours.put(s, principal, request.working_hours),
+        )
 
     async def ListDeliveries(
         self, request: pb.ListDeliveriesRequest, context: grpc.aio.ServicerContext

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
-from crm_notifications.quiet import WorkingHours
+import pytest
+
+from crm_api.crm.notifications.v1 import notifications_pb2 as pb
+from crm_kit.errors import InvalidArgument
+from crm_notifications.quiet import Schedule, WorkingHours
+from crm_notifications.working_hours import validate
 
 
 def utc(*parts: int) -> datetime:
@@ -58,3 +63,47 @@ def test_bad_settings_fall_back_to_the_default_day() -> None:
     hours = WorkingHours.of("Not/AZone", "18:00", "09:00", [9])
     assert str(hours.zone) == "UTC"
     assert hours.is_open(utc(2027, 1, 12, 9, 30)) and not hours.is_open(utc(2027, 1, 16, 10, 0))
+
+
+EARLY = Schedule(time(6, 0), time(14, 0), (1, 2, 3, 4, 5, 6))
+
+
+def test_what_a_user_leaves_unset_comes_from_the_tenant_default() -> None:
+    saturday = utc(2027, 1, 16, 6, 30)  # 07:30 in Berlin
+    unset = WorkingHours.of("Europe/Berlin", "", "", [], EARLY)
+    assert (unset.start, unset.end, unset.days) == (EARLY.start, EARLY.end, EARLY.days)
+    assert unset.is_open(saturday)
+    # Own hours are kept; their days, if unset, are still the tenant's.
+    own_hours = WorkingHours.of("Europe/Berlin", "10:00", "12:00", [], EARLY)
+    assert (own_hours.start, own_hours.days) == (time(10, 0), EARLY.days)
+    assert own_hours.next_open(saturday) == utc(2027, 1, 16, 9, 0)
+    own_days = WorkingHours.of("Europe/Berlin", "", "", [1], EARLY)
+    assert (own_days.start, own_days.days) == (EARLY.start, (1,))
+    # The same default read in another zone is another instant.
+    assert WorkingHours.of("Asia/Tokyo", default=EARLY).next_open(saturday) == utc(
+        2027, 1, 17, 21, 0
+    )  # Monday 06:00 in Tokyo (Sunday is not a working day)
+
+
+def test_without_a_tenant_default_it_is_nine_to_six_on_weekdays() -> None:
+    hours = WorkingHours.of("America/Sao_Paulo")
+    assert (hours.start, hours.end, hours.days) == (time(9), time(18), (1, 2, 3, 4, 5))
+
+
+def _fields(hours: pb.WorkingHours) -> set[str]:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(hours)
+    return {v.field for v in caught.value.violations}
+
+
+def test_a_tenant_default_is_checked_field_by_field() -> None:
+    assert _fields(pb.WorkingHours(start="9am", end="25:00", days=[1, 8])) == {
+        "start",
+        "end",
+        "days[1]",
+    }
+    assert _fields(pb.WorkingHours(start="18:00", end="09:00", days=[1])) == {"end"}
+    assert _fields(pb.WorkingHours(start="08:00", end="16:00")) == {"days"}
+    assert validate(pb.WorkingHours(start="08:00", end="16:30", days=[5, 1, 1])) == Schedule(
+        time(8), time(16, 30), (1, 5)
+    )

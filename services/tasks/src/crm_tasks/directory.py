@@ -80,13 +80,20 @@ def validate_user(user: pb.User) -> dict[str, object]:
     if locale is None:
         violations.append(FieldViolation("locale", "a BCP 47 language tag, e.g. pt-BR"))
     values["locale"] = locale or "en"
-    start = user.working_hours_start.strip() or "09:00"
-    end = user.working_hours_end.strip() or "18:00"
+    # Hours and days left empty stay empty: the tenant's default applies to them (in the
+    # notifications service), and readers here fall back to due.DEFAULT_WORKING_DAYS.
+    start, end = user.working_hours_start.strip(), user.working_hours_end.strip()
     start_at, end_at = due.parse_hhmm(start), due.parse_hhmm(end)
-    if start_at is None:
+    if start and start_at is None:
         violations.append(FieldViolation("working_hours_start", "expected HH:MM"))
-    if end_at is None:
+    if end and end_at is None:
         violations.append(FieldViolation("working_hours_end", "expected HH:MM"))
+    if bool(start) != bool(end):
+        # Half a pair combined with the tenant's other half could be no window at all.
+        missing = "working_hours_end" if start else "working_hours_start"
+        violations.append(
+            FieldViolation(missing, "give the start and the end together, or neither")
+        )
     if start_at is not None and end_at is not None and start_at >= end_at:
         violations.append(FieldViolation("working_hours_end", "must be after the start"))
     values["working_hours_start"], values["working_hours_end"] = start, end
@@ -96,7 +103,7 @@ def validate_user(user: pb.User) -> dict[str, object]:
             violations.append(FieldViolation(f"working_days[{i}]", "1 (Monday) to 7 (Sunday)"))
         elif day not in days:
             days.append(day)
-    values["working_days"] = sorted(days) or list(due.DEFAULT_WORKING_DAYS)
+    values["working_days"] = sorted(days)
     phone = user.phone.strip()
     if phone:
         try:

@@ -43,9 +43,11 @@ class User(Base):
     job_roles: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
     time_zone: Mapped[str] = mapped_column(sa.Text, default="UTC")
     locale: Mapped[str] = mapped_column(sa.Text, default="en")
-    working_hours_start: Mapped[str] = mapped_column(sa.Text, default="09:00")
-    working_hours_end: Mapped[str] = mapped_column(sa.Text, default="18:00")
-    working_days: Mapped[list[int]] = mapped_column(INT_ARRAY, default=list)
+    # "HH:MM" in their zone, both or neither. Empty (and days empty) means the user set
+    # none, so notifications use the tenant's default hours: no 09:00 is invented here.
+    working_hours_start: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    working_hours_end: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    working_days: Mapped[list[int]] = mapped_column(INT_ARRAY, default=list, server_default="{}")
     # E.164; SMS notifications go there.
     phone: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

@@ -45,7 +45,9 @@ class User(_message.Message):
     locale: _builtins.str
     """BCP 47"""
     working_hours_start: _builtins.str
-    """"09:00" and "18:00" in their zone."""
+    """"HH:MM" in their zone, both or neither. Empty: not set, so the tenant's default
+    working hours apply (notifications).
+    """
     working_hours_end: _builtins.str
     phone: _builtins.str
     """E.164, e.g. "+4915112345678": where SMS notifications go."""
@@ -55,7 +57,7 @@ class User(_message.Message):
 
     @_builtins.property
     def working_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """ISO weekdays, 1 = Monday."""
+        """ISO weekdays, 1 = Monday. Empty: not set, the tenant's default applies."""
 
     def __init__(
         self,

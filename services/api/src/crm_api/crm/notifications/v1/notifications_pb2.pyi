@@ -432,6 +432,86 @@ class DeleteTemplateResponse(_message.Message):
 Global___DeleteTemplateResponse: _TypeAlias = DeleteTemplateResponse  # noqa: Y015
 
 @_typing.final
+class WorkingHours(_message.Message):
+    """The tenant's default working hours: they apply, in each person's own time zone, to
+    users whose directory entry sets no hours or days of their own, and to campaign
+    contacts. Tenant configuration (no personal data), the same in every region.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    CONFIGURED_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    start: _builtins.str
+    """"HH:MM", 24-hour clock; start before end."""
+    end: _builtins.str
+    configured: _builtins.bool
+    """False while the tenant has set none: the built-in 09:00-18:00 Monday-Friday applies."""
+    updated_by: _builtins.str
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """ISO weekdays, 1 = Monday ... 7 = Sunday."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+        days: _abc.Iterable[_builtins.int] | None = ...,
+        configured: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configured", b"configured", "days", b"days", "end", b"end", "start", b"start", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkingHours: _TypeAlias = WorkingHours  # noqa: Y015
+
+@_typing.final
+class GetWorkingHoursRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkingHoursRequest: _TypeAlias = GetWorkingHoursRequest  # noqa: Y015
+
+@_typing.final
+class PutWorkingHoursRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKING_HOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def working_hours(self) -> Global___WorkingHours: ...
+    def __init__(
+        self,
+        *,
+        working_hours: Global___WorkingHours | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["working_hours", b"working_hours"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["working_hours", b"working_hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutWorkingHoursRequest: _TypeAlias = PutWorkingHoursRequest  # noqa: Y015
+
+@_typing.final
 class DeliveryAttempt(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

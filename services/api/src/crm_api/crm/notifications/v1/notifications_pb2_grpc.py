@@ -76,6 +76,16 @@ class NotificationsServiceStub:
                 request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.DeleteTemplateRequest.SerializeToString,
                 response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.DeleteTemplateResponse.FromString,
                 _registered_method=True)
+        self.GetWorkingHours = channel.unary_unary(
+                '/crm.notifications.v1.NotificationsService/GetWorkingHours',
+                request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.GetWorkingHoursRequest.SerializeToString,
+                response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.WorkingHours.FromString,
+                _registered_method=True)
+        self.PutWorkingHours = channel.unary_unary(
+                '/crm.notifications.v1.NotificationsService/PutWorkingHours',
+                request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.PutWorkingHoursRequest.SerializeToString,
+                response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.WorkingHours.FromString,
+                _registered_method=True)
         self.ListDeliveries = channel.unary_unary(
                 '/crm.notifications.v1.NotificationsService/ListDeliveries',
                 request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ListDeliveriesRequest.SerializeToString,
@@ -156,6 +166,19 @@ class NotificationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkingHours(self, request, context):
+        """The tenant's default working hours (quiet hours outside them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutWorkingHours(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDeliveries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -229,6 +252,16 @@ def add_NotificationsServiceServicer_to_server(servicer, server):
                     servicer.DeleteTemplate,
                     request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.DeleteTemplateRequest.FromString,
                     response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.DeleteTemplateResponse.SerializeToString,
+            ),
+            'GetWorkingHours': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkingHours,
+                    request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.GetWorkingHoursRequest.FromString,
+                    response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.WorkingHours.SerializeToString,
+            ),
+            'PutWorkingHours': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutWorkingHours,
+                    request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.PutWorkingHoursRequest.FromString,
+                    response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.WorkingHours.SerializeToString,
             ),
             'ListDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeliveries,
@@ -474,6 +507,60 @@ class NotificationsService:
             '/crm.notifications.v1.NotificationsService/DeleteTemplate',
             crm_dot_notifications_dot_v1_dot_notifications__pb2.DeleteTemplateRequest.SerializeToString,
             crm_dot_notifications_dot_v1_dot_notifications__pb2.DeleteTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkingHours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.notifications.v1.NotificationsService/GetWorkingHours',
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.GetWorkingHoursRequest.SerializeToString,
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.WorkingHours.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutWorkingHours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.notifications.v1.NotificationsService/PutWorkingHours',
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.PutWorkingHoursRequest.SerializeToString,
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.WorkingHours.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,9 @@ class NotificationsServiceStub:
     PutTemplate: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.PutTemplateRequest, _notifications_pb2.Template]
     ListTemplates: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListTemplatesRequest, _notifications_pb2.ListTemplatesResponse]
     DeleteTemplate: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.DeleteTemplateRequest, _notifications_pb2.DeleteTemplateResponse]
+    GetWorkingHours: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.GetWorkingHoursRequest, _notifications_pb2.WorkingHours]
+    """The tenant's default working hours (quiet hours outside them)."""
+    PutWorkingHours: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.PutWorkingHoursRequest, _notifications_pb2.WorkingHours]
     ListDeliveries: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListDeliveriesRequest, _notifications_pb2.ListDeliveriesResponse]
     CreateCampaign: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.CreateCampaignRequest, _notifications_pb2.Campaign]
     GetCampaign: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.GetCampaignRequest, _notifications_pb2.Campaign]
@@ -65,6 +68,9 @@ class NotificationsServiceAsyncStub(NotificationsServiceStub):
     PutTemplate: _aio.UnaryUnaryMultiCallable[_notifications_pb2.PutTemplateRequest, _notifications_pb2.Template]  # type: ignore[assignment]
     ListTemplates: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListTemplatesRequest, _notifications_pb2.ListTemplatesResponse]  # type: ignore[assignment]
     DeleteTemplate: _aio.UnaryUnaryMultiCallable[_notifications_pb2.DeleteTemplateRequest, _notifications_pb2.DeleteTemplateResponse]  # type: ignore[assignment]
+    GetWorkingHours: _aio.UnaryUnaryMultiCallable[_notifications_pb2.GetWorkingHoursRequest, _notifications_pb2.WorkingHours]  # type: ignore[assignment]
+    """The tenant's default working hours (quiet hours outside them)."""
+    PutWorkingHours: _aio.UnaryUnaryMultiCallable[_notifications_pb2.PutWorkingHoursRequest, _notifications_pb2.WorkingHours]  # type: ignore[assignment]
     ListDeliveries: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListDeliveriesRequest, _notifications_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
     CreateCampaign: _aio.UnaryUnaryMultiCallable[_notifications_pb2.CreateCampaignRequest, _notifications_pb2.Campaign]  # type: ignore[assignment]
     GetCampaign: _aio.UnaryUnaryMultiCallable[_notifications_pb2.GetCampaignRequest, _notifications_pb2.Campaign]  # type: ignore[assignment]
@@ -132,6 +138,21 @@ class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notifications_pb2.DeleteTemplateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notifications_pb2.DeleteTemplateResponse, _abc.Awaitable[_notifications_pb2.DeleteTemplateResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWorkingHours(
+        self,
+        request: _notifications_pb2.GetWorkingHoursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.WorkingHours, _abc.Awaitable[_notifications_pb2.WorkingHours]]:
+        """The tenant's default working hours (quiet hours outside them)."""
+
+    @_abc_1.abstractmethod
+    def PutWorkingHours(
+        self,
+        request: _notifications_pb2.PutWorkingHoursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.WorkingHours, _abc.Awaitable[_notifications_pb2.WorkingHours]]: ...
 
     @_abc_1.abstractmethod
     def ListDeliveries(
