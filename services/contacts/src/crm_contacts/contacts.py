@@ -101,12 +101,20 @@ def resolve_owner(
 
 
 async def load_policy(session: AsyncSession, tenant_id: str) -> ResidencyPolicy:
-    row = await session.get(models.TenantPolicy, tenant_id)
-    if row is None:
-        return ResidencyPolicy()
-    return ResidencyPolicy(
-        default_region=row.default_region, overrides=dict(row.residency_overrides)
-    )
+    # Read once per transaction (a tenant without a stored policy would be a query per
+    # contact of an import).
+    key = ("residency_policy", tenant_id)
+    if key not in session.info:
+        row = await session.get(models.TenantPolicy, tenant_id)
+        session.info[key] = (
+            ResidencyPolicy()
+            if row is None
+            else ResidencyPolicy(
+                default_region=row.default_region, overrides=dict(row.residency_overrides)
+            )
+        )
+    policy: ResidencyPolicy = session.info[key]
+    return policy
 
 
 async def field_definitions(
