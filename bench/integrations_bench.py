@@ -7,9 +7,9 @@ Starts the whole system (crm_cli.cluster) in a temporary folder, then:
 1. builds a --rows CSV of contacts (German phones typed the national way, emails,
    countries, birthdays; every 20th row has a bad email), uploads it through
    POST /v1/imports, starts it and polls until it completes: rows/s from start to
-   completion. Baseline: Python's csv module reading the same file (rows/s), i.e. how
-   fast the bytes can be turned into rows at all; the ratio shows the cost of
-   normalization, de-duplication and one contacts gRPC write per row.
+   completion. Baselines, same run: the same kind of contacts created one by one with
+   POST /v1/contacts by --concurrency clients (what a script against the API gets), and
+   Python's csv module reading the same file (how fast the bytes become rows at all).
 2. posts form submissions (new person each time, JSON) to /public/forms/{key} with
    --concurrency clients for --duration seconds: submissions/s and latency; each one
    stores the submission, creates the contact and the deal (and the automation's task).
@@ -100,6 +100,37 @@ async def bench_import(
         "counts": counts,
         "rows_per_s": counts["processed"] / elapsed,
     }
+
+
+async def bench_api_creates(
+    client: httpx.AsyncClient, headers: dict[str, str], rows: int, concurrency: int
+) -> dict[str, Any]:
+    """Contacts like the file's, created one request each through the gateway."""
+    counter = iter(range(rows))
+
+    async def worker() -> None:
+        for i in counter:
+            await ok(
+                await client.post(
+                    "/v1/contacts",
+                    json={
+                        "first_name": "Berta",
+                        "last_name": f"Einzeln{i}",
+                        "emails": [f"single{i}@bench.example"],
+                        "phones": [f"0151 3{i:07d}"],
+                        "address": {"country": "DE"},
+                        "important_dates": [{"kind": "birthday", "date": "1985-03-01"}],
+                        "source": "import",
+                    },
+                    headers=headers,
+                ),
+                201,
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed}
 
 
 async def drive(
@@ -224,7 +255,10 @@ async def run(args: argparse.Namespace, cluster: Cluster, path: Path) -> dict[st
     async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=60, limits=limits) as client:
         forms = await bench_forms(client, headers, args.duration, args.concurrency)
         imported = await bench_import(client, headers, path)
-    return {"forms": forms, "import": imported}
+        one_by_one = await bench_api_creates(
+            client, headers, min(args.rows, args.api_rows), args.concurrency
+        )
+    return {"forms": forms, "import": imported, "api_creates": one_by_one}
 
 
 def main() -> None:
@@ -234,6 +268,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--api-rows", type=int, default=5000, help="contacts of the one-by-one API baseline"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as state:
         path = Path(state) / "contacts.csv"
@@ -263,6 +300,12 @@ def main() -> None:
     print(
         f"import: {imported['status']} in {imported['seconds']:.1f}s, "
         f"{imported['rows_per_s']:.0f} rows/s, counts {json.dumps(imported['counts'])}"
+    )
+    api = results["api_creates"]
+    print(
+        f"baseline POST /v1/contacts one by one ({api['rows']} contacts, "
+        f"{args.concurrency} clients): {api['rows_per_s']:.0f} rows/s; "
+        f"import / one by one: {imported['rows_per_s'] / api['rows_per_s']:.2f}x"
     )
     print(
         f"baseline csv.reader over the same file: {parsed:.0f} rows/s; "

@@ -1,5 +1,6 @@
-"""Imports: a 10k-row messy Windows-1251 CSV with exact counts and an error report, and
-an XLSX with Portuguese headers, a dry run, the update policy and cancellation."""
+"""Imports: a 10k-row messy Windows-1251 CSV with exact counts and an error report, an
+XLSX with Portuguese headers, a dry run, the update policy and cancellation, and a file
+whose rows belong in several regions."""
 
 from __future__ import annotations
 
@@ -48,10 +49,10 @@ def messy_csv() -> tuple[bytes, dict[str, int]]:
     expected["created"] = ROWS - expected["failed"] - expected["skipped"]
     expected["updated"] = 0
     expected["processed"] = ROWS
+    expected["forwarded"] = 0
     return out.getvalue().encode("cp1251"), expected
 
 
-# Ten thousand contacts written one gRPC call each: minutes on a busy two-core machine.
 @pytest.mark.timeout(900)
 async def test_a_10k_row_messy_windows_1251_csv(
     h: Any, api: httpx.AsyncClient, admin: dict[str, str]
@@ -227,3 +228,110 @@ async def test_an_xlsx_with_portuguese_headers_updates_duplicates(
     assert cancelled["status"] == "cancelled"
     refused = await api.post(f"/v1/imports/{second['id']}/start", json={}, headers=admin)
     assert refused.status_code == 409
+
+
+async def test_each_row_goes_to_its_region(
+    h: Any, api: httpx.AsyncClient, admin: dict[str, str], token_for: Any, tenant: str
+) -> None:
+    """An eu admin imports German, Brazilian and American customers: the Brazilians are
+    written in br (the tenant grants eu users access there), the Americans refused (no
+    grant for us), and the job reports them all together."""
+    basis = "SCC 2021/914 module 1"
+    await h.ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={
+                "default_region": "us",
+                "access_grants": [{"from_region": "eu", "to_region": "br", "legal_basis": basis}],
+            },
+            headers=admin,
+        )
+    )
+    rep_br = dict(token_for("rita", "admin", "br", tenant=tenant))
+    await h.ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Old", "emails": ["joao@example.br"], "address": {"country": "BR"}},
+            headers=rep_br,
+        ),
+        201,
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["First name", "Last name", "Email", "Phone", "Country", "Language"])
+    rows = [
+        ["Hans", "Weber", "hans@example.de", "030 1234567", "DE", "de"],  # row 2: eu
+        ["João", "Silva", "joao@example.br", "", "Brazil", "pt-BR"],  # 3: br, a duplicate
+        ["Maria", "Souza", "maria@example.br", "(11) 91234-5678", "BR", "pt-BR"],  # 4: br
+        ["Ann", "Lee", "ann@example.com", "", "US", "en"],  # 5: us, no grant
+        ["Bea", "Lima", "bea@@example.br", "", "BR", ""],  # 6: bad email, never forwarded
+        ["Caio", "Reis", "caio@example.br", "", "BR", "xx-nope-zz"],  # 7: br refuses it
+        ["Greta", "Berg", "greta@example.de", "", "DE", "de"],  # 8: eu
+        ["Rui", "Costa", "rui@example.br", "", "BR", "pt"],  # 9: br
+    ]
+    writer.writerows(rows)
+    job = await h.ok(
+        api.post(
+            "/v1/imports?file_name=mixed.csv",
+            content=out.getvalue().encode(),
+            headers={**admin, "content-type": "text/csv"},
+        ),
+        201,
+    )
+    settings = {"duplicate_policy": "skip", "mapping": {"Language": "language"}}
+    preview = await h.ok(api.post(f"/v1/imports/{job['id']}/preview", json=settings, headers=admin))
+    assert [(r["action"], r["region"]) for r in preview["preview"]] == [
+        ("create", ""),
+        ("forward", "br"),
+        ("forward", "br"),
+        ("error", ""),
+        ("error", ""),
+        ("forward", "br"),
+        ("create", ""),
+        ("forward", "br"),
+    ]
+    assert preview["counts"]["forwarded"] == 4
+
+    await h.ok(api.post(f"/v1/imports/{job['id']}/start", json=settings, headers=admin), 202)
+
+    async def finished() -> Any:
+        current = await h.ok(api.get(f"/v1/imports/{job['id']}", headers=admin))
+        return current if current["status"] == "completed" else None
+
+    done = await h.eventually(finished, "the import to finish in both regions", within=120)
+    assert {k: done["counts"][k] for k in ("total", "created", "skipped", "failed")} == {
+        "total": 8,
+        "created": 4,  # Hans, Greta in eu; Maria, Rui in br
+        "skipped": 1,  # João, already in br
+        "failed": 3,  # Ann (us), Bea (email), Caio (language, refused in br)
+    }
+    assert done["counts"]["processed"] == 8 and done["counts"]["forwarded"] == 4
+    assert set(done["regions"]) == {"eu", "br"}
+    assert done["regions"]["br"]["counts"]["created"] == 2
+    assert done["regions"]["eu"]["counts"]["created"] == 2
+
+    # Where the people are: Brazilians in br only, Germans in eu only.
+    in_br = await h.ok(api.get("/v1/contacts?region=br&source=import", headers=admin))
+    in_eu = await h.ok(api.get("/v1/contacts?region=eu&source=import", headers=admin))
+    assert sorted(c["first_name"] for c in in_br["data"]) == ["Maria", "Rui"]
+    assert sorted(c["first_name"] for c in in_eu["data"]) == ["Greta", "Hans"]
+    maria = next(c for c in in_br["data"] if c["first_name"] == "Maria")
+    assert maria["phones"] == ["+5511912345678"] and maria["id"].startswith("br_")
+
+    report = await api.get(f"/v1/imports/{job['id']}/errors", headers=admin)
+    lines = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
+    assert [int(line[0]) for line in lines[1:]] == [5, 6, 7]  # both regions, in file order
+    assert "stored in region us" in lines[1][3]
+    assert lines[2][1:3] == ["Email", "bea@@example.br"]
+    assert lines[3][1] == "language"
+
+    # Every write in br by the eu admin is on br's audit trail, with the grant's basis.
+    officer = dict(token_for("olga", "compliance_officer", "br", tenant=tenant))
+    audit = await h.ok(
+        api.get(
+            "/v1/compliance/audit?region=br&kind=cross_region_access&actor=boss", headers=officer
+        )
+    )
+    imports = [r for r in audit["data"] if r["action"] == "contact.import"]
+    assert imports and all(r["legal_basis"] == basis for r in imports)
+    assert all(r["actor_home_region"] == "eu" for r in imports)

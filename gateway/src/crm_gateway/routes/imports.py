@@ -3,11 +3,21 @@
 
 Uploads are forwarded in chunks as they arrive, so the gateway never holds a file
 whole; exports are written to a temporary file page by page.
+
+Each imported row goes to its region like any contact. The job runs in the importer's
+home region; at start the gateway, the one component that reaches every region, asks
+it for the rows of the other regions the importer may write to (normalized, streamed)
+and hands them to an import job of each such region, which writes and counts them
+there. Progress, counts, the error report and cancelling cover the job and those
+regional parts together; `regions` shows each part.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
+import io
 import json
 import tempfile
 from collections.abc import AsyncIterator
@@ -15,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from google.protobuf import timestamp_pb2
@@ -123,6 +134,143 @@ def _mapping(body: ImportRunIn) -> list[pb.ColumnMapping]:
     return [pb.ColumnMapping(column=c, field=f) for c, f in body.mapping.items()]
 
 
+async def _writable_regions(who: Caller) -> list[str]:
+    """Regions besides home the caller may write to (the tenant's access grants)."""
+    home = who.principal.home_region
+    policy = await who.gateway.policy(who.principal)
+    return sorted({g.to_region for g in policy.access_grants if g.from_region == home} - {home})
+
+
+async def _forward(
+    who: Caller, import_id: str, body: ImportRunIn, region: str, metadata: Any
+) -> dict[str, str]:
+    """Carries the rows of other regions to an import job there; returns region -> job id.
+    Chunks stream through (one held back per region, to mark the last)."""
+    children: dict[str, str] = {}
+    held: dict[str, bytes] = {}
+    sequence: dict[str, int] = {}
+    targets: dict[str, Any] = {}
+    try:
+        stream = _stub(who, region).SplitImport(
+            pb.SplitImportRequest(
+                id=import_id,
+                mapping=_mapping(body),
+                duplicate_policy=body.duplicate_policy,
+                default_country=body.default_country,
+                allowed_regions=await _writable_regions(who),
+            ),
+            metadata=metadata,
+            timeout=max(who.timeout, 600),
+        )
+        async for chunk in stream:
+            target = chunk.region
+            if target not in children:
+                targets[target] = await who.metadata(target)  # audited: a transfer
+                child = await _stub(who, target).CreateImport(
+                    pb.CreateImportRequest(
+                        file_name=f"{import_id} ({target})", format="rows", parent_id=import_id
+                    ),
+                    metadata=targets[target],
+                    timeout=who.timeout,
+                )
+                children[target], sequence[target] = child.id, 0
+            if target in held:
+                await _upload(who, target, targets[target], children[target], sequence, held)
+            held[target] = chunk.data
+        for target in list(held):
+            await _upload(who, target, targets[target], children[target], sequence, held, True)
+        for target, child_id in children.items():
+            await _stub(who, target).StartImport(
+                pb.StartImportRequest(id=child_id, duplicate_policy=body.duplicate_policy),
+                metadata=targets[target],
+                timeout=who.timeout,
+            )
+    except BaseException:
+        # Nothing was started here: drop the rows already carried (they are personal data).
+        for target, child_id in children.items():
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await _stub(who, target).CancelImport(
+                    pb.CancelImportRequest(id=child_id),
+                    metadata=targets[target],
+                    timeout=who.timeout,
+                )
+        raise
+    return children
+
+
+async def _upload(
+    who: Caller,
+    target: str,
+    metadata: Any,
+    child_id: str,
+    sequence: dict[str, int],
+    held: dict[str, bytes],
+    last: bool = False,
+) -> None:
+    await _stub(who, target).UploadImportChunk(
+        pb.UploadImportChunkRequest(
+            id=child_id, sequence=sequence[target], data=held.pop(target), last=last
+        ),
+        metadata=metadata,
+        timeout=max(who.timeout, 30),
+    )
+    sequence[target] += 1
+
+
+async def _parts(who: Caller, job: pb.ImportJob) -> dict[str, pb.ImportJob | str]:
+    """The regional parts of an import: region -> job, or why it cannot be read now."""
+    parts: dict[str, pb.ImportJob | str] = {region_of_id(job.id): job}
+
+    async def one(child_id: str) -> None:
+        target = region_of_id(child_id)
+        try:
+            parts[target] = await _stub(who, target).GetImport(
+                pb.GetImportRequest(id=child_id),
+                metadata=await who.metadata(target),
+                timeout=who.timeout,
+            )
+        except grpc.aio.AioRpcError as exc:
+            parts[target] = exc.code().name.lower()
+        except Problem as exc:
+            parts[target] = exc.detail
+
+    await asyncio.gather(*(one(child_id) for child_id in job.child_ids))
+    return parts
+
+
+COUNTS = ("created", "updated", "skipped", "failed")
+
+
+def _combined(job: pb.ImportJob, parts: dict[str, pb.ImportJob | str]) -> dict[str, Any]:
+    """The import as the user sees it: the home job's rows plus its regional parts'."""
+    data = _job_json(job)
+    if not job.child_ids:
+        return data
+    children = [p for p in parts.values() if isinstance(p, pb.ImportJob) and p.id != job.id]
+    counts = data["counts"]
+    for name in COUNTS:
+        counts[name] = getattr(job.counts, name) + sum(getattr(c.counts, name) for c in children)
+    counts["processed"] = (
+        job.counts.processed - job.counts.forwarded + sum(c.counts.processed for c in children)
+    )
+    statuses = [p.status if isinstance(p, pb.ImportJob) else "unknown" for p in parts.values()]
+    if "running" in statuses or "unknown" in statuses:
+        data["status"] = "running"
+    elif "failed" in statuses:
+        data["status"] = "failed"
+    elif "cancelled" in statuses:
+        data["status"] = "cancelled"
+    data["regions"] = {
+        region: (
+            {"id": part.id, "status": part.status, "counts": schemas.to_json(part.counts)}
+            if isinstance(part, pb.ImportJob)
+            else {"status": "unknown", "error": part}
+        )
+        for region, part in parts.items()
+    }
+    return data
+
+
 @router.post(
     "/v1/imports/{import_id}/preview", summary="Dry run: what would happen, nothing written"
 )
@@ -135,6 +283,7 @@ async def preview_import(import_id: str, body: ImportRunIn, who: Caller = Depend
             duplicate_policy=body.duplicate_policy,
             default_country=body.default_country,
             rows=body.rows,
+            allowed_regions=await _writable_regions(who),
         ),
         metadata=await who.metadata(region),
         timeout=max(who.timeout, 120),
@@ -147,26 +296,29 @@ async def preview_import(import_id: str, body: ImportRunIn, who: Caller = Depend
 )
 async def start_import(import_id: str, body: ImportRunIn, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(import_id)
+    metadata = await who.metadata(region)
+    children = await _forward(who, import_id, body, region, metadata)
     job = await _stub(who, region).StartImport(
         pb.StartImportRequest(
             id=import_id,
             mapping=_mapping(body),
             duplicate_policy=body.duplicate_policy,
             default_country=body.default_country,
+            child_ids=list(children.values()),
         ),
-        metadata=await who.metadata(region),
+        metadata=metadata,
         timeout=who.timeout,
     )
-    return _job_json(job)
+    return _combined(job, await _parts(who, job))
 
 
-@router.get("/v1/imports/{import_id}", summary="Progress and counts")
+@router.get("/v1/imports/{import_id}", summary="Progress and counts (every region's part)")
 async def get_import(import_id: str, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(import_id)
     job = await _stub(who, region).GetImport(
         pb.GetImportRequest(id=import_id), metadata=await who.metadata(region), timeout=who.timeout
     )
-    return _job_json(job)
+    return _combined(job, await _parts(who, job))
 
 
 @router.post("/v1/imports/{import_id}/cancel", summary="Stop after the current batch")
@@ -177,22 +329,53 @@ async def cancel_import(import_id: str, who: Caller = Depends(caller)) -> Any:
         metadata=await who.metadata(region),
         timeout=who.timeout,
     )
-    return _job_json(job)
+    for child_id in job.child_ids:
+        target = region_of_id(child_id)
+        await _stub(who, target).CancelImport(
+            pb.CancelImportRequest(id=child_id),
+            metadata=await who.metadata(target),
+            timeout=who.timeout,
+        )
+    return _combined(job, await _parts(who, job))
 
 
 @router.get("/v1/imports/{import_id}/errors", summary="The per-row error report (CSV)")
 async def import_errors(import_id: str, who: Caller = Depends(caller)) -> Response:
     region = region_of_id(import_id)
-    report = await _stub(who, region).GetImportErrors(
-        pb.GetImportErrorsRequest(id=import_id),
-        metadata=await who.metadata(region),
-        timeout=max(who.timeout, 30),
+    metadata = await who.metadata(region)
+    job = await _stub(who, region).GetImport(
+        pb.GetImportRequest(id=import_id), metadata=metadata, timeout=who.timeout
     )
+    reports = [
+        await _stub(who, region_of_id(part_id)).GetImportErrors(
+            pb.GetImportErrorsRequest(id=part_id),
+            metadata=await who.metadata(region_of_id(part_id)),
+            timeout=max(who.timeout, 30),
+        )
+        for part_id in [import_id, *job.child_ids]
+    ]
     return Response(
-        report.csv,
+        _merged_report([report.csv for report in reports]),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{import_id}-errors.csv"'},
     )
+
+
+def _merged_report(reports: list[bytes]) -> bytes:
+    """One CSV of every part's errors, by row number in the uploaded file."""
+    header: list[str] = []
+    lines: list[list[str]] = []
+    for report in reports:
+        rows = list(csv.reader(io.StringIO(report.decode("utf-8-sig"))))
+        if rows:
+            header = rows[0]
+            lines.extend(rows[1:])
+    lines.sort(key=lambda line: int(line[0]))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header or ["row", "column", "value", "error"])
+    writer.writerows(lines)
+    return out.getvalue().encode("utf-8-sig")
 
 
 # ---------------------------------------------------------------- exports

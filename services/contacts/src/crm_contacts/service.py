@@ -56,6 +56,21 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             ),
         )
 
+    async def ImportContacts(
+        self, request: pb.ImportContactsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportContactsResponse:
+        principal = caller()
+        return await self.write(
+            "ImportContacts",
+            request,
+            pb.ImportContactsResponse,
+            "contact.import",
+            lambda r: ",".join(c.contact.id for c in r.results if c.contact.id)[:2000],
+            lambda s: contacts.import_contacts(
+                s, principal, self.region, self.regions, self.runtime.outbox, request.items
+            ),
+        )
+
     async def GetContact(
         self, request: pb.GetContactRequest, context: grpc.aio.ServicerContext
     ) -> pb.Contact:

@@ -92,9 +92,16 @@ class Downstream:
     def directory(self) -> Any:
         return self.peers.stub("tasks", directory_pb2_grpc.DirectoryServiceStub)
 
-    async def call(self, what: str, method: Any, request: Any, principal: Principal) -> Any:
+    async def call(
+        self,
+        what: str,
+        method: Any,
+        request: Any,
+        principal: Principal,
+        deadline: float | None = None,
+    ) -> Any:
         try:
-            return await self.peers.call(method, request, principal)
+            return await self.peers.call(method, request, principal, deadline)
         except grpc.aio.AioRpcError as error:
             raise translate(error, what) from error
 

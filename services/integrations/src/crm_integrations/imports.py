@@ -4,12 +4,15 @@ The file is stored in chunks in this region's database (the importer's home regi
 and streamed back to a temporary file for reading, so no process holds it whole.
 A row is normalized (phones to E.164 with the row's or the import's default country,
 emails validated, countries and dates parsed), checked against existing contacts by
-email and phone, and written with one gRPC call to contacts (all or nothing per row,
-with an idempotency key per row so a resumed job never writes a row twice).
+email and phone, and written in groups with one gRPC call to contacts per group (each row all or
+nothing on its own; an idempotency key per group, so a resumed job never writes a row
+twice).
 
-Rows whose country places them in another region are reported as errors: this job
-runs in the importer's region and services only reach their own region; such rows
-are imported by a user of that region (the error says which).
+Rows whose country places them in another region go to that region, like any contact:
+services reach only their own region, so at start the gateway asks this job for those
+rows (`split`, normalized, as JSON lines) and hands them to an import job of their
+region (format "rows", `parent_id` this job), which writes them there. Here they count
+as "forwarded". Rows for a region the importer may not write to are errors.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -49,12 +53,13 @@ from crm_kit.errors import (
     NotFound,
     Unavailable,
 )
-from crm_kit.ids import new_id
+from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.placement import ResidencyPolicy, normalize_country, region_for_country
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "xlsx")
+FORWARDED = "rows"  # JSON lines of normalized rows, sent by another region's import
 POLICIES = ("skip", "update", "create")
 MAX_BYTES = 500 * 1024 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
@@ -83,7 +88,18 @@ def job_to_pb(row: models.ImportJob, preview: list[pb.PreviewRow] | None = None)
         created_at=_ts(row.created_at),
         finished_at=_ts(row.finished_at),
         error=row.error,
+        parent_id=row.parent_id,
+        child_ids=row.child_ids,
     )
+
+
+ACTION_COUNT = {
+    "create": "created",
+    "update": "updated",
+    "skip": "skipped",
+    "error": "failed",
+    "forward": "forwarded",
+}
 
 
 @dataclass
@@ -93,6 +109,7 @@ class Row:
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # column, value, error
     action: str = ""
     existing: cpb.Contact | None = None
+    region: str = ""  # where the row is stored when it is not this region
 
     @property
     def keys(self) -> list[str]:
@@ -259,7 +276,10 @@ class Importer:
 
     async def create(self, principal: Principal, request: pb.CreateImportRequest) -> pb.ImportJob:
         file_format = request.format or request.file_name.rsplit(".", 1)[-1].lower()
-        if file_format not in FORMATS:
+        if request.parent_id:
+            if file_format != FORWARDED:
+                raise InvalidArgument.single("format", f"{FORWARDED!r} for a forwarded import")
+        elif file_format not in FORMATS:
             raise InvalidArgument.single("format", "csv or xlsx")
         async with transaction(self.sessions) as session:
             row = models.ImportJob(
@@ -274,6 +294,9 @@ class Importer:
                 headers=[],
                 mapping={},
                 counts={},
+                parent_id=request.parent_id,
+                home_region=principal.home_region or self.region,
+                cross_region_basis=principal.cross_region_basis,
             )
             session.add(row)
             await session.flush()
@@ -299,6 +322,9 @@ class Importer:
             job.chunks += 1
             job.size_bytes += len(request.data)
             if not request.last:
+                return job_to_pb(job)
+            if job.format == FORWARDED:  # already normalized and mapped by its parent
+                job.status = "ready"
                 return job_to_pb(job)
         # The whole file is there: look at it once (encoding, delimiter, headers).
         async with self.file(request.id, job.format) as path:
@@ -354,6 +380,11 @@ class Importer:
         violations: list[FieldViolation] = []
         if job.status not in ("ready",):
             raise FailedPrecondition(f"the import is {job.status}")
+        if job.format == FORWARDED:
+            if policy and policy not in POLICIES:
+                raise InvalidArgument.single("duplicate_policy", "skip, update or create")
+            job.duplicate_policy = policy or job.duplicate_policy or "skip"
+            return
         if mapping:
             new = dict(job.mapping)
             for i, item in enumerate(mapping):
@@ -387,24 +418,17 @@ class Importer:
             self._configure(
                 job, list(request.mapping), request.duplicate_policy, request.default_country
             )
-        counts: dict[str, int] = dict.fromkeys(
-            ("total", "created", "updated", "skipped", "failed"), 0
-        )
+        counts: dict[str, int] = dict.fromkeys(("total", *ACTION_COUNT.values()), 0)
         shown: list[pb.PreviewRow] = []
         limit = request.rows or PREVIEW_ROWS
         index = await self._load_index(principal)
-        async for batch in self._batches(job, principal, index, resume_after=0):
+        forward = self._forwardable(request.allowed_regions)
+        async for batch in self._batches(job, principal, index, 0, forward):
             for row in batch:
                 # Planned again in file order, so a row sees the rows above it.
                 self._plan(row, job.duplicate_policy, index)
                 counts["total"] += 1
-                key = {
-                    "create": "created",
-                    "update": "updated",
-                    "skip": "skipped",
-                    "error": "failed",
-                }[row.action]
-                counts[key] += 1
+                counts[ACTION_COUNT[row.action]] += 1
                 if len(shown) < limit:
                     shown.append(
                         pb.PreviewRow(
@@ -412,6 +436,7 @@ class Importer:
                             action=row.action,
                             contact_json=json.dumps(row.contact, ensure_ascii=False),
                             error="; ".join(f"{c}: {e}" if c else e for c, _, e in row.errors),
+                            region=row.region,
                         )
                     )
                 if row.action == "create":  # later rows with the same email are duplicates
@@ -423,12 +448,56 @@ class Importer:
         result.counts.CopyFrom(pb.ImportCounts(**counts))
         return result
 
+    def _forwardable(self, regions: Any) -> set[str]:
+        unknown = [r for r in regions if r not in self.regions]
+        if unknown:
+            raise InvalidArgument.single("allowed_regions", f"unknown region(s) {unknown}")
+        return set(regions) - {self.region}
+
+    async def split(
+        self, principal: Principal, request: pb.SplitImportRequest
+    ) -> AsyncIterator[pb.SplitImportChunk]:
+        """The rows of other (allowed) regions, normalized, as JSON lines per region."""
+        async with transaction(self.sessions) as session:
+            job = await self._job(session, principal, request.id, lock=True)
+            if job.format == FORWARDED:
+                raise FailedPrecondition("a forwarded import is not split again")
+            self._configure(
+                job, list(request.mapping), request.duplicate_policy, request.default_country
+            )
+        forward = self._forwardable(request.allowed_regions)
+        buffers: dict[str, list[bytes]] = {}
+        sizes: dict[str, int] = {}
+        async for batch in self._rows(job, principal, 0, forward):
+            for row in batch:
+                if row.action != "forward":
+                    continue
+                line = json.dumps({"row": row.number, "contact": row.contact}, ensure_ascii=False)
+                buffers.setdefault(row.region, []).append(line.encode() + b"\n")
+                sizes[row.region] = sizes.get(row.region, 0) + len(line) + 1
+                if sizes[row.region] >= MAX_CHUNK // 2:
+                    lines = buffers.pop(row.region)
+                    sizes.pop(row.region)
+                    yield pb.SplitImportChunk(
+                        region=row.region, data=b"".join(lines), rows=len(lines)
+                    )
+        for region, lines in buffers.items():
+            yield pb.SplitImportChunk(region=region, data=b"".join(lines), rows=len(lines))
+
     async def start(self, principal: Principal, request: pb.StartImportRequest) -> pb.ImportJob:
+        violations = [
+            FieldViolation(f"child_ids[{i}]", "not an import id of another region")
+            for i, child in enumerate(request.child_ids)
+            if not is_valid_id(child) or region_of(child) in (self.region, "")
+        ]
+        if violations:
+            raise InvalidArgument(violations)
         async with transaction(self.sessions) as session:
             job = await self._job(session, principal, request.id, lock=True)
             self._configure(
                 job, list(request.mapping), request.duplicate_policy, request.default_country
             )
+            job.child_ids = list(request.child_ids)
             job.status = "running"
             job.counts = {}
             job.resume_after = 0
@@ -502,47 +571,67 @@ class Importer:
             if not token:
                 return index
 
-    async def _batches(
-        self, job: models.ImportJob, principal: Principal, index: Index, resume_after: int
+    async def _rows(
+        self, job: models.ImportJob, principal: Principal, resume_after: int, forward: set[str]
     ) -> AsyncIterator[list[Row]]:
-        """Normalized rows with their planned action, a batch at a time."""
+        """Normalized rows, a batch at a time; rows of another region are "forward" when
+        that region is in `forward`, else errors."""
         residency = await self._placement(principal)
-        regions = self.regions
         async with self.file(job.id, job.format) as path:
-            rows: Iterator[tuple[int, list[str]]] = tabular.iter_rows(
-                path, job.format, job.encoding, job.delimiter
+            rows: Iterator[Row] = (
+                _forwarded_rows(path)
+                if job.format == FORWARDED
+                else (
+                    normalize_row(number, cells, job.headers, job.mapping, job.default_country)
+                    for number, cells in tabular.iter_rows(
+                        path, job.format, job.encoding, job.delimiter
+                    )
+                )
             )
             while True:
-                raw = await asyncio.to_thread(_take, rows, self.settings.import_batch_size)
-                if not raw:
+                batch = await asyncio.to_thread(
+                    _take, rows, self.settings.import_batch_size, resume_after
+                )
+                if not batch:
                     return
-                batch = []
-                for number, cells in raw:
-                    if number <= resume_after:
+                for row in batch:
+                    if row.errors:
                         continue
-                    row = normalize_row(
-                        number, cells, job.headers, job.mapping, job.default_country
-                    )
-                    if not row.errors:
-                        target = region_for_country(
-                            row.contact.get("country") or None, residency, regions
-                        )
-                        if target != self.region:
-                            row.errors.append(
-                                (
-                                    "",
-                                    row.contact.get("country", ""),
-                                    f"contacts from {row.contact.get('country') or 'no country'} "
-                                    f"are stored in region {target}; this import runs in "
-                                    f"{self.region}: import this row as a user of {target}",
-                                )
+                    country = row.contact.get("country", "")
+                    target = region_for_country(country or None, residency, self.regions)
+                    if target == self.region:
+                        continue
+                    if target in forward:
+                        row.action, row.region = "forward", target
+                    else:
+                        row.errors.append(
+                            (
+                                "",
+                                country,
+                                f"contacts from {country or 'no country'} are stored in region "
+                                f"{target}; the tenant's access policy does not let users of "
+                                f"{job.home_region or self.region} write there",
                             )
-                    self._plan(row, job.duplicate_policy, index)
-                    batch.append(row)
-                if batch:
-                    yield batch
+                        )
+                yield batch
+
+    async def _batches(
+        self,
+        job: models.ImportJob,
+        principal: Principal,
+        index: Index,
+        resume_after: int,
+        forward: set[str],
+    ) -> AsyncIterator[list[Row]]:
+        """Normalized rows with their planned action, a batch at a time."""
+        async for batch in self._rows(job, principal, resume_after, forward):
+            for row in batch:
+                self._plan(row, job.duplicate_policy, index)
+            yield batch
 
     def _plan(self, row: Row, policy: str, index: Index) -> None:
+        if row.action == "forward":
+            return
         if row.errors:
             row.action = "error"
             return
@@ -554,72 +643,79 @@ class Importer:
         else:
             row.action = "skip"
 
+    def _item(self, row: Row) -> cpb.ImportContactItem | None:
+        """The contacts call for a planned row; None when an update changes nothing."""
+        message = to_message(row.contact)
+        if row.action == "create":
+            return cpb.ImportContactItem(contact=message)
+        assert row.existing is not None
+        message.id = row.existing.id
+        paths = [
+            name
+            for name, present in (
+                ("first_name", row.contact.get("first_name")),
+                ("last_name", row.contact.get("last_name")),
+                ("tags", row.contact.get("tags")),
+                ("lifecycle_stage", row.contact.get("lifecycle_stage")),
+                ("language", row.contact.get("language")),
+            )
+            if present
+        ]
+        # Emails and phones are added to what the contact has, never replaced.
+        emails = list(dict.fromkeys([*row.existing.emails, *message.emails]))
+        phones = list(dict.fromkeys([*row.existing.phones, *message.phones]))
+        if emails != list(row.existing.emails):
+            del message.emails[:]
+            message.emails.extend(emails)
+            paths.append("emails")
+        if phones != list(row.existing.phones):
+            del message.phones[:]
+            message.phones.extend(phones)
+            paths.append("phones")
+        if not paths:
+            return None
+        return cpb.ImportContactItem(
+            contact=message, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+
     async def _write(
-        self, job: models.ImportJob, principal: Principal, row: Row, index: Index
+        self, job: models.ImportJob, principal: Principal, rows: list[Row], index: Index
     ) -> None:
-        """One row, all or nothing: a single create or update call."""
-        key = f"import:{job.id}:{row.number}"
-        try:
-            if row.action == "create":
-                created = await self.downstream.call(
-                    "contacts",
-                    self.downstream.contacts.CreateContact,
-                    cpb.CreateContactRequest(contact=to_message(row.contact)),
-                    principal.with_changes(idempotency_key=key),
-                )
-                index.add(created)
-            elif row.action == "update" and row.existing is not None:
-                message = to_message(row.contact)
-                message.id = row.existing.id
-                paths = [
-                    name
-                    for name, present in (
-                        ("first_name", row.contact.get("first_name")),
-                        ("last_name", row.contact.get("last_name")),
-                        ("tags", row.contact.get("tags")),
-                        ("lifecycle_stage", row.contact.get("lifecycle_stage")),
-                        ("language", row.contact.get("language")),
-                    )
-                    if present
-                ]
-                # Emails and phones are added to what the contact has, never replaced.
-                emails = list(dict.fromkeys([*row.existing.emails, *message.emails]))
-                phones = list(dict.fromkeys([*row.existing.phones, *message.phones]))
-                if emails != list(row.existing.emails):
-                    del message.emails[:]
-                    message.emails.extend(emails)
-                    paths.append("emails")
-                if phones != list(row.existing.phones):
-                    del message.phones[:]
-                    message.phones.extend(phones)
-                    paths.append("phones")
-                if paths:
-                    await self.downstream.call(
-                        "contacts",
-                        self.downstream.contacts.UpdateContact,
-                        cpb.UpdateContactRequest(
-                            contact=message, update_mask=field_mask_pb2.FieldMask(paths=paths)
-                        ),
-                        principal.with_changes(idempotency_key=key),
-                    )
-        except InvalidArgument as exc:
-            row.errors.extend((v.field, "", v.description) for v in exc.violations)
-            row.action = "error"
-        except NotFound as exc:
-            row.errors.append(("", "", str(exc)))
-            row.action = "error"
+        """A group of rows in one contacts call (one transaction there; each row all or
+        nothing). The key names the rows, so a resumed job replays the same group's answer
+        and a group planned differently after a crash is a new request."""
+        items = [(row, self._item(row)) for row in rows]
+        calls = [(row, item) for row, item in items if item is not None]
+        if not calls:
+            return
+        numbers = ",".join(str(row.number) for row, _ in calls)
+        key = f"import:{job.id}:{hashlib.sha256(numbers.encode()).hexdigest()[:32]}"
+        reply = await self.downstream.call(
+            "contacts",
+            self.downstream.contacts.ImportContacts,
+            cpb.ImportContactsRequest(items=[item for _, item in calls]),
+            principal.with_changes(idempotency_key=key),
+            deadline=self.settings.import_write_timeout,
+        )
+        for (row, _), result in zip(calls, reply.results, strict=True):
+            if result.errors:
+                row.errors.extend((e.field, "", e.description) for e in result.errors)
+                row.action = "error"
+            elif row.action == "create":
+                index.add(result.contact)
 
     async def _run_batch(
         self, job: models.ImportJob, principal: Principal, batch: list[Row], index: Index
     ) -> None:
-        """Writes a batch concurrently; rows sharing an email or phone go in later waves,
-        so the second sees the first (and is a duplicate, not a second contact)."""
+        """Writes a batch in concurrent groups; rows sharing an email or phone go in later
+        waves, so the second sees the first (and is a duplicate, not a second contact)."""
         pending = [row for row in batch if row.action in ("create", "update")]
         limit = asyncio.Semaphore(self.settings.import_concurrency)
+        size = self.settings.import_group_size
 
-        async def guarded(row: Row) -> None:
+        async def guarded(rows: list[Row]) -> None:
             async with limit:
-                await self._write(job, principal, row, index)
+                await self._write(job, principal, rows, index)
 
         while pending:
             wave: list[Row] = []
@@ -631,7 +727,7 @@ class Importer:
                 else:
                     claimed.update(row.keys)
                     wave.append(row)
-            await asyncio.gather(*(guarded(row) for row in wave))
+            await asyncio.gather(*(guarded(wave[i : i + size]) for i in range(0, len(wave), size)))
             pending = []
             for row in later:  # re-plan against what the wave just wrote
                 self._plan(row, job.duplicate_policy, index)
@@ -679,28 +775,27 @@ class Importer:
         async with transaction(self.sessions) as session:
             job = await session.get(models.ImportJob, job_id)
             assert job is not None
+        # The importer's rights; for a forwarded job their home region and grant too, so
+        # contacts audits each write here as a transfer.
         principal = Principal(
             tenant_id=job.tenant_id,
             user_id=job.user_id,
             roles=tuple(job.roles),
             team=job.team,
-            home_region=self.region,
+            home_region=job.home_region or self.region,
+            cross_region_basis=job.cross_region_basis,
         )
         counts = {k: int(v) for k, v in (job.counts or {}).items()}
+        forward = {region_of(child) for child in job.child_ids}
         try:
             index = await self._load_index(principal)
-            async for batch in self._batches(job, principal, index, job.resume_after):
+            async for batch in self._batches(job, principal, index, job.resume_after, forward):
                 await self._run_batch(job, principal, batch, index)
                 async with transaction(self.sessions) as session:
                     current = await session.get(models.ImportJob, job_id, with_for_update=True)
                     assert current is not None
                     for row in batch:
-                        key = {
-                            "create": "created",
-                            "update": "updated",
-                            "skip": "skipped",
-                            "error": "failed",
-                        }[row.action]
+                        key = ACTION_COUNT[row.action]
                         counts[key] = counts.get(key, 0) + 1
                         counts["processed"] = counts.get("processed", 0) + 1
                         for seq, (column, value, error) in enumerate(row.errors):
@@ -748,13 +843,26 @@ class Importer:
         )
 
 
-def _take(rows: Iterator[tuple[int, list[str]]], count: int) -> list[tuple[int, list[str]]]:
+def _take(rows: Iterator[Row], count: int, resume_after: int) -> list[Row]:
+    """The next `count` rows after row `resume_after` (reading and normalizing them is
+    CPU work, so it runs in a thread)."""
     taken = []
-    for item in rows:
-        taken.append(item)
+    for row in rows:
+        if row.number <= resume_after:
+            continue
+        taken.append(row)
         if len(taken) >= count:
             break
     return taken
+
+
+def _forwarded_rows(path: Path) -> Iterator[Row]:
+    """The rows another region's import normalized and sent here (JSON lines)."""
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                item = json.loads(line)
+                yield Row(int(item["row"]), contact=dict(item["contact"]))
 
 
 __all__ = ["UTC", "Importer", "date"]

@@ -211,6 +211,11 @@ class ImportJob(Base):
     error: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(TS, server_default=_now())
     finished_at: Mapped[datetime | None] = mapped_column(TS)
+    # Rows of a file uploaded in another region that belong here come as their own job.
+    parent_id: Mapped[str] = mapped_column(sa.Text, default="")
+    child_ids: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    home_region: Mapped[str] = mapped_column(sa.Text, default="")
+    cross_region_basis: Mapped[str] = mapped_column(sa.Text, default="")
 
     __table_args__ = (sa.Index("ix_imports_tenant", "tenant_id"),)
 

@@ -4,7 +4,7 @@ dispatcher and deliverer to the process."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -171,6 +171,12 @@ class IntegrationsServicer(ServicerBase, integrations_pb2_grpc.IntegrationsServi
         self, request: pb.PreviewImportRequest, context: grpc.aio.ServicerContext
     ) -> pb.ImportJob:
         return await self.importer.preview(caller(), request)
+
+    async def SplitImport(
+        self, request: pb.SplitImportRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SplitImportChunk]:
+        async for chunk in self.importer.split(caller(), request):
+            yield chunk
 
     async def StartImport(
         self, request: pb.StartImportRequest, context: grpc.aio.ServicerContext

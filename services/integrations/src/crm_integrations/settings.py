@@ -19,6 +19,10 @@ class IntegrationsSettings(BaseSettings):
     # ... and an endpoint is disabled after this many failed deliveries in a row.
     disable_after_failures: int = Field(default=3, ge=1)
     webhook_timeout: float = Field(default=5.0, gt=0)
-    # Rows of an import handled per batch (lookups and writes run concurrently).
+    # Rows of an import read per batch; written in groups of `import_group_size` rows (one
+    # contacts call, one transaction each), `import_concurrency` groups at a time.
     import_batch_size: int = Field(default=200, ge=1)
-    import_concurrency: int = Field(default=16, ge=1)
+    import_group_size: int = Field(default=50, ge=1)
+    import_concurrency: int = Field(default=4, ge=1)
+    # Deadline of one group write (a transaction of up to `import_group_size` contacts).
+    import_write_timeout: float = Field(default=60.0, gt=0)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import grpc
@@ -72,6 +72,20 @@ def status_for(exc: errors.CrmError) -> tuple[grpc.StatusCode, str, tuple[tuple[
     return code, message, ((_STATUS_DETAILS_KEY, status.SerializeToString()),)
 
 
+def _failure(exc: Exception, method: str) -> tuple[grpc.StatusCode, str, Any]:
+    """The status to end a call that raised `exc` with: a domain error's, UNAVAILABLE for
+    a dependency that is down, INTERNAL for a bug. Cancellation and aborts pass through."""
+    if isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "AbortError":
+        raise exc
+    if isinstance(exc, errors.CrmError):
+        return status_for(exc)
+    if is_unavailable(exc):
+        log.warning("%s: dependency unavailable: %s", method, exc)
+        return status_for(errors.Unavailable("database unavailable"))
+    log.exception("%s failed", method, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, "internal error", ()
+
+
 class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Sets the principal for the call, maps domain errors and records metrics."""
 
@@ -81,7 +95,11 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
+            return handler
+        if handler.unary_stream is not None:
+            return self._streaming(handler, handler_call_details.method)
+        if handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
         method: str = handler_call_details.method
@@ -92,23 +110,10 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = "OK"
             try:
                 return await inner(request, context)
-            except errors.CrmError as exc:
-                status, message, trailer = status_for(exc)
+            except Exception as exc:
+                status, message, trailer = _failure(exc, method)
                 code = status.name
                 await context.abort(status, message, trailer)
-            except Exception as exc:
-                if isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "AbortError":
-                    raise
-                if is_unavailable(exc):
-                    status, message, trailer = status_for(
-                        errors.Unavailable("database unavailable")
-                    )
-                    code = status.name
-                    log.warning("%s: dependency unavailable: %s", method, exc)
-                    await context.abort(status, message, trailer)
-                code = "INTERNAL"
-                log.exception("%s failed", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
                 RPC_TOTAL.labels(method, code).inc()
                 RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
@@ -116,6 +121,32 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_unary_rpc_method_handler(
             unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _streaming(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """The same for a server-streaming method: principal, error mapping, metrics."""
+        inner = handler.unary_stream
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            token = set_principal(Principal.from_metadata(context.invocation_metadata()))
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                async for item in inner(request, context):
+                    yield item
+            except Exception as exc:
+                status, message, trailer = _failure(exc, method)
+                code = status.name
+                await context.abort(status, message, trailer)
+            finally:
+                RPC_TOTAL.labels(method, code).inc()
+                RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+                reset_principal(token)
+
+        return grpc.unary_stream_rpc_method_handler(
+            streaming,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -48,9 +48,14 @@ class Peers:
             )
         return stub_class(self._channels[service])
 
-    async def call(self, method: Any, request: Any, principal: Principal) -> Any:
-        """`await peers.call(stub.GetContact, request, principal)` with the deadline set."""
-        return await method(request, metadata=principal.to_metadata(), timeout=self.timeout)
+    async def call(
+        self, method: Any, request: Any, principal: Principal, deadline: float | None = None
+    ) -> Any:
+        """`await peers.call(stub.GetContact, request, principal)` with the deadline set
+        (the configured one, or `deadline` seconds for a call known to take longer)."""
+        return await method(
+            request, metadata=principal.to_metadata(), timeout=deadline or self.timeout
+        )
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -57,6 +57,11 @@ class ContactsServiceStub:
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactsRequest.SerializeToString,
                 response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactsResponse.FromString,
                 _registered_method=True)
+        self.ImportContacts = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/ImportContacts',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ImportContactsRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ImportContactsResponse.FromString,
+                _registered_method=True)
         self.FindDuplicates = channel.unary_unary(
                 '/crm.contacts.v1.ContactsService/FindDuplicates',
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.FindDuplicatesRequest.SerializeToString,
@@ -151,6 +156,14 @@ class ContactsServiceServicer:
 
     def ListContacts(self, request, context):
         """Lists, filters and searches (tolerant of accents and typos), with keyset pagination.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportContacts(self, request, context):
+        """Creates or updates many contacts in one transaction, for imports: each item is all
+        or nothing on its own (a bad item is reported and leaves no trace), in item order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -260,6 +273,11 @@ def add_ContactsServiceServicer_to_server(servicer, server):
                     servicer.ListContacts,
                     request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactsRequest.FromString,
                     response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactsResponse.SerializeToString,
+            ),
+            'ImportContacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportContacts,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ImportContactsRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ImportContactsResponse.SerializeToString,
             ),
             'FindDuplicates': grpc.unary_unary_rpc_method_handler(
                     servicer.FindDuplicates,
@@ -438,6 +456,33 @@ class ContactsService:
             '/crm.contacts.v1.ContactsService/ListContacts',
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactsRequest.SerializeToString,
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportContacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/ImportContacts',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ImportContactsRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ImportContactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,10 @@ class ContactsServiceStub:
     """Changes the fields named in update_mask (JSON names, e.g. "emails", "address")."""
     ListContacts: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListContactsRequest, _contacts_pb2.ListContactsResponse]
     """Lists, filters and searches (tolerant of accents and typos), with keyset pagination."""
+    ImportContacts: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ImportContactsRequest, _contacts_pb2.ImportContactsResponse]
+    """Creates or updates many contacts in one transaction, for imports: each item is all
+    or nothing on its own (a bad item is reported and leaves no trace), in item order.
+    """
     FindDuplicates: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.FindDuplicatesRequest, _contacts_pb2.FindDuplicatesResponse]
     MergeContacts: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.MergeContactsRequest, _contacts_pb2.Contact]
     """Folds `merged_id` into `survivor_id`; both histories are kept."""
@@ -75,6 +79,10 @@ class ContactsServiceAsyncStub(ContactsServiceStub):
     """Changes the fields named in update_mask (JSON names, e.g. "emails", "address")."""
     ListContacts: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListContactsRequest, _contacts_pb2.ListContactsResponse]  # type: ignore[assignment]
     """Lists, filters and searches (tolerant of accents and typos), with keyset pagination."""
+    ImportContacts: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ImportContactsRequest, _contacts_pb2.ImportContactsResponse]  # type: ignore[assignment]
+    """Creates or updates many contacts in one transaction, for imports: each item is all
+    or nothing on its own (a bad item is reported and leaves no trace), in item order.
+    """
     FindDuplicates: _aio.UnaryUnaryMultiCallable[_contacts_pb2.FindDuplicatesRequest, _contacts_pb2.FindDuplicatesResponse]  # type: ignore[assignment]
     MergeContacts: _aio.UnaryUnaryMultiCallable[_contacts_pb2.MergeContactsRequest, _contacts_pb2.Contact]  # type: ignore[assignment]
     """Folds `merged_id` into `survivor_id`; both histories are kept."""
@@ -129,6 +137,16 @@ class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_contacts_pb2.ListContactsResponse, _abc.Awaitable[_contacts_pb2.ListContactsResponse]]:
         """Lists, filters and searches (tolerant of accents and typos), with keyset pagination."""
+
+    @_abc_1.abstractmethod
+    def ImportContacts(
+        self,
+        request: _contacts_pb2.ImportContactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.ImportContactsResponse, _abc.Awaitable[_contacts_pb2.ImportContactsResponse]]:
+        """Creates or updates many contacts in one transaction, for imports: each item is all
+        or nothing on its own (a bad item is reported and leaves no trace), in item order.
+        """
 
     @_abc_1.abstractmethod
     def FindDuplicates(

@@ -796,12 +796,15 @@ class ImportCounts(_message.Message):
     SKIPPED_FIELD_NUMBER: _builtins.int
     FAILED_FIELD_NUMBER: _builtins.int
     PROCESSED_FIELD_NUMBER: _builtins.int
+    FORWARDED_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     created: _builtins.int
     updated: _builtins.int
     skipped: _builtins.int
     failed: _builtins.int
     processed: _builtins.int
+    forwarded: _builtins.int
+    """Rows handed to the import of another region (counted there)."""
     def __init__(
         self,
         *,
@@ -811,10 +814,11 @@ class ImportCounts(_message.Message):
         skipped: _builtins.int = ...,
         failed: _builtins.int = ...,
         processed: _builtins.int = ...,
+        forwarded: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "failed", b"failed", "processed", b"processed", "skipped", b"skipped", "total", b"total", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "failed", b"failed", "forwarded", b"forwarded", "processed", b"processed", "skipped", b"skipped", "total", b"total", "updated", b"updated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -828,11 +832,13 @@ class PreviewRow(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     CONTACT_JSON_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
     row: _builtins.int
     action: _builtins.str
-    """"create", "update", "skip", "error" """
+    """"create", "update", "skip", "error", or "forward" (to the import of `region`)"""
     contact_json: _builtins.str
     error: _builtins.str
+    region: _builtins.str
     def __init__(
         self,
         *,
@@ -840,10 +846,11 @@ class PreviewRow(_message.Message):
         action: _builtins.str = ...,
         contact_json: _builtins.str = ...,
         error: _builtins.str = ...,
+        region: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "contact_json", b"contact_json", "error", b"error", "row", b"row"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "contact_json", b"contact_json", "error", b"error", "region", b"region", "row", b"row"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -869,10 +876,12 @@ class ImportJob(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    PARENT_ID_FIELD_NUMBER: _builtins.int
+    CHILD_IDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     file_name: _builtins.str
     format: _builtins.str
-    """"csv" or "xlsx" """
+    """"csv" or "xlsx"; "rows" for an import another region's import forwarded here"""
     status: _builtins.str
     """"uploading", "ready", "running", "completed", "cancelled", "failed" """
     duplicate_policy: _builtins.str
@@ -882,6 +891,8 @@ class ImportJob(_message.Message):
     delimiter: _builtins.str
     size_bytes: _builtins.int
     error: _builtins.str
+    parent_id: _builtins.str
+    """The import (of another region) whose rows this one writes."""
     @_builtins.property
     def headers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -894,6 +905,10 @@ class ImportJob(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def child_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The imports in other regions writing this file's rows for those regions."""
+
     def __init__(
         self,
         *,
@@ -913,10 +928,12 @@ class ImportJob(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         error: _builtins.str = ...,
+        parent_id: _builtins.str = ...,
+        child_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "created_at", b"created_at", "finished_at", b"finished_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "created_at", b"created_at", "default_country", b"default_country", "delimiter", b"delimiter", "duplicate_policy", b"duplicate_policy", "encoding", b"encoding", "error", b"error", "file_name", b"file_name", "finished_at", b"finished_at", "format", b"format", "headers", b"headers", "id", b"id", "mapping", b"mapping", "preview", b"preview", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_ids", b"child_ids", "counts", b"counts", "created_at", b"created_at", "default_country", b"default_country", "delimiter", b"delimiter", "duplicate_policy", b"duplicate_policy", "encoding", b"encoding", "error", b"error", "file_name", b"file_name", "finished_at", b"finished_at", "format", b"format", "headers", b"headers", "id", b"id", "mapping", b"mapping", "parent_id", b"parent_id", "preview", b"preview", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -928,17 +945,21 @@ class CreateImportRequest(_message.Message):
 
     FILE_NAME_FIELD_NUMBER: _builtins.int
     FORMAT_FIELD_NUMBER: _builtins.int
+    PARENT_ID_FIELD_NUMBER: _builtins.int
     file_name: _builtins.str
     format: _builtins.str
+    parent_id: _builtins.str
+    """With format "rows": the import in another region these rows come from."""
     def __init__(
         self,
         *,
         file_name: _builtins.str = ...,
         format: _builtins.str = ...,
+        parent_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_name", b"file_name", "format", b"format"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_name", b"file_name", "format", b"format", "parent_id", b"parent_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -982,12 +1003,17 @@ class PreviewImportRequest(_message.Message):
     DUPLICATE_POLICY_FIELD_NUMBER: _builtins.int
     DEFAULT_COUNTRY_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    ALLOWED_REGIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     duplicate_policy: _builtins.str
     default_country: _builtins.str
     rows: _builtins.int
     @_builtins.property
     def mapping(self) -> _containers.RepeatedCompositeFieldContainer[Global___ColumnMapping]: ...
+    @_builtins.property
+    def allowed_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Regions besides this one the importer may write to: their rows are "forward"."""
+
     def __init__(
         self,
         *,
@@ -996,14 +1022,74 @@ class PreviewImportRequest(_message.Message):
         duplicate_policy: _builtins.str = ...,
         default_country: _builtins.str = ...,
         rows: _builtins.int = ...,
+        allowed_regions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_country", b"default_country", "duplicate_policy", b"duplicate_policy", "id", b"id", "mapping", b"mapping", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_regions", b"allowed_regions", "default_country", b"default_country", "duplicate_policy", b"duplicate_policy", "id", b"id", "mapping", b"mapping", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PreviewImportRequest: _TypeAlias = PreviewImportRequest  # noqa: Y015
+
+@_typing.final
+class SplitImportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    MAPPING_FIELD_NUMBER: _builtins.int
+    DUPLICATE_POLICY_FIELD_NUMBER: _builtins.int
+    DEFAULT_COUNTRY_FIELD_NUMBER: _builtins.int
+    ALLOWED_REGIONS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    duplicate_policy: _builtins.str
+    default_country: _builtins.str
+    @_builtins.property
+    def mapping(self) -> _containers.RepeatedCompositeFieldContainer[Global___ColumnMapping]: ...
+    @_builtins.property
+    def allowed_regions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        mapping: _abc.Iterable[Global___ColumnMapping] | None = ...,
+        duplicate_policy: _builtins.str = ...,
+        default_country: _builtins.str = ...,
+        allowed_regions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_regions", b"allowed_regions", "default_country", b"default_country", "duplicate_policy", b"duplicate_policy", "id", b"id", "mapping", b"mapping"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SplitImportRequest: _TypeAlias = SplitImportRequest  # noqa: Y015
+
+@_typing.final
+class SplitImportChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    data: _builtins.bytes
+    """JSON lines: {"row": <row number in the file>, "contact": {...normalized fields}}"""
+    rows: _builtins.int
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        rows: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "region", b"region", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SplitImportChunk: _TypeAlias = SplitImportChunk  # noqa: Y015
 
 @_typing.final
 class StartImportRequest(_message.Message):
@@ -1013,11 +1099,16 @@ class StartImportRequest(_message.Message):
     MAPPING_FIELD_NUMBER: _builtins.int
     DUPLICATE_POLICY_FIELD_NUMBER: _builtins.int
     DEFAULT_COUNTRY_FIELD_NUMBER: _builtins.int
+    CHILD_IDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     duplicate_policy: _builtins.str
     default_country: _builtins.str
     @_builtins.property
     def mapping(self) -> _containers.RepeatedCompositeFieldContainer[Global___ColumnMapping]: ...
+    @_builtins.property
+    def child_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The imports of other regions that received this file's rows for them (SplitImport)."""
+
     def __init__(
         self,
         *,
@@ -1025,10 +1116,11 @@ class StartImportRequest(_message.Message):
         mapping: _abc.Iterable[Global___ColumnMapping] | None = ...,
         duplicate_policy: _builtins.str = ...,
         default_country: _builtins.str = ...,
+        child_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_country", b"default_country", "duplicate_policy", b"duplicate_policy", "id", b"id", "mapping", b"mapping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_ids", b"child_ids", "default_country", b"default_country", "duplicate_policy", b"duplicate_policy", "id", b"id", "mapping", b"mapping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -118,6 +118,11 @@ class IntegrationsServiceStub:
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.PreviewImportRequest.SerializeToString,
                 response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportJob.FromString,
                 _registered_method=True)
+        self.SplitImport = channel.unary_stream(
+                '/crm.integrations.v1.IntegrationsService/SplitImport',
+                request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.SplitImportRequest.SerializeToString,
+                response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.SplitImportChunk.FromString,
+                _registered_method=True)
         self.StartImport = channel.unary_unary(
                 '/crm.integrations.v1.IntegrationsService/StartImport',
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.StartImportRequest.SerializeToString,
@@ -284,6 +289,15 @@ class IntegrationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SplitImport(self, request, context):
+        """The valid rows whose country places them in one of `allowed_regions` other than this
+        one, normalized, as JSON lines per region: the gateway carries them to an import of
+        that region (the only component that reaches every region). Nothing is written here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartImport(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -434,6 +448,11 @@ def add_IntegrationsServiceServicer_to_server(servicer, server):
                     servicer.PreviewImport,
                     request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.PreviewImportRequest.FromString,
                     response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportJob.SerializeToString,
+            ),
+            'SplitImport': grpc.unary_stream_rpc_method_handler(
+                    servicer.SplitImport,
+                    request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.SplitImportRequest.FromString,
+                    response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.SplitImportChunk.SerializeToString,
             ),
             'StartImport': grpc.unary_unary_rpc_method_handler(
                     servicer.StartImport,
@@ -927,6 +946,33 @@ class IntegrationsService:
             '/crm.integrations.v1.IntegrationsService/PreviewImport',
             crm_dot_integrations_dot_v1_dot_integrations__pb2.PreviewImportRequest.SerializeToString,
             crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitImport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/crm.integrations.v1.IntegrationsService/SplitImport',
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.SplitImportRequest.SerializeToString,
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.SplitImportChunk.FromString,
             options,
             channel_credentials,
             insecure,

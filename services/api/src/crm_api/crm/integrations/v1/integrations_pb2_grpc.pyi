@@ -59,6 +59,11 @@ class IntegrationsServiceStub:
     """Imports: a job in the importer's home region, the file uploaded in chunks."""
     UploadImportChunk: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.UploadImportChunkRequest, _integrations_pb2.ImportJob]
     PreviewImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.PreviewImportRequest, _integrations_pb2.ImportJob]
+    SplitImport: _grpc.UnaryStreamMultiCallable[_integrations_pb2.SplitImportRequest, _integrations_pb2.SplitImportChunk]
+    """The valid rows whose country places them in one of `allowed_regions` other than this
+    one, normalized, as JSON lines per region: the gateway carries them to an import of
+    that region (the only component that reaches every region). Nothing is written here.
+    """
     StartImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.StartImportRequest, _integrations_pb2.ImportJob]
     GetImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.GetImportRequest, _integrations_pb2.ImportJob]
     CancelImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.CancelImportRequest, _integrations_pb2.ImportJob]
@@ -104,6 +109,11 @@ class IntegrationsServiceAsyncStub(IntegrationsServiceStub):
     """Imports: a job in the importer's home region, the file uploaded in chunks."""
     UploadImportChunk: _aio.UnaryUnaryMultiCallable[_integrations_pb2.UploadImportChunkRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
     PreviewImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.PreviewImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
+    SplitImport: _aio.UnaryStreamMultiCallable[_integrations_pb2.SplitImportRequest, _integrations_pb2.SplitImportChunk]  # type: ignore[assignment]
+    """The valid rows whose country places them in one of `allowed_regions` other than this
+    one, normalized, as JSON lines per region: the gateway carries them to an import of
+    that region (the only component that reaches every region). Nothing is written here.
+    """
     StartImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.StartImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
     GetImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.GetImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
     CancelImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.CancelImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
@@ -242,6 +252,17 @@ class IntegrationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integrations_pb2.PreviewImportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integrations_pb2.ImportJob, _abc.Awaitable[_integrations_pb2.ImportJob]]: ...
+
+    @_abc_1.abstractmethod
+    def SplitImport(
+        self,
+        request: _integrations_pb2.SplitImportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_integrations_pb2.SplitImportChunk], _abc.AsyncIterator[_integrations_pb2.SplitImportChunk]]:
+        """The valid rows whose country places them in one of `allowed_regions` other than this
+        one, normalized, as JSON lines per region: the gateway carries them to an import of
+        that region (the only component that reaches every region). Nothing is written here.
+        """
 
     @_abc_1.abstractmethod
     def StartImport(
