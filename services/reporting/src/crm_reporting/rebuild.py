@@ -76,7 +76,11 @@ async def rebuild(
                     try:
                         batch = await subscription.fetch(BATCH, timeout=1)
                     except (nats.errors.TimeoutError, TimeoutError):
-                        break
+                        # A slow server is not the end of the stream: stop only when
+                        # nothing matching is left to deliver.
+                        if (await subscription.consumer_info()).num_pending == 0:
+                            break
+                        continue
                     envelopes = []
                     for message in batch:
                         if message.metadata.sequence.stream > last:
@@ -86,7 +90,12 @@ async def rebuild(
                         replayed += 1
                         if envelope.tenant_id == tenant_id:
                             envelopes.append(envelope)
-                        if message.metadata.sequence.stream == last:
+                        # The last stored event may not match the filter: the last matching
+                        # one says so by having nothing pending behind it.
+                        if (
+                            message.metadata.sequence.stream == last
+                            or message.metadata.num_pending == 0
+                        ):
                             done = True
                     committed = await _committed(session, [e.event_id for e in envelopes])
                     for envelope in envelopes:
