@@ -9,6 +9,7 @@ INVALID_ARGUMENT), so every service reports errors the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -105,19 +106,9 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = set_principal(Principal.from_metadata(context.invocation_metadata()))
-            started = time.perf_counter()
-            code = "OK"
-            try:
+            async with _served(method, context):
                 return await inner(request, context)
-            except Exception as exc:
-                status, message, trailer = _failure(exc, method)
-                code = status.name
-                await context.abort(status, message, trailer)
-            finally:
-                RPC_TOTAL.labels(method, code).inc()
-                RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
-                reset_principal(token)
+            raise AssertionError("unreachable: _served re-raises or aborts")
 
         return grpc.unary_unary_rpc_method_handler(
             unary,
@@ -126,30 +117,37 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
     def _streaming(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        """The same for a server-streaming method: principal, error mapping, metrics."""
         inner = handler.unary_stream
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            token = set_principal(Principal.from_metadata(context.invocation_metadata()))
-            started = time.perf_counter()
-            code = "OK"
-            try:
+            async with _served(method, context):
                 async for item in inner(request, context):
                     yield item
-            except Exception as exc:
-                status, message, trailer = _failure(exc, method)
-                code = status.name
-                await context.abort(status, message, trailer)
-            finally:
-                RPC_TOTAL.labels(method, code).inc()
-                RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
-                reset_principal(token)
 
         return grpc.unary_stream_rpc_method_handler(
             streaming,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+@contextlib.asynccontextmanager
+async def _served(method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Around every call, unary or streaming: the caller's principal, domain errors as
+    status codes, and the metrics."""
+    token = set_principal(Principal.from_metadata(context.invocation_metadata()))
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        yield
+    except Exception as exc:
+        status, message, trailer = _failure(exc, method)
+        code = status.name
+        await context.abort(status, message, trailer)
+    finally:
+        RPC_TOTAL.labels(method, code).inc()
+        RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+        reset_principal(token)
 
 
 def parse_status_details(
