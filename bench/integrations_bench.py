@@ -269,7 +269,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--api-rows", type=int, default=5000, help="contacts of the one-by-one API baseline"
+        "--api-rows", type=int, default=2000, help="contacts of the one-by-one API baseline"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as state:

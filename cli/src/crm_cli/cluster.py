@@ -44,10 +44,20 @@ BIN = Path(sys.executable).parent
 MAX_CONNECTIONS = 400
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now and not handed out before by this process: the OS may offer a
+    port again once its probe socket is closed, and two services given the same port
+    means one fails to bind while the other answers in its place."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class Postgres:
@@ -184,6 +194,8 @@ class Process:
     port: int
     kind: str  # "grpc", "http" or "tcp"
     process: subprocess.Popen[bytes] | None = None
+    # gRPC: the service whose health is asked, so another process on the port is no answer.
+    health_service: str = ""
 
     def start(self, log_dir: Path) -> None:
         log = (log_dir / f"{self.name}.log").open("ab")
@@ -206,7 +218,7 @@ class Process:
         try:
             with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
+                    health_pb2.HealthCheckRequest(service=self.health_service), timeout=1
                 )
                 return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.RpcError:
@@ -380,6 +392,7 @@ class Cluster:
                 env=self.service_env(service, region, port, metrics_port),
                 port=port,
                 kind="grpc",
+                health_service=f"crm.{service}.v1.{service.capitalize()}Service",
             )
             process.start(self.log_dir)
             self.processes.append(process)
