@@ -49,6 +49,13 @@ class Caller:
     def timeout(self) -> float:
         return self.gateway.timeout
 
+    async def accessible_regions(self) -> list[str]:
+        """The caller's home region plus the regions the tenant's access policy grants."""
+        home = self.principal.home_region
+        policy = await self.gateway.policy(self.principal)
+        granted = [g.to_region for g in policy.access_grants if g.from_region == home]
+        return [r for r in self.gateway.regions if r == home or r in granted]
+
     def regions_param(self, value: str | None) -> list[str]:
         """`region=eu,br` of a list request; defaults to the caller's home region."""
         if not value:

@@ -37,14 +37,6 @@ def _officer(who: Caller) -> None:
         raise Problem(404, "Not found")
 
 
-async def accessible_regions(who: Caller) -> list[str]:
-    """The caller's home region plus the regions the tenant's access policy grants."""
-    home = who.principal.home_region
-    policy = await who.gateway.policy(who.principal)
-    granted = [g.to_region for g in policy.access_grants if g.from_region == home]
-    return [r for r in who.gateway.regions if r == home or r in granted]
-
-
 def _requests_stub(who: Caller, region: str) -> Any:
     return who.stub("contacts", "privacy_requests", region)
 
@@ -66,7 +58,7 @@ async def find_subject(who: Caller, email: str | None, phone: str | None) -> str
     """The one contact with this email or phone in the regions the officer may access."""
     if not email and not phone:
         raise invalid("contact_id", "give contact_id, email or phone")
-    regions = await accessible_regions(who)
+    regions = await who.accessible_regions()
 
     async def search(region: str) -> list[pr.Subject]:
         reply = await _requests_stub(who, region).FindSubjects(
@@ -114,7 +106,7 @@ async def create_request(
 @router.get("/v1/privacy/requests", summary="Data-subject requests")
 async def list_requests(who: Caller = Depends(caller), status: str | None = None) -> dict[str, Any]:
     _officer(who)
-    regions = await accessible_regions(who)
+    regions = await who.accessible_regions()
 
     async def one(region: str) -> list[dict[str, Any]]:
         reply = await _requests_stub(who, region).ListPrivacyRequests(
@@ -279,7 +271,7 @@ async def policy_history(who: Caller = Depends(caller)) -> dict[str, Any]:
 @router.get("/v1/compliance/retention/runs", summary="What the retention scheduler did")
 async def retention_runs(who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
-    regions = await accessible_regions(who)
+    regions = await who.accessible_regions()
 
     async def one(region: str) -> list[dict[str, Any]]:
         reply = await who.stub("contacts", "policy", region).ListRetentionRuns(
@@ -328,7 +320,7 @@ async def query_audit(
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> dict[str, Any]:
     _officer(who)
-    regions = who.regions_param(region) if region else await accessible_regions(who)
+    regions = who.regions_param(region) if region else await who.accessible_regions()
     request = compliance_pb2.QueryAuditRequest(
         kind=kind or "",
         actor_id=actor or "",
@@ -352,7 +344,7 @@ async def query_audit(
 @router.get("/v1/compliance/audit/verify", summary="Check every audit hash chain")
 async def verify_audit(who: Caller = Depends(caller), region: str | None = None) -> dict[str, Any]:
     _officer(who)
-    regions = who.regions_param(region) if region else await accessible_regions(who)
+    regions = who.regions_param(region) if region else await who.accessible_regions()
 
     async def one(service: str, r: str) -> dict[str, Any]:
         reply = await _compliance_stub(who, service, r).VerifyAudit(

@@ -134,13 +134,6 @@ def _mapping(body: ImportRunIn) -> list[pb.ColumnMapping]:
     return [pb.ColumnMapping(column=c, field=f) for c, f in body.mapping.items()]
 
 
-async def _writable_regions(who: Caller) -> list[str]:
-    """Regions besides home the caller may write to (the tenant's access grants)."""
-    home = who.principal.home_region
-    policy = await who.gateway.policy(who.principal)
-    return sorted({g.to_region for g in policy.access_grants if g.from_region == home} - {home})
-
-
 async def _forward(
     who: Caller, import_id: str, body: ImportRunIn, region: str, metadata: Any
 ) -> dict[str, str]:
@@ -157,7 +150,7 @@ async def _forward(
                 mapping=_mapping(body),
                 duplicate_policy=body.duplicate_policy,
                 default_country=body.default_country,
-                allowed_regions=await _writable_regions(who),
+                allowed_regions=await who.accessible_regions(),
             ),
             metadata=metadata,
             timeout=max(who.timeout, 600),
@@ -283,7 +276,7 @@ async def preview_import(import_id: str, body: ImportRunIn, who: Caller = Depend
             duplicate_policy=body.duplicate_policy,
             default_country=body.default_country,
             rows=body.rows,
-            allowed_regions=await _writable_regions(who),
+            allowed_regions=await who.accessible_regions(),
         ),
         metadata=await who.metadata(region),
         timeout=max(who.timeout, 120),
