@@ -316,3 +316,24 @@ def db(cluster: Cluster) -> Callable[..., Awaitable[list[Any]]]:
             await connection.close()
 
     return query
+
+
+@pytest.fixture
+def attempt_log(
+    db: Callable[..., Awaitable[list[Any]]], eventually: Callable[..., Awaitable[Any]]
+) -> Callable[[Any, int], Awaitable[list[str]]]:
+    """attempt_log(delivery_id, count) -> the outcomes of a delivery's attempts, once
+    `count` are logged. The dispatcher records an attempt after the SMTP server has taken
+    the message, so the mailbox can show it a moment before the log does."""
+
+    async def outcomes(delivery_id: Any, count: int) -> list[str]:
+        async def logged() -> list[str] | None:
+            rows = await db(
+                "SELECT outcome FROM delivery_attempts WHERE delivery_id=$1 ORDER BY id",
+                delivery_id,
+            )
+            return [row["outcome"] for row in rows] if len(rows) >= count else None
+
+        return await eventually(logged, what=f"{count} attempts logged")  # type: ignore[no-any-return]
+
+    return outcomes
