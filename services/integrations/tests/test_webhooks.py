@@ -139,8 +139,13 @@ async def test_signed_deliveries_retries_disabling_and_replay(
     assert len(failed) == 3 and {d["attempts"] for d in failed} == {5}
     assert {d["last_status_code"] for d in failed} == {500}
     assert len(receiver.requests) == 1 + 3 * 5
-    tasks = await h.ok(api.get("/v1/tasks?assignee_id=boss", headers=admin))
-    assert "Webhook endpoint disabled" in [t["title"] for t in tasks["data"]]
+
+    # The owner's task is created just after the endpoint is disabled.
+    async def owner_task() -> Any:
+        tasks = await h.ok(api.get("/v1/tasks?assignee_id=boss", headers=admin))
+        return "Webhook endpoint disabled" in [t["title"] for t in tasks["data"]]
+
+    await h.eventually(owner_task, "the owner's task")
 
     # Events while disabled are not queued; after the fix, re-enable and replay.
     receiver.status = 204
