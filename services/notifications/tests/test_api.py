@@ -118,7 +118,7 @@ async def test_the_inbox_lists_counts_and_marks_read(api, token_for, eu, eventua
     assert sorted(n["title"] for n in page["data"]) == ["New task: First", "New task: Second"]
     created = [datetime.fromisoformat(n["created_at"]) for n in page["data"]]
     assert created == sorted(created, reverse=True)
-    first = page["data"][1]
+    first = next(n for n in page["data"] if n["title"] == "New task: First")
     assert (await api.post(f"/v1/notifications/{first['id']}/read", headers=me)).json() == {
         "marked": 1
     }

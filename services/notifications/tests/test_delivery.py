@@ -132,7 +132,8 @@ async def test_redelivered_events_give_no_duplicates(
     # Two events about the task (the real one and the replayed one): two emails, not four.
     assert len(mailbox.to(user.email)) == 2
     assert first["Message-ID"] != mailbox.to(user.email)[1]["Message-ID"]
-    assert len(await _inbox(eu, user.id)) == 2
+    # The in-app items are written beside the emails, not before them.
+    assert await eventually(lambda: _inbox_of(eu, user.id, 2), what="two inbox items")
 
 
 async def test_a_resend_after_a_crash_mid_send_carries_the_same_message_id(
@@ -245,6 +246,10 @@ async def _equals(count, expected: int) -> bool:  # type: ignore[no-untyped-def]
 
 async def _rows(query, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return len(await query) == expected
+
+
+async def _inbox_of(eu, user_id: str, expected: int) -> bool:  # type: ignore[no-untyped-def]
+    return len(await _inbox(eu, user_id)) == expected
 
 
 async def test_sms_goes_to_the_directory_phone_through_its_provider(
