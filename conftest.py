@@ -100,6 +100,8 @@ def stream_events(system: Cluster):  # type: ignore[no-untyped-def]
     from crm_kit.messaging import stream_name, unpack_envelope
 
     async def read(region: str, subject: str = ">") -> list[object]:
+        service = subject.split(".")[0]
+        await system.events_published(region, (service,) if service != ">" else ())
         client = await nats.connect(system.nats.url)
         try:
             js = client.jetstream()

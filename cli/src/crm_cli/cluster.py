@@ -5,6 +5,7 @@ tests exercise exactly what a developer runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -432,6 +433,29 @@ class Cluster:
         self.start_engines()
         self.migrate()
         self.start_services()
+
+    async def events_published(
+        self, region: str, services: tuple[str, ...] = (), within: float = 30
+    ) -> None:
+        """Waits until the services' outboxes in `region` (all services by default) hold no
+        unpublished event. The relay publishes a moment after the commit, so a test that
+        reads the stream once should first wait for this."""
+        import asyncpg  # only tests ask, and the kit already needs it
+
+        deadline = time.monotonic() + within
+        for service in services or self.config.services:
+            connection = await asyncpg.connect(self.postgres.dsn(self.database(service, region)))
+            try:
+                if await connection.fetchval("SELECT to_regclass('outbox')") is None:
+                    continue
+                while await connection.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                ):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{service}-{region} still has unpublished events")
+                    await asyncio.sleep(0.1)
+            finally:
+                await connection.close()
 
     def status(self) -> list[tuple[str, str, str]]:
         rows = [("postgres", "-", "running" if self.postgres._server else "stopped")]

@@ -157,6 +157,8 @@ def deals_events(deals_system: Cluster) -> Callable[[str, str], Awaitable[list[A
     from crm_kit.messaging import stream_name, unpack_envelope
 
     async def read(region: str, subject: str = ">") -> list[Any]:
+        service = subject.split(".")[0]
+        await deals_system.events_published(region, (service,) if service != ">" else ())
         client = await nats.connect(deals_system.nats.url)
         try:
             js = client.jetstream()

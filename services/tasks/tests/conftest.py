@@ -149,6 +149,7 @@ def events(cluster: Cluster) -> Callable[..., Awaitable[list[envelope_pb2.Envelo
     """events(tenant, event_type, region="eu") -> the tenant's envelopes in the stream."""
 
     async def read(tenant: str, event_type: str, region: str = "eu") -> list[envelope_pb2.Envelope]:
+        await cluster.events_published(region, (event_type.split(".")[0],))
         client = await nats.connect(cluster.nats.url)
         try:
             js = client.jetstream(timeout=5)
