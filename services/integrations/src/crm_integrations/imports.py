@@ -110,6 +110,9 @@ class Row:
     action: str = ""
     existing: cpb.Contact | None = None
     region: str = ""  # where the row is stored when it is not this region
+    # The file's column and value behind each mapped field, so that errors found later
+    # (by contacts, maybe in another region) name what the user sees in the file.
+    sources: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def keys(self) -> list[str]:
@@ -148,6 +151,7 @@ def normalize_row(
                 values[target] = (previous[0], f"{previous[1]};{value}")
             else:
                 values[target] = (column, value)
+    row.sources = values
     contact: dict[str, Any] = {}
     country = ""
     if "country" in values:
@@ -204,6 +208,26 @@ def normalize_row(
         row.errors.append(("", "", "a contact needs a name or an email"))
     row.contact = contact
     return row
+
+
+# Contact message fields whose mapping target has another name.
+_TARGETS = {"emails": "email", "phones": "phone", "important_dates": "birthday"}
+
+
+def located(row: Row, field_path: str, error: str) -> tuple[str, str, str]:
+    """(column, value, error) for an error contacts reported on `field_path` of the row's
+    contact (`emails[1]`, `address.country`, `language`): the file's column and value."""
+    name, _, index = field_path.partition("[")
+    name = name.rpartition(".")[2]
+    target = _TARGETS.get(name, name)
+    if target not in row.sources and target in ("first_name", "last_name"):
+        target = "name"
+    column, value = row.sources.get(target, (field_path, ""))
+    items = row.contact.get(name)
+    position = index.partition("]")[0]
+    if isinstance(items, list) and position.isdigit() and int(position) < len(items):
+        value = str(items[int(position)])
+    return column, value, error
 
 
 def to_message(contact: dict[str, Any], owner_id: str = "") -> cpb.Contact:
@@ -472,7 +496,10 @@ class Importer:
             for row in batch:
                 if row.action != "forward":
                     continue
-                line = json.dumps({"row": row.number, "contact": row.contact}, ensure_ascii=False)
+                line = json.dumps(
+                    {"row": row.number, "contact": row.contact, "sources": row.sources},
+                    ensure_ascii=False,
+                )
                 buffers.setdefault(row.region, []).append(line.encode() + b"\n")
                 sizes[row.region] = sizes.get(row.region, 0) + len(line) + 1
                 if sizes[row.region] >= MAX_CHUNK // 2:
@@ -606,7 +633,7 @@ class Importer:
                     else:
                         row.errors.append(
                             (
-                                "",
+                                row.sources.get("country", ("", ""))[0],
                                 country,
                                 f"contacts from {country or 'no country'} are stored in region "
                                 f"{target}; the tenant's access policy does not let users of "
@@ -699,7 +726,7 @@ class Importer:
         )
         for (row, _), result in zip(calls, reply.results, strict=True):
             if result.errors:
-                row.errors.extend((e.field, "", e.description) for e in result.errors)
+                row.errors.extend(located(row, e.field, e.description) for e in result.errors)
                 row.action = "error"
             elif row.action == "create":
                 index.add(result.contact)
@@ -862,7 +889,8 @@ def _forwarded_rows(path: Path) -> Iterator[Row]:
         for line in handle:
             if line.strip():
                 item = json.loads(line)
-                yield Row(int(item["row"]), contact=dict(item["contact"]))
+                sources = {k: (v[0], v[1]) for k, v in item.get("sources", {}).items()}
+                yield Row(int(item["row"]), contact=dict(item["contact"]), sources=sources)
 
 
 __all__ = ["UTC", "Importer", "date"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crm_integrations import tabular
-from crm_integrations.imports import normalize_row
+from crm_integrations.imports import located, normalize_row
 
 
 def test_headers_are_recognised_in_five_languages() -> None:
@@ -70,3 +70,16 @@ def test_a_row_is_normalized_or_rejected_whole() -> None:
     assert us.contact["phones"] == ["+14155550132"] and us.contact["birthday"] == "1980-02-03"
     bad = normalize_row(4, ["X", "99", "x@", "Atlantis", "soon"], headers, mapping, "DE")
     assert {e[0] for e in bad.errors} == {"phone", "email", "country", "born"}
+
+
+def test_an_error_from_contacts_names_the_files_column_and_value() -> None:
+    headers = ["Nome", "E-mail", "Idioma", "País"]
+    mapping = {"Nome": "name", "E-mail": "email", "Idioma": "language", "País": "country"}
+    row = normalize_row(2, ["Caio Reis", "c@x.br; caio@y.br", "xx", "Brasil"], headers, mapping, "")
+    assert located(row, "language", "unknown language") == ("Idioma", "xx", "unknown language")
+    # An indexed field names the one value of the cell that was refused.
+    assert located(row, "emails[1]", "taken")[:2] == ("E-mail", "caio@y.br")
+    assert located(row, "address.country", "no")[:2] == ("País", "Brasil")
+    assert located(row, "first_name", "too long")[:2] == ("Nome", "Caio Reis")
+    # A field the file did not give keeps the field's name.
+    assert located(row, "owner_id", "unknown user") == ("owner_id", "", "unknown user")
