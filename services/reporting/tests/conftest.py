@@ -77,6 +77,32 @@ def envelope(
 
 
 @pytest.fixture
+def caught_up(cluster: Cluster) -> Callable[[], Awaitable[None]]:
+    """caught_up() waits until every region's read model has handled every event committed
+    so far: the outboxes are published and the live consumer has nothing pending or
+    unacknowledged (it acks after its transaction commits)."""
+    from crm_kit.messaging import stream_name
+    from crm_reporting.projector import DURABLE
+
+    async def wait() -> None:
+        client = await nats.connect(cluster.nats.url)
+        try:
+            js = client.jetstream(timeout=5)
+            for region in REGIONS:
+                await cluster.events_published(region)
+
+                async def idle(region: str = region) -> bool:
+                    info = await js.consumer_info(stream_name(region), DURABLE)
+                    return info.num_pending == 0 and info.num_ack_pending == 0
+
+                await eventually(idle, what=f"the {region} read model to catch up")
+        finally:
+            await client.close()
+
+    return wait
+
+
+@pytest.fixture
 def publish(cluster: Cluster) -> Callable[..., Awaitable[None]]:
     """publish(envelope, msg_id=None) onto crm.<region>.<event_type> through JetStream.
 
