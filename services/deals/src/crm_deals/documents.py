@@ -227,8 +227,20 @@ def render(body: str, context: Mapping[str, Any]) -> str:
     return _env.from_string(body).render(context)
 
 
+async def load_pdf_libraries() -> None:
+    """A background task: imports xhtml2pdf and reportlab (about 3 s of CPU) once the
+    service is serving, so the first stage move that renders a document after a start
+    does not spend that time inside its caller's deadline (it did, and timed out)."""
+    await asyncio.to_thread(_import_pdf_libraries)
+
+
+def _import_pdf_libraries() -> None:
+    from xhtml2pdf import pisa  # type: ignore[import-untyped]  # noqa: F401
+
+
 def to_pdf(html: str) -> bytes:
-    # Imported on first use: xhtml2pdf and reportlab add seconds to every process start.
+    # Imported here rather than at the top, so a process starts serving without waiting
+    # for them; load_pdf_libraries has usually loaded them by the first call.
     from xhtml2pdf import pisa  # type: ignore[import-untyped]
     from xhtml2pdf.config.resources import ResourceAccessPolicy  # type: ignore[import-untyped]
 

@@ -262,6 +262,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     deals_pb2_grpc.add_DealsServiceServicer_to_server(DealsServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     runtime.background.append(handlers.consumer(runtime).run)
+    runtime.background.append(documents.load_pdf_libraries)
     return [
         pb.DESCRIPTOR.services_by_name["DealsService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
