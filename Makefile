@@ -9,7 +9,7 @@ PYTHON := $(BIN)/python
 LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications services/integrations
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint proto proto-check lock bench clean
+.PHONY: install run test test-clock lint proto proto-check lock bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ run: install
 # Lint first (ruff, mypy, buf, import contracts): CI fails on any of them.
 test: install lint
 	$(BIN)/pytest
+
+# The time-sensitive tests with the clock started at 00:30, 06:00, 12:45, 18:15, 23:50 UTC
+# and before each DST change of Berlin and New York (about an hour; not part of `make test`).
+test-clock: install
+	$(PYTHON) tools/clock_matrix.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from crm_cli.cluster import Cluster, ClusterConfig
+from crm_kit import clock
 from crm_kit.auth import mint_token
 
 REGIONS = ["eu", "br", "us"]
@@ -37,6 +40,12 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster.start_engines()
     # The test process reads the same movable clock as the services it starts.
     os.environ["CRM_CLOCK_FILE"] = str(cluster.clock_file)
+    # CRM_TEST_NOW=2026-12-08T23:50:00Z starts the session's clock at that instant, to
+    # show that time-sensitive tests pass at any hour (see TestClock).
+    start = os.environ.get("CRM_TEST_NOW")
+    if start:
+        at = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        clock.set_offset(cluster.clock_file, at.astimezone(UTC) - datetime.now(UTC))
     try:
         yield cluster
     finally:
@@ -128,3 +137,59 @@ def stream_events(system: Cluster):  # type: ignore[no-untyped-def]
             await client.close()
 
     return read
+
+
+class TestClock:
+    """The shared movable clock as a test sees it.
+
+    A time-sensitive test never depends on the hour at which it runs: it moves the clock
+    forward to the instant its story needs (`to(next_local(...))`), and the fixture
+    puts the clock back when the test ends, so no test depends on what ran before it.
+    """
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start = clock.offset(path)
+
+    def __call__(self, by: timedelta) -> None:
+        """Moves the clock forward by `by` ("16 minutes later")."""
+        assert by >= timedelta(0), f"the clock only moves forward, not by {by}"
+        clock.advance(self.path, by)
+
+    def to(self, when: datetime) -> None:
+        """Moves the clock forward to `when`."""
+        self(when - clock.now())
+
+    @staticmethod
+    def next_local(
+        zone: str, at: str, *, weekdays: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)
+    ) -> datetime:
+        """The next instant (after a minute from now) at which the wall clock in `zone`
+        reads `at` (HH:MM) on one of the ISO `weekdays`, in UTC."""
+        tz, wall = ZoneInfo(zone), time.fromisoformat(at)
+        earliest = clock.now() + timedelta(minutes=1)
+        day = earliest.astimezone(tz).date()
+        for ahead in range(0, 15):
+            local = datetime.combine(day + timedelta(days=ahead), wall, tzinfo=tz)
+            instant = local.astimezone(UTC)
+            # A wall time skipped by a DST change is not a time anybody's day has.
+            real = instant.astimezone(tz).time() == wall
+            if local.isoweekday() in weekdays and instant >= earliest and real:
+                return instant
+        raise AssertionError(f"no {at} in {zone} on days {weekdays} in two weeks")
+
+    def restore(self) -> None:
+        clock.set_offset(self.path, self.start)
+
+
+@pytest.fixture
+def move_clock(engines: Cluster) -> Iterator[TestClock]:
+    """move_clock(timedelta(minutes=16)) or move_clock.to(instant): every service (and
+    this process) sees it; the clock goes back to where it was when the test ends."""
+    moved = TestClock(engines.clock_file)
+    try:
+        yield moved
+    finally:
+        moved.restore()

@@ -354,7 +354,7 @@ async def test_rectification_corrects_the_named_fields(
 
 
 async def test_a_reminder_fires_before_the_due_date(
-    api: httpx.AsyncClient, token_for: Any, stream_events: Any, system: Any
+    api: httpx.AsyncClient, token_for: Any, stream_events: Any, move_clock: Any
 ) -> None:
     world = await World(api, token_for, "br").setup()
     lia = await world.person("Lia", "Lembrete", "BR", "lia.lembrete@example.com")
@@ -371,7 +371,7 @@ async def test_a_reminder_fires_before_the_due_date(
     assert datetime.fromisoformat(request["reminder_at"]) == datetime.fromisoformat(
         request["due_at"]
     ) - timedelta(days=3)
-    clock.advance(system.clock_file, timedelta(days=12, hours=1))
+    move_clock(timedelta(days=12, hours=1))
 
     async def reminded() -> dict[str, Any] | None:
         current = await ok(api.get(f"/v1/privacy/requests/{request['id']}", headers=world.officer))
@@ -587,7 +587,7 @@ async def test_policies_are_versioned_with_who_changed_what(
 
 
 async def test_retention_deletes_exactly_the_inactive_leads_and_anonymizes_lost_deals(
-    api: httpx.AsyncClient, token_for: Any, system: Any, db: Any
+    api: httpx.AsyncClient, token_for: Any, system: Any, db: Any, move_clock: Any
 ) -> None:
     world = await World(api, token_for, "eu").setup()
     idle = await world.person("Ida", "Idlelead", "DE", "ida.idle@example.com")
@@ -645,7 +645,7 @@ async def test_retention_deletes_exactly_the_inactive_leads_and_anonymizes_lost_
             headers=world.officer,
         )
     )
-    clock.advance(system.clock_file, timedelta(days=7 * 31))
+    move_clock(timedelta(days=7 * 31))
     today = clock.now().date().isoformat()
 
     async def todays_runs() -> dict[str, list[str]] | None:

@@ -46,7 +46,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within
 
 
 async def test_window_installation_workflow(
-    system: Any, api: httpx.AsyncClient, token_for: Any, stream_events: Any
+    system: Any, api: httpx.AsyncClient, token_for: Any, stream_events: Any, move_clock: Any
 ) -> None:
     tenant = f"windows-{uuid.uuid4().hex[:6]}"
     admin = token_for("boss", "admin", "eu", tenant=tenant)
@@ -276,7 +276,7 @@ async def test_window_installation_workflow(
     assert call["time_zone"] == "Europe/Berlin" and call["due_local"].endswith(("+01:00", "+02:00"))
 
     # --- nobody calls back: 16 minutes later the owner and her manager are told
-    clock.advance(system.clock_file, timedelta(minutes=16))
+    move_clock(timedelta(minutes=16))
 
     async def notified() -> list[Any] | None:
         found = []

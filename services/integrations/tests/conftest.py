@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from crm_cli.cluster import Cluster
-from crm_kit import clock
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +27,6 @@ def tenant() -> str:
 @pytest.fixture
 def admin(token_for: Any, tenant: str) -> dict[str, str]:
     return dict(token_for("boss", "admin", "eu", tenant=tenant))
-
-
-@pytest.fixture
-def move_clock(cluster: Cluster) -> Callable[[timedelta], None]:
-    return lambda by: clock.advance(cluster.clock_file, by)
 
 
 async def eventually(

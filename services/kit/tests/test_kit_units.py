@@ -358,3 +358,28 @@ async def test_concurrent_calls_with_one_key_commit_the_work_once(
     async with sessions() as session:
         keys = (await session.execute(sa.select(idempotency_table.c.key))).scalars().all()
     assert keys == ["k3"]
+
+
+# --- the movable clock ---------------------------------------------------------------
+
+
+def test_every_move_of_the_shared_clock_is_seen_at_once(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moves faster than the file system's timestamp granularity (several within one
+    mtime tick) are each seen, and a reader never sees a half-written file."""
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from crm_kit import clock
+
+    path = Path(str(tmp_path)) / "clock-offset"
+    monkeypatch.setenv("CRM_CLOCK_FILE", str(path))
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
+    for hours in range(1, 200):
+        clock.set_offset(path, timedelta(hours=hours))
+        seen = clock.now() - datetime.now(UTC)
+        assert abs(seen - timedelta(hours=hours)) < timedelta(seconds=5), hours
+    clock.set_offset(path, timedelta(days=-1))  # back, as a test's teardown does
+    assert clock.now().date() == (datetime.now(UTC) - timedelta(days=1)).date()
+    assert clock.offset(path) == timedelta(days=-1)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +35,6 @@ from crm_api.crm.events.v1 import envelope_pb2
 from crm_api.crm.notifications.v1 import notifications_pb2_grpc
 from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_cli.cluster import Cluster, Process, free_port
-from crm_kit import clock
 from crm_kit.context import Principal
 
 PROVIDER_SECRET = "test-provider-secret"
@@ -189,8 +188,9 @@ class Eu:
             "display_name": user_id.title(),
             "email": f"{user_id}@{self.tenant}.example",
             "time_zone": "UTC",
+            # The whole day, every day: a message to this user is never held.
             "working_hours_start": "00:00",
-            "working_hours_end": "23:59",
+            "working_hours_end": "24:00",
             "working_days": [1, 2, 3, 4, 5, 6, 7],
             **fields,
         }
@@ -249,11 +249,6 @@ def eventually() -> Callable[..., Awaitable[Any]]:
             await asyncio.sleep(0.1)
 
     return wait
-
-
-@pytest.fixture
-def move_clock(cluster: Cluster) -> Callable[[timedelta], None]:
-    return lambda by: clock.advance(cluster.clock_file, by)
 
 
 def make_envelope(tenant: str, event_type: str, payload: Message, actor: str = "tests") -> Any:

@@ -33,33 +33,24 @@ async def _inbox(eu, user_id: str) -> list[pb.Notification]:  # type: ignore[no-
     return list(reply.notifications)
 
 
-def _hhmm(hour: int, minute: int = 0) -> str:
-    return f"{hour % 24:02d}:{minute:02d}"
-
-
 async def test_email_waits_for_the_recipients_working_hours_in_their_zone(
     eu, mailbox, db, eventually, move_clock, attempt_log
 ) -> None:  # type: ignore[no-untyped-def]
-    now = clock.now()
-    # Working now in São Paulo; in Kolkata the day starts three hours from now.
-    sp_local = now.astimezone(WorkingHours.of("America/Sao_Paulo").zone)
+    # 10:00 in São Paulo (UTC-3) is 18:30 in Kolkata (UTC+05:30), whatever the hour the
+    # suite runs at: Ana is at work; Ravi's day (21:00-22:00, a half-hour zone) has not
+    # begun. Each gives the same hours to the product and to this test.
+    move_clock.to(move_clock.next_local("America/Sao_Paulo", "10:00"))
     day = await eu.user(
-        "ana",
-        time_zone="America/Sao_Paulo",
-        working_hours_start=_hhmm(sp_local.hour),
-        working_hours_end="23:59" if sp_local.hour >= 22 else _hhmm(sp_local.hour + 2),
+        "ana", time_zone="America/Sao_Paulo", working_hours_start="09:00", working_hours_end="12:00"
     )
-    in_local = now.astimezone(WorkingHours.of("Asia/Kolkata").zone)
-    start = (in_local.hour + 3) % 24
     night = await eu.user(
-        "ravi",
-        time_zone="Asia/Kolkata",
-        working_hours_start=_hhmm(start),
-        working_hours_end="23:59" if start == 23 else _hhmm(start + 1),
+        "ravi", time_zone="Asia/Kolkata", working_hours_start="21:00", working_hours_end="22:00"
     )
-    hours = WorkingHours.of("Asia/Kolkata", _hhmm(start), _hhmm(start + 1), range(1, 8))
+    hours = WorkingHours.of("Asia/Kolkata", "21:00", "22:00", range(1, 8))
+    now = clock.now()
     opens = hours.next_open(now)
-    assert opens > now
+    assert f"{opens.astimezone(hours.zone):%H:%M}" == "21:00"
+    assert opens - now < timedelta(hours=3)  # this evening in Kolkata, not tomorrow
 
     await _task(eu, day.id)
     await _task(eu, night.id, "Send the quote")
@@ -85,15 +76,12 @@ async def test_email_waits_for_the_recipients_working_hours_in_their_zone(
     assert await attempt_log(held["id"], 2) == ["deferred", "sent"]
 
 
-async def test_urgent_tasks_bypass_quiet_hours(eu, mailbox, eventually) -> None:  # type: ignore[no-untyped-def]
-    local = clock.now().astimezone(WorkingHours.of("Asia/Tokyo").zone)
-    start = (local.hour + 4) % 24
+async def test_urgent_tasks_bypass_quiet_hours(eu, mailbox, eventually, move_clock) -> None:  # type: ignore[no-untyped-def]
+    move_clock.to(move_clock.next_local("Asia/Tokyo", "03:00"))  # Kenji is asleep
     user = await eu.user(
-        "kenji",
-        time_zone="Asia/Tokyo",
-        working_hours_start=_hhmm(start),
-        working_hours_end="23:59" if start == 23 else _hhmm(start + 1),
+        "kenji", time_zone="Asia/Tokyo", working_hours_start="09:00", working_hours_end="18:00"
     )
+    assert not WorkingHours.of("Asia/Tokyo", "09:00", "18:00").is_open(clock.now())
     await _task(eu, user.id, "Server down", priority="urgent")
     [mail] = await eventually(lambda: mailbox.to(user.email), what="the urgent email")
     assert "Server down" in str(mail["Subject"])

@@ -43,7 +43,7 @@ async def test_an_admin_sets_the_tenant_default_for_every_region(api, token_for,
 
     bad = await api.put(
         "/v1/notifications/working-hours",
-        json={"start": "8am", "end": "24:00", "days": [1, 0]},
+        json={"start": "8am", "end": "24:01", "days": [1, 0]},
         headers=admin,
     )
     assert _fields(bad) == {"start", "end", "days[1]"}
@@ -76,13 +76,19 @@ async def test_an_admin_sets_the_tenant_default_for_every_region(api, token_for,
     )
     assert saved.status_code == 200, saved.text
     assert (saved.json()["start"], saved.json()["days"]) == ("07:30", [1, 2, 6])
+    until_midnight = await api.put(
+        "/v1/notifications/working-hours",
+        json={"start": "07:30", "end": "24:00", "days": [6, 1, 2, 2]},
+        headers=admin,
+    )
+    assert until_midnight.json()["end"] == "24:00", until_midnight.text
     # Every region has it: users whose home is br or us read the same default.
     for region in ("eu", "br", "us"):
         reader = token_for("someone", "sales_rep", region, tenant=tenant)
         got = (await api.get("/v1/notifications/working-hours", headers=reader)).json()
         assert (got["start"], got["end"], got["days"], got["configured"]) == (
             "07:30",
-            "16:00",
+            "24:00",
             [1, 2, 6],
             True,
         ), region
@@ -98,7 +104,7 @@ def _hhmm(hour: int) -> str:
 
 def _window(start: int) -> tuple[str, str]:
     """One hour from `start` (local), kept within the day."""
-    return _hhmm(start), "23:59" if start % 24 == 23 else _hhmm(start + 1)
+    return _hhmm(start), "24:00" if start % 24 == 23 else _hhmm(start + 1)
 
 
 async def _set_default(eu, start: str, end: str, days: list[int]) -> None:  # type: ignore[no-untyped-def]
@@ -155,18 +161,19 @@ async def test_users_without_hours_follow_the_tenant_default_in_their_own_zone(
     eu, mailbox, db, eventually, move_clock
 ) -> None:  # type: ignore[no-untyped-def]
     tokyo, sao_paulo = "Asia/Tokyo", "America/Sao_Paulo"  # 12 hours apart, no DST
+    # Noon in São Paulo, midnight in Tokyo, whatever the hour the suite runs at.
+    move_clock.to(move_clock.next_local(sao_paulo, "12:00"))
     start, end, opens = _default_window_closed_now(tokyo, sao_paulo)
     await _set_default(eu, start, end, ALL_WEEK)
     # Aki and Bia set no hours; Caio set his own, open right now where he is.
     unset = {"working_hours_start": "", "working_hours_end": "", "working_days": []}
     aki = await eu.user("aki", time_zone=tokyo, **unset)
     bia = await eu.user("bia", time_zone=sao_paulo, **unset)
-    local = clock.now().astimezone(ZoneInfo(sao_paulo))
     caio = await eu.user(
         "caio",
         time_zone=sao_paulo,
-        working_hours_start=_hhmm(local.hour),
-        working_hours_end="23:59" if local.hour >= 22 else _hhmm(local.hour + 2),
+        working_hours_start="11:00",
+        working_hours_end="14:00",
         working_days=[],
     )
     assert (aki.working_hours_start, list(aki.working_days)) == ("", [])
@@ -221,6 +228,7 @@ async def test_a_campaign_contact_follows_the_tenant_default_in_their_zone(
     eu, mailbox, db, eventually, move_clock
 ) -> None:  # type: ignore[no-untyped-def]
     zone = "Asia/Kolkata"
+    move_clock.to(move_clock.next_local(zone, "12:30"))
     start, end, opens = _default_window_closed_now(zone)
     await _set_default(eu, start, end, ALL_WEEK)
     await eu.notifications.PutTemplate(

@@ -32,7 +32,11 @@ def _row(report: dict[str, Any], **match: Any) -> dict[str, Any]:
     return rows[0]
 
 
-async def test_funnel_win_rate_revenue_and_forecast_follow_deals(crm: Tenant) -> None:
+async def test_funnel_win_rate_revenue_and_forecast_follow_deals(
+    crm: Tenant, move_clock: Any
+) -> None:
+    # Noon UTC: the whole test falls on one day, whatever the hour the suite runs at.
+    move_clock.to(move_clock.next_local("UTC", "12:00"))
     today = clock.now().date()
     close = (today + timedelta(days=40)).isoformat()
     await crm.rate("USD", "0.5", (today - timedelta(days=1)).isoformat())
@@ -98,7 +102,11 @@ async def test_funnel_win_rate_revenue_and_forecast_follow_deals(crm: Tenant) ->
     assert empty["data"][0]["deals_won"] == 0 and empty["data"][0]["win_rate"] is None
 
 
-async def test_amount_owner_and_close_date_changes_move_the_numbers(crm: Tenant) -> None:
+async def test_amount_owner_and_close_date_changes_move_the_numbers(
+    crm: Tenant, move_clock: Any
+) -> None:
+    # Noon UTC: the whole test falls on one day, whatever the hour the suite runs at.
+    move_clock.to(move_clock.next_local("UTC", "12:00"))
     today = clock.now().date()
     deal = await crm.deal("eu", amount="100.00", close=(today + timedelta(days=5)).isoformat())
     later = (today + timedelta(days=70)).isoformat()

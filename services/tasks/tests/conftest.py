@@ -12,7 +12,7 @@ import inspect
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -24,7 +24,6 @@ from ulid import ULID
 
 from crm_api.crm.events.v1 import envelope_pb2
 from crm_cli.cluster import Cluster
-from crm_kit import clock
 from crm_kit.context import Principal
 from crm_kit.messaging import stream_name, unpack_envelope
 
@@ -91,12 +90,6 @@ def eventually() -> Callable[..., Awaitable[Any]]:
             await asyncio.sleep(0.1)
 
     return wait
-
-
-@pytest.fixture
-def move_clock(cluster: Cluster) -> Callable[[timedelta], None]:
-    """move_clock(timedelta(minutes=16)): every service (and this process) sees it."""
-    return lambda by: clock.advance(cluster.clock_file, by)
 
 
 def make_envelope(

@@ -164,10 +164,12 @@ async def test_reminder_due_once_before_a_birthday(
     contacts_channel: grpc.aio.Channel,
     caller: Caller,
     tenant: str,
-    move_clock: Callable[[timedelta], None],
+    move_clock: Any,
     events: Callable[..., Awaitable[list[Any]]],
     eventually: Callable[..., Awaitable[Any]],
 ) -> None:
+    # Midday in Lisbon: its date and the UTC date agree, summer and winter.
+    move_clock.to(move_clock.next_local("Europe/Lisbon", "12:00"))
     admin = caller(tenant)
     await directory_pb2_grpc.DirectoryServiceStub(channel).PutUser(
         directory_pb2.PutUserRequest(

@@ -14,6 +14,9 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# "24:00" ends a window at midnight (00:00-24:00 is the whole day). As the last instant of
+# the day it needs no special case when windows are compared and placed in a zone.
+END_OF_DAY = time.max
 DEFAULT_START, DEFAULT_END = time(9, 0), time(18, 0)
 DEFAULT_DAYS = (1, 2, 3, 4, 5)
 
@@ -26,8 +29,15 @@ def zone(name: str) -> ZoneInfo:
 
 
 def parse_hhmm(value: str) -> time | None:
+    """00:00 to 23:59, or 24:00 (END_OF_DAY, which only an end may be)."""
+    if value == "24:00":
+        return END_OF_DAY
     match = _HHMM.match(value or "")
     return time(int(match.group(1)), int(match.group(2))) if match else None
+
+
+def format_hhmm(value: time) -> str:
+    return "24:00" if value == END_OF_DAY else f"{value:%H:%M}"
 
 
 def weekdays(days: Sequence[int]) -> tuple[int, ...]:

@@ -17,21 +17,27 @@ from crm_kit import clock
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from crm_notifications import models
-from crm_notifications.quiet import BUILTIN, Schedule, parse_hhmm, weekdays
+from crm_notifications.quiet import (
+    BUILTIN,
+    END_OF_DAY,
+    Schedule,
+    format_hhmm,
+    parse_hhmm,
+    weekdays,
+)
 
-
-def _hhmm(value: object) -> str:
-    return f"{value:%H:%M}"
+_hhmm = format_hhmm
 
 
 def validate(hours: pb.WorkingHours) -> Schedule:
     """The schedule `hours` describes; InvalidArgument naming every bad field."""
     violations: list[FieldViolation] = []
     start, end = parse_hhmm(hours.start.strip()), parse_hhmm(hours.end.strip())
-    if start is None:
-        violations.append(FieldViolation("start", "expected HH:MM, e.g. 09:00"))
+    if start is None or start == END_OF_DAY:
+        start = None
+        violations.append(FieldViolation("start", "expected HH:MM from 00:00 to 23:59"))
     if end is None:
-        violations.append(FieldViolation("end", "expected HH:MM, e.g. 18:00"))
+        violations.append(FieldViolation("end", "expected HH:MM from 00:01 to 24:00"))
     if start is not None and end is not None and start >= end:
         violations.append(FieldViolation("end", "must be after the start"))
     for i, day in enumerate(hours.days):

@@ -107,3 +107,29 @@ def test_a_tenant_default_is_checked_field_by_field() -> None:
     assert validate(pb.WorkingHours(start="08:00", end="16:30", days=[5, 1, 1])) == Schedule(
         time(8), time(16, 30), (1, 5)
     )
+
+
+def test_a_day_may_end_at_midnight() -> None:
+    # 24:00 is the end of the day: 00:00-24:00 is always open, even at 23:59:59.
+    always = WorkingHours.of("Asia/Kolkata", "00:00", "24:00", range(1, 8))
+    last_second = datetime(2027, 1, 12, 23, 59, 59, tzinfo=always.zone)
+    assert always.is_open(last_second)
+    assert always.next_open(last_second) == last_second.astimezone(UTC)
+    evening = WorkingHours.of("Asia/Kolkata", "18:00", "24:00", range(1, 8))
+    assert evening.is_open(utc(2027, 1, 12, 18, 29))  # 23:59 in Kolkata (+05:30)
+    assert not evening.is_open(utc(2027, 1, 12, 18, 30))  # midnight: the next day's night
+    assert evening.next_open(utc(2027, 1, 12, 18, 30)) == utc(2027, 1, 13, 12, 30)
+
+
+def test_midnight_ends_a_day_across_a_dst_change() -> None:
+    # Berlin's spring-forward Sunday has 23 hours; 20:00-24:00 is still until midnight.
+    hours = WorkingHours.of("Europe/Berlin", "20:00", "24:00", [7])
+    assert hours.is_open(utc(2027, 3, 28, 21, 59))  # 23:59 CEST
+    assert not hours.is_open(utc(2027, 3, 28, 22, 0))  # Monday 00:00 CEST
+
+
+def test_24_00_ends_a_window_but_does_not_start_one() -> None:
+    assert validate(pb.WorkingHours(start="00:00", end="24:00", days=[1])) == Schedule(
+        time(0), time.max, (1,)
+    )
+    assert _fields(pb.WorkingHours(start="24:00", end="24:00", days=[1])) == {"start"}

@@ -83,11 +83,11 @@ def validate_user(user: pb.User) -> dict[str, object]:
     # Hours and days left empty stay empty: the tenant's default applies to them (in the
     # notifications service), and readers here fall back to due.DEFAULT_WORKING_DAYS.
     start, end = user.working_hours_start.strip(), user.working_hours_end.strip()
-    start_at, end_at = due.parse_hhmm(start), due.parse_hhmm(end)
+    start_at, end_at = due.parse_hhmm(start), due.parse_hhmm(end, end=True)
     if start and start_at is None:
-        violations.append(FieldViolation("working_hours_start", "expected HH:MM"))
+        violations.append(FieldViolation("working_hours_start", "expected HH:MM, 00:00 to 23:59"))
     if end and end_at is None:
-        violations.append(FieldViolation("working_hours_end", "expected HH:MM"))
+        violations.append(FieldViolation("working_hours_end", "expected HH:MM, 00:01 to 24:00"))
     if bool(start) != bool(end):
         # Half a pair combined with the tenant's other half could be no window at all.
         missing = "working_hours_end" if start else "working_hours_start"

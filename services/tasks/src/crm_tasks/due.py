@@ -44,7 +44,14 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name if is_zone(name) else DEFAULT_ZONE)
 
 
-def parse_hhmm(value: str) -> time | None:
+# "24:00" ends a working day at midnight; as the day's last instant it compares rightly.
+END_OF_DAY = time.max
+
+
+def parse_hhmm(value: str, *, end: bool = False) -> time | None:
+    """HH:MM from 00:00 to 23:59; an `end` may also be 24:00 (END_OF_DAY)."""
+    if end and value == "24:00":
+        return END_OF_DAY
     match = _HHMM.match(value)
     return time(int(match.group(1)), int(match.group(2))) if match else None
 
