@@ -5,7 +5,7 @@ import warnings
 
 from crm_api.crm.integrations.v1 import integrations_pb2 as crm_dot_integrations_dot_v1_dot_integrations__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
