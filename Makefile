@@ -9,7 +9,7 @@ PYTHON := $(BIN)/python
 LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications services/integrations
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-clock lint proto proto-check lock bench clean
+.PHONY: install run test test-clock lint proto proto-check lock lock-upgrade outdated bench clean
 
 install: $(STAMP)
 
@@ -43,8 +43,17 @@ lint: install
 proto: install
 	$(PYTHON) -m crm_kit.protogen services/api/src
 
+# `make lock` keeps every pin that still satisfies requirements.in; `make lock-upgrade` moves every
+# pin to its newest allowed release (then `make install`, `make proto` if grpcio-tools moved, and test).
 lock: install
 	$(UV) pip compile requirements.in --generate-hashes --python-version 3.11 --no-header --quiet -o requirements.lock
+
+lock-upgrade: install
+	$(UV) pip compile requirements.in --generate-hashes --python-version 3.11 --no-header --quiet --upgrade -o requirements.lock
+
+# Which pins are behind their latest release, and whether a constraint holds them back.
+outdated: install
+	$(PYTHON) tools/outdated.py
 
 bench: install
 	command -v wrk >/dev/null 2>&1 || { apt-get update && apt-get install -y wrk; }

@@ -20,11 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Every regional service, in a fixed order: a service's local ports derive from it.
@@ -178,13 +180,41 @@ class Nats:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        _wait(lambda: _port_open(self.port), f"NATS on port {self.port}", 15)
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
+                # Most often another NATS (another `crm up`) holds the port.
+                taken = f": port {self.port} is in use" if _port_open(self.port) else ""
+                raise CannotStayUp(
+                    f"nats exited with code {process.returncode}{taken} (see {log_file})"
+                )
+            # Ours, not another instance's server answering on the same port.
+            return self.port in listening_ports(process.pid)
+
+        _wait(up, f"NATS on port {self.port}", 15, log_file)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+class CannotStayUp(RuntimeError):
+    """A process cannot run here (its port is taken, or it keeps crashing): stop everything."""
+
+
+@dataclass
+class RestartPolicy:
+    """How `crm up` treats a process that dies, as Kubernetes treats a crashing container:
+    restart it after a back-off that doubles with each crash in `window` seconds, and give
+    up (stop everything) at `max_crashes` crashes within the window."""
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    max_crashes: int = 5
+    window: float = 120.0
 
 
 @dataclass
@@ -197,6 +227,11 @@ class Process:
     process: subprocess.Popen[bytes] | None = None
     # gRPC: the service whose health is asked, so another process on the port is no answer.
     health_service: str = ""
+    # Other ports the process listens on (its metrics endpoint).
+    other_ports: tuple[int, ...] = ()
+    # Supervision: when it crashed lately (monotonic seconds) and when it is due back.
+    crashes: list[float] = field(default_factory=list)
+    restart_at: float | None = None
 
     def start(self, log_dir: Path) -> None:
         log = (log_dir / f"{self.name}.log").open("ab")
@@ -207,6 +242,13 @@ class Process:
     def healthy(self) -> bool:
         if self.process is None or self.process.poll() is not None:
             return False
+        if not self._answers():
+            return False
+        # The answer must come from our child: another instance's process on the same
+        # port would answer too (and then ours has died or is about to).
+        return self.port in listening_ports(self.process.pid)
+
+    def _answers(self) -> bool:
         if self.kind == "tcp":
             return _port_open(self.port)
         if self.kind == "http":
@@ -225,16 +267,23 @@ class Process:
         except grpc.RpcError:
             return False
 
+    def taken_port(self) -> int | None:
+        """A port of ours another process holds (asked once our child has exited)."""
+        return next((port for port in (self.port, *self.other_ports) if _port_open(port)), None)
+
     @property
     def state(self) -> str:
         if self.process is None:
             return "stopped"
+        if self.restart_at is not None:
+            return f"restarting ({len(self.crashes)} crashes)"
         code = self.process.poll()
         if code is not None:
             return f"exited ({code})"
         return "running" if self.healthy() else "starting"
 
     def stop(self, timeout: float = 15) -> None:
+        self.restart_at = None
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -245,14 +294,31 @@ class Process:
             self.process.wait()
 
 
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports a process (or a child of it) listens on."""
+    try:
+        parent = psutil.Process(pid)
+        ports: set[int] = set()
+        for process in (parent, *parent.children(recursive=True)):
+            ports.update(
+                c.laddr.port
+                for c in process.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN
+            )
+        return ports
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return set()
+
+
 @dataclass
 class ClusterConfig:
     state_dir: Path
     regions: list[str] = field(default_factory=lambda: ["eu", "br", "us"])
     gateway_port: int = 8000
     nats_port: int = 4222
-    # Service i in region j listens on grpc_base + 10*i + j (0 picks free ports).
-    grpc_base: int = 50100
+    # Service i in region j listens on grpc_base + 10*i + j, its metrics 1000 above; 0
+    # (the default) picks free ports, so two instances can run side by side.
+    grpc_base: int = 0
     services: tuple[str, ...] = SERVICES
     # The local SMTP catcher notifications send to (0 picks a free port).
     smtp_port: int = 1025
@@ -276,6 +342,9 @@ class Cluster:
         busy = config.smtp_port and _port_open(config.smtp_port)
         self.smtp_port = config.smtp_port if config.smtp_port and not busy else free_port()
         self.gateway_port = config.gateway_port or free_port()
+        self.restart_policy = RestartPolicy()
+        # Where supervision says what it does ("contacts-eu exited with code -9, ...").
+        self.report: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
 
     def database(self, service: str, region: str) -> str:
         return f"{service}_{region}"
@@ -323,23 +392,36 @@ class Cluster:
         }
 
     def start_mail_catcher(self) -> None:
-        catcher = Process(
-            name="mail",
-            command=[
-                sys.executable,
-                "-m",
-                "crm_cli.mailcatcher",
-                "--port",
-                str(self.smtp_port),
-                "--dir",
-                str(self.mail_dir),
-            ],
-            env={},
-            port=self.smtp_port,
-            kind="tcp",
-        )
-        catcher.start(self.log_dir)
-        self.processes.append(catcher)
+        """The SMTP catcher, waited for: the notifications services are told its port. If
+        another instance took the port meanwhile (two `crm up` starting together), any free
+        port will do."""
+        for attempt in range(2):
+            catcher = Process(
+                name="mail",
+                command=[
+                    sys.executable,
+                    "-m",
+                    "crm_cli.mailcatcher",
+                    "--port",
+                    str(self.smtp_port),
+                    "--dir",
+                    str(self.mail_dir),
+                ],
+                env={},
+                port=self.smtp_port,
+                kind="tcp",
+            )
+            catcher.start(self.log_dir)
+            assert catcher.process is not None
+            started = catcher.process
+            _wait(partial(_ended_or_healthy, catcher), "mail", 60, self.log_dir / "mail.log")
+            if started.poll() is None:
+                self.processes.append(catcher)
+                return
+            if attempt == 0 and catcher.taken_port() is not None:
+                self.smtp_port = free_port()
+                continue
+        raise CannotStayUp(f"the mail catcher does not start; see {self.log_dir / 'mail.log'}")
 
     def start_engines(self) -> None:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -394,6 +476,7 @@ class Cluster:
                 port=port,
                 kind="grpc",
                 health_service=f"crm.{service}.v1.{service.capitalize()}Service",
+                other_ports=(metrics_port,),
             )
             process.start(self.log_dir)
             self.processes.append(process)
@@ -411,10 +494,62 @@ class Cluster:
         # shared machine may need more than the default).
         # Generous by default: on a busy two-core machine twenty processes import slowly.
         start_timeout = float(os.environ.get("CRM_START_TIMEOUT", "180"))
+        deadline = time.monotonic() + start_timeout
+        waiting = list(self.processes)
+        while waiting:
+            # A process that dies while starting is restarted like any other (and one that
+            # cannot bind its port stops the start at once).
+            for line in self.supervise():
+                self.report(line)
+            waiting = [p for p in waiting if p.restart_at is not None or not p.healthy()]
+            if waiting and time.monotonic() > deadline:
+                log = self.log_dir / f"{waiting[0].name}.log"
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(
+                    f"{waiting[0].name} did not become healthy within {start_timeout:.0f}s\n{tail}"
+                )
+            if waiting:
+                time.sleep(0.2)
+
+    def supervise(self) -> list[str]:
+        """One look at every process: restart those that died, after their back-off.
+
+        Returns what happened, one line each; raises CannotStayUp when a process cannot
+        run here: another process holds its port, or it crashed `max_crashes` times within
+        the policy's window.
+        """
+        policy = self.restart_policy
+        lines: list[str] = []
+        now = time.monotonic()
         for process in self.processes:
-            _wait(
-                process.healthy, process.name, start_timeout, self.log_dir / f"{process.name}.log"
-            )
+            if process.process is None:
+                continue
+            if process.restart_at is not None:
+                if now >= process.restart_at:
+                    process.restart_at = None
+                    process.start(self.log_dir)
+                    lines.append(f"{process.name} restarted")
+                continue
+            code = process.process.poll()
+            if code is None:
+                continue
+            log = self.log_dir / f"{process.name}.log"
+            taken = process.taken_port()
+            if taken is not None:
+                raise CannotStayUp(
+                    f"{process.name} exited with code {code}: port {taken} is in use by another "
+                    f"process (another `crm up`?); see {log}"
+                )
+            process.crashes = [t for t in process.crashes if now - t < policy.window] + [now]
+            if len(process.crashes) >= policy.max_crashes:
+                raise CannotStayUp(
+                    f"{process.name} cannot stay up: it exited {len(process.crashes)} times "
+                    f"within {policy.window:g} s (last with code {code}); see {log}"
+                )
+            delay = min(policy.first_delay * 2 ** (len(process.crashes) - 1), policy.max_delay)
+            process.restart_at = now + delay
+            lines.append(f"{process.name} exited with code {code}, restarting in {delay:g} s")
+        return lines
 
     def gateway_env(self, port: int) -> dict[str, str]:
         return {
@@ -482,6 +617,10 @@ def running(config: ClusterConfig) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def _ended_or_healthy(process: Process) -> bool:
+    return process.process is None or process.process.poll() is not None or process.healthy()
 
 
 def _port_open(port: int) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from crm_cli.cluster import Cluster, ClusterConfig
+from crm_cli.cluster import CannotStayUp, Cluster, ClusterConfig
 from crm_kit.auth import mint_token
 from crm_kit.context import ROLES
 
@@ -28,13 +28,28 @@ def up(
     regions: str = typer.Option("eu,br,us", envvar="CRM_REGIONS", help="comma-separated regions"),
     port: int = typer.Option(8000, help="gateway HTTP port"),
     nats_port: int = typer.Option(4222),
+    grpc_port_base: int = typer.Option(
+        0,
+        help="service i in region j serves gRPC on this + 10*i + j and metrics 1000 above; "
+        "0: free ports",
+    ),
 ) -> None:
-    """Start PostgreSQL, NATS, every service in every region, and the gateway."""
+    """Start PostgreSQL, NATS, every service in every region, and the gateway.
+
+    A process that dies is restarted after a back-off (1 s, doubling); `crm up` stops
+    everything on Ctrl-C, or when a process cannot stay up (its port is taken, or it
+    crashed 5 times within 2 minutes).
+    """
     cluster = Cluster(
         ClusterConfig(
-            state_dir=state_dir, regions=_regions(regions), gateway_port=port, nats_port=nats_port
+            state_dir=state_dir,
+            regions=_regions(regions),
+            gateway_port=port,
+            nats_port=nats_port,
+            grpc_base=grpc_port_base,
         )
     )
+    cluster.report = lambda line: typer.echo(line, err=True)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -45,7 +60,11 @@ def up(
     signal.signal(signal.SIGTERM, stop)
     try:
         typer.echo(f"starting Atlas CRM (state in {state_dir.resolve()}) ...")
-        cluster.start()
+        try:
+            cluster.start()
+        except RuntimeError as exc:  # CannotStayUp included: say why, without a traceback
+            typer.echo(f"{exc}\ncannot start; see {cluster.log_dir}", err=True)
+            raise typer.Exit(1) from exc
         _print_status(cluster)
         typer.echo(
             f"\nGateway:  {cluster.gateway_url}   (API docs: {cluster.gateway_url}/docs)\n"
@@ -57,18 +76,13 @@ def up(
         )
         while not stopping:
             time.sleep(0.5)
-            failed = [
-                p
-                for p in cluster.processes
-                if p.process is not None and p.process.poll() is not None
-            ]
-            if failed:
-                typer.echo(
-                    f"process exited: {', '.join(p.name for p in failed)}; see {cluster.log_dir}",
-                    err=True,
-                )
+            try:
+                for line in cluster.supervise():
+                    typer.echo(line, err=True)
+            except CannotStayUp as exc:
+                typer.echo(f"{exc}\nstopping everything", err=True)
                 _print_status(cluster)
-                raise typer.Exit(1)
+                raise typer.Exit(1) from exc
     finally:
         typer.echo("stopping ...")
         cluster.stop()

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram, make_asgi_app
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm_gateway import problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
+from crm_gateway.limits import bounded_query
 from crm_gateway.problems import Problem, problem_response
 from crm_gateway.routes import (
     companies,
@@ -96,6 +97,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
         description="Contacts, companies and more, each stored in the region its law requires.",
         lifespan=lifespan,
         docs_url="/docs",
+        dependencies=[Depends(bounded_query)],
     )
     app.state.gateway = gateway
     problems.install(app)

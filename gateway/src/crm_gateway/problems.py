@@ -73,8 +73,11 @@ _BY_CODE: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.FAILED_PRECONDITION: (409, "Conflict"),
     grpc.StatusCode.PERMISSION_DENIED: (403, "Forbidden"),
     grpc.StatusCode.UNAUTHENTICATED: (401, "Unauthorized"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "Too many requests"),
 }
+# 429 means rate limiting and nothing else: the one rate limit behind gRPC (a form's
+# submissions) is mapped where it is called. Any other RESOURCE_EXHAUSTED (a message over
+# gRPC's size limits) or INTERNAL/UNKNOWN is the system's failure, told without its detail.
+UPSTREAM_DETAIL = "a backing service could not answer this request"
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> Problem:
@@ -85,7 +88,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> Problem:
         grpc.StatusCode.CANCELLED,
     ):
         return unavailable("a backing service is unavailable; retry shortly")
-    status, title = _BY_CODE.get(code, (502, "Upstream error"))
+    if code not in _BY_CODE:
+        return Problem(502, "Upstream error", UPSTREAM_DETAIL)
+    status, title = _BY_CODE[code]
     violations = field_violations(parse_status_details(error.trailing_metadata()))
     return Problem(status, title, error.details() or "", errors=violations)
 

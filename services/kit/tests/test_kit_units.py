@@ -4,7 +4,9 @@ idempotency keys (against the real database)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+from urllib.parse import quote
 
 import grpc
 import jwt
@@ -215,6 +217,22 @@ def test_invalid_argument_maps_to_bad_request_details() -> None:
     assert field_violations(status) == violations
     [detail] = status.details
     assert detail.Is(error_details_pb2.BadRequest.DESCRIPTOR)
+
+
+def test_an_error_echoing_huge_input_fits_grpc_metadata() -> None:
+    """gRPC refuses trailers over 8 KiB ("metadata size exceeds hard limit"): an error that
+    quotes a 10,000-character value, or names 1,000 fields, must still arrive."""
+    huge = "Ж" * 10_000
+    many = [FieldViolation(f"emails[{i}]", f"not an email address: {huge}") for i in range(1000)]
+    code, message, trailer = status_for(InvalidArgument([FieldViolation(huge, huge), *many]))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    size = len(quote(message.encode(), safe="")) + len(base64.b64encode(trailer[0][1]))
+    assert size < 8 * 1024
+    status = parse_status_details(trailer)
+    assert status is not None
+    shown = field_violations(status)
+    assert shown[1].field == "emails[0]" and shown[1].description.endswith("\u2026")
+    assert "more invalid field(s) not shown" in message
 
 
 def test_other_errors_map_to_their_codes() -> None:

@@ -15,6 +15,7 @@ regional parts together; `regions` shows each part.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import csv
 import io
@@ -27,7 +28,7 @@ from typing import Any
 
 import grpc
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, StreamingResponse
 from google.protobuf import timestamp_pb2
 from pydantic import Field
 from starlette.background import BackgroundTask
@@ -91,13 +92,29 @@ async def create_import(
         metadata=metadata,
         timeout=who.timeout,
     )
+    try:
+        job = await _send_file(who, region, metadata, job.id, request)
+    except BaseException:
+        # Refused (too large, empty, unreadable) or the client went away: the chunks
+        # already stored hold personal data and must not stay behind.
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await _stub(who, region).CancelImport(
+                pb.CancelImportRequest(id=job.id), metadata=metadata, timeout=who.timeout
+            )
+        raise
+    return _job_json(job)
+
+
+async def _send_file(
+    who: Caller, region: str, metadata: Any, job_id: str, request: Request
+) -> pb.ImportJob:
     sequence = 0
     previous: bytes | None = None
     # One chunk is held back so the last one can be sent with last=true.
     async for data in _file_chunks(request):
         if previous is not None:
             await _stub(who, region).UploadImportChunk(
-                pb.UploadImportChunkRequest(id=job.id, sequence=sequence, data=previous),
+                pb.UploadImportChunkRequest(id=job_id, sequence=sequence, data=previous),
                 metadata=metadata,
                 timeout=max(who.timeout, 30),
             )
@@ -105,12 +122,12 @@ async def create_import(
         previous = data
     if previous is None:
         raise invalid("file", "the file is empty")
-    job = await _stub(who, region).UploadImportChunk(
-        pb.UploadImportChunkRequest(id=job.id, sequence=sequence, data=previous, last=True),
+    job: pb.ImportJob = await _stub(who, region).UploadImportChunk(
+        pb.UploadImportChunkRequest(id=job_id, sequence=sequence, data=previous, last=True),
         metadata=metadata,
         timeout=max(who.timeout, 60),
     )
-    return _job_json(job)
+    return job
 
 
 def _job_json(job: pb.ImportJob) -> dict[str, Any]:
@@ -332,43 +349,88 @@ async def cancel_import(import_id: str, who: Caller = Depends(caller)) -> Any:
     return _combined(job, await _parts(who, job))
 
 
-@router.get("/v1/imports/{import_id}/errors", summary="The per-row error report (CSV)")
-async def import_errors(import_id: str, who: Caller = Depends(caller)) -> Response:
+@router.get(
+    "/v1/imports/{import_id}/errors",
+    summary="The per-row error report (CSV), streamed",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "row, column, value, error"}},
+)
+async def import_errors(import_id: str, who: Caller = Depends(caller)) -> StreamingResponse:
     region = region_of_id(import_id)
     metadata = await who.metadata(region)
     job = await _stub(who, region).GetImport(
         pb.GetImportRequest(id=import_id), metadata=metadata, timeout=who.timeout
     )
-    reports = [
-        await _stub(who, region_of_id(part_id)).GetImportErrors(
+    parts = []
+    for part_id in [import_id, *job.child_ids]:
+        stream = _stub(who, region_of_id(part_id)).GetImportErrors(
             pb.GetImportErrorsRequest(id=part_id),
             metadata=await who.metadata(region_of_id(part_id)),
-            timeout=max(who.timeout, 30),
+            timeout=max(who.timeout, 300),
         )
-        for part_id in [import_id, *job.child_ids]
-    ]
-    return Response(
-        _merged_report([report.csv for report in reports]),
+        # The first piece is read before answering, so a refusal is still a problem+json.
+        parts.append(await _ErrorRows.open(stream))
+    return StreamingResponse(
+        _report_lines(parts),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{import_id}-errors.csv"'},
     )
 
 
-def _merged_report(reports: list[bytes]) -> bytes:
-    """One CSV of every part's errors, by row number in the uploaded file."""
-    header: list[str] = []
-    lines: list[list[str]] = []
-    for report in reports:
-        rows = list(csv.reader(io.StringIO(report.decode("utf-8-sig"))))
-        if rows:
-            header = rows[0]
-            lines.extend(rows[1:])
-    lines.sort(key=lambda line: int(line[0]))
+class _ErrorRows:
+    """One part's error rows, in file order, a streamed piece at a time."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.rows: list[pb.ImportRowError] = []
+
+    @classmethod
+    async def open(cls, stream: Any) -> _ErrorRows:
+        rows = cls(stream)
+        await rows.fill()
+        return rows
+
+    async def fill(self) -> None:
+        """Reads pieces until it holds a row, or the stream ends."""
+        while not self.rows:
+            piece = await self.stream.read()
+            if piece is grpc.aio.EOF:
+                return
+            self.rows = list(piece.rows)
+            self.rows.reverse()  # pop() from the end gives the next row
+
+    @property
+    def head(self) -> pb.ImportRowError | None:
+        return self.rows[-1] if self.rows else None
+
+    async def pop(self) -> pb.ImportRowError:
+        row = self.rows.pop()
+        if not self.rows:
+            await self.fill()
+        return row
+
+
+async def _report_lines(parts: list[_ErrorRows]) -> AsyncIterator[bytes]:
+    """One CSV of every part's errors by row number in the uploaded file: the parts are
+    each in file order, so merging their heads keeps the whole in order."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(header or ["row", "column", "value", "error"])
-    writer.writerows(lines)
-    return out.getvalue().encode("utf-8-sig")
+    writer.writerow(["row", "column", "value", "error"])
+    yield codecs.BOM_UTF8 + out.getvalue().encode()
+    while True:
+        heads = [(part.head.row, i) for i, part in enumerate(parts) if part.head is not None]
+        if not heads:
+            return
+        out.seek(0)
+        out.truncate()
+        # A few hundred lines per write: small enough to stream, large enough to be quick.
+        for _ in range(500):
+            heads = [(part.head.row, i) for i, part in enumerate(parts) if part.head is not None]
+            if not heads:
+                break
+            row = await parts[min(heads)[1]].pop()
+            writer.writerow([row.row, row.column, row.value, row.error])
+        yield out.getvalue().encode()
 
 
 # ---------------------------------------------------------------- exports

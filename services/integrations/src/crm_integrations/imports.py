@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import tempfile
@@ -65,6 +63,8 @@ MAX_BYTES = 500 * 1024 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 LIFECYCLE = ("lead", "prospect", "customer", "churned")
 PREVIEW_ROWS = 20
+# Bytes of error rows per streamed piece of the report: well under gRPC's message limits.
+REPORT_PIECE = 1024 * 1024
 
 
 def job_to_pb(row: models.ImportJob, preview: list[pb.PreviewRow] | None = None) -> pb.ImportJob:
@@ -285,6 +285,12 @@ class Importer:
         self.settings = settings
         self.regions = regions
         self.wake = asyncio.Event()
+        self.xlsx_limits = tabular.XlsxLimits(
+            max_other_bytes=settings.import_xlsx_max_table_bytes,
+            max_sheet_bytes=settings.import_xlsx_max_sheet_bytes,
+            max_total_bytes=settings.import_xlsx_max_total_bytes,
+            max_parts=settings.import_xlsx_max_parts,
+        )
 
     # ---------------------------------------------------------------- API
 
@@ -321,6 +327,7 @@ class Importer:
                 parent_id=request.parent_id,
                 home_region=principal.home_region or self.region,
                 cross_region_basis=principal.cross_region_basis,
+                touched_at=clock.now(),
             )
             session.add(row)
             await session.flush()
@@ -328,6 +335,16 @@ class Importer:
             return job_to_pb(row)
 
     async def upload(
+        self, principal: Principal, request: pb.UploadImportChunkRequest
+    ) -> pb.ImportJob:
+        try:
+            return await self._upload(principal, request)
+        except InvalidArgument as exc:
+            # A refused file is not kept: its chunks (personal data) go, and the job says why.
+            await self._refuse(principal, request.id, exc)
+            raise
+
+    async def _upload(
         self, principal: Principal, request: pb.UploadImportChunkRequest
     ) -> pb.ImportJob:
         if len(request.data) > MAX_CHUNK:
@@ -345,6 +362,7 @@ class Importer:
             )
             job.chunks += 1
             job.size_bytes += len(request.data)
+            job.touched_at = clock.now()
             if not request.last:
                 return job_to_pb(job)
             if job.format == FORWARDED:  # already normalized and mapped by its parent
@@ -357,9 +375,13 @@ class Importer:
                     encoding, delimiter, headers = await asyncio.to_thread(
                         tabular.inspect_csv, path
                     )
+                    await asyncio.to_thread(tabular.check_csv, path, encoding, delimiter)
                 else:
                     encoding, delimiter = "", ""
+                    await asyncio.to_thread(tabular.check_xlsx, path, self.xlsx_limits)
                     headers = await asyncio.to_thread(tabular.inspect_xlsx, path)
+            except tabular.Refused as exc:
+                raise InvalidArgument.single("file", f"{job.file_name}: {exc}") from exc
             except Exception as exc:  # a damaged file is the user's to fix, not a 500
                 raise InvalidArgument.single("file", f"cannot read the file: {exc}") from exc
         if not any(headers):
@@ -370,7 +392,49 @@ class Importer:
             job.encoding, job.delimiter, job.headers = encoding, delimiter, headers
             job.mapping = tabular.suggest(headers)
             job.status = "ready"
+            job.touched_at = clock.now()
             return job_to_pb(job)
+
+    async def _refuse(self, principal: Principal, job_id: str, exc: InvalidArgument) -> None:
+        with contextlib.suppress(NotFound):
+            async with transaction(self.sessions) as session:
+                job = await self._job(session, principal, job_id, lock=True)
+                if job.status != "uploading":
+                    return
+                job.status = "failed"
+                job.error = "; ".join(f"{v.field}: {v.description}" for v in exc.violations)[:1000]
+                job.finished_at = clock.now()
+                await self._drop_file(session, job.id)
+
+    async def expire_abandoned(self) -> list[str]:
+        """Ends uploads nobody touched for `import_abandoned_after` (an upload never
+        finished, or a file never imported) and removes their files; returns their ids."""
+        cutoff = clock.now() - timedelta(seconds=self.settings.import_abandoned_after)
+        async with transaction(self.sessions) as session:
+            expired = list(
+                await session.scalars(
+                    sa.update(models.ImportJob)
+                    .where(
+                        models.ImportJob.status.in_(("uploading", "ready")),
+                        sa.func.coalesce(models.ImportJob.touched_at, models.ImportJob.created_at)
+                        < cutoff,
+                    )
+                    .values(
+                        status="expired",
+                        error="abandoned: not started within "
+                        f"{self.settings.import_abandoned_after / 3600:g} hours of the last upload",
+                        finished_at=clock.now(),
+                    )
+                    .returning(models.ImportJob.id)
+                )
+            )
+            if expired:
+                await session.execute(
+                    sa.delete(models.ImportChunk).where(models.ImportChunk.import_id.in_(expired))
+                )
+        if expired:
+            log.info("expired %d abandoned import uploads", len(expired))
+        return expired
 
     @contextlib.asynccontextmanager
     async def file(self, job_id: str, file_format: str) -> AsyncIterator[Path]:
@@ -434,6 +498,7 @@ class Importer:
         if violations:
             raise InvalidArgument(violations)
         job.duplicate_policy = policy or job.duplicate_policy or "skip"
+        job.touched_at = clock.now()
 
     async def preview(self, principal: Principal, request: pb.PreviewImportRequest) -> pb.ImportJob:
         """A dry run over the whole file: the counts and the first rows' fate, nothing written."""
@@ -548,10 +613,14 @@ class Importer:
                 job.cancel_requested = True  # the worker stops after the current batch
             return job_to_pb(job)
 
-    async def errors(self, principal: Principal, job_id: str) -> pb.ImportErrorReport:
+    async def errors(
+        self, principal: Principal, job_id: str
+    ) -> AsyncIterator[pb.ImportErrorReport]:
+        """The error report in file order, in pieces of about REPORT_PIECE bytes: read
+        from the database as a stream, so neither side holds a large report whole."""
         async with transaction(self.sessions) as session:
             await self._job(session, principal, job_id)
-            rows = await session.execute(
+            rows = await session.stream(
                 sa.select(
                     models.ImportRowError.row,
                     models.ImportRowError.column,
@@ -560,15 +629,18 @@ class Importer:
                 )
                 .where(models.ImportRowError.import_id == job_id)
                 .order_by(models.ImportRowError.row, models.ImportRowError.seq)
+                .execution_options(yield_per=500)
             )
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(["row", "column", "value", "error"])
-            count = 0
-            for item in rows:
-                writer.writerow([item.row, item.column, item.value, item.error])
-                count += 1
-        return pb.ImportErrorReport(csv=out.getvalue().encode("utf-8-sig"), rows=count)
+            piece = pb.ImportErrorReport()
+            size = 0
+            async for item in rows:
+                piece.rows.add(row=item.row, column=item.column, value=item.value, error=item.error)
+                size += len(item.column) + len(item.value) + len(item.error) + 16
+                if size >= REPORT_PIECE:
+                    yield piece
+                    piece, size = pb.ImportErrorReport(), 0
+            if piece.rows:
+                yield piece
 
     # ---------------------------------------------------------------- the pipeline
 
@@ -763,9 +835,14 @@ class Importer:
 
     async def run(self) -> None:
         """Runs imports started in this region; a lease lets one replica own a job and
-        another resume it (after the last finished batch) if that replica dies."""
+        another resume it (after the last finished batch) if that replica dies. Now and
+        then it also expires abandoned uploads."""
+        swept = 0.0
         while True:
             try:
+                if asyncio.get_running_loop().time() - swept >= self.settings.import_sweep_interval:
+                    swept = asyncio.get_running_loop().time()
+                    await self.expire_abandoned()
                 job_id = await self._claim()
                 if job_id:
                     await self._process(job_id)

@@ -211,6 +211,8 @@ class ImportJob(Base):
     error: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(TS, server_default=_now())
     finished_at: Mapped[datetime | None] = mapped_column(TS)
+    # Last upload, preview or configuration (the kit's clock): abandoned jobs expire.
+    touched_at: Mapped[datetime | None] = mapped_column(TS)
     # Rows of a file uploaded in another region that belong here come as their own job.
     parent_id: Mapped[str] = mapped_column(sa.Text, default="")
     child_ids: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)

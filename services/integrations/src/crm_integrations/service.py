@@ -195,8 +195,9 @@ class IntegrationsServicer(ServicerBase, integrations_pb2_grpc.IntegrationsServi
 
     async def GetImportErrors(
         self, request: pb.GetImportErrorsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ImportErrorReport:
-        return await self.importer.errors(caller(), request.id)
+    ) -> AsyncIterator[pb.ImportErrorReport]:
+        async for piece in self.importer.errors(caller(), request.id):
+            yield piece
 
     # ------------------------------------------------------------------ webhooks
 

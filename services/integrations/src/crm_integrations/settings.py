@@ -26,3 +26,13 @@ class IntegrationsSettings(BaseSettings):
     import_concurrency: int = Field(default=4, ge=1)
     # Deadline of one group write (a transaction of up to `import_group_size` contacts).
     import_write_timeout: float = Field(default=60.0, gt=0)
+    # An upload not finished, or a file not imported, this many seconds after it was last
+    # touched is expired and its file removed; the sweep looks every `import_sweep_interval`.
+    import_abandoned_after: float = Field(default=24 * 3600.0, gt=0)
+    import_sweep_interval: float = Field(default=5.0, gt=0)
+    # How far an uploaded XLSX may expand once uncompressed (see tabular.XlsxLimits): the
+    # shared-strings table and other parts openpyxl loads whole, each worksheet, the whole.
+    import_xlsx_max_table_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    import_xlsx_max_sheet_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    import_xlsx_max_total_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    import_xlsx_max_parts: int = Field(default=1000, ge=1)

@@ -9,7 +9,10 @@ import csv
 import io
 import re
 import unicodedata
+import zipfile
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -236,6 +239,84 @@ def inspect_csv(path: Path) -> tuple[str, str, list[str]]:
     delimiter = detect_delimiter(text)
     headers = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     return encoding, delimiter, [h.strip() for h in headers]
+
+
+class Refused(ValueError):
+    """The file cannot be imported safely; the message says why, for the user."""
+
+
+def check_csv(path: Path, encoding: str, delimiter: str) -> None:
+    """Reads the whole file once, so a row the reader cannot take (a field over the csv
+    module's limit of 128 KiB) is refused at upload rather than failing the import later."""
+    limit = csv.field_size_limit()
+    with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            for _ in reader:
+                pass
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise Refused(
+                    f"row {reader.line_num}: a field is longer than {limit // 1024} KiB"
+                ) from exc
+            raise Refused(f"row {reader.line_num}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class XlsxLimits:
+    """How far an uploaded workbook may expand. openpyxl reads worksheets as a stream but
+    loads every other part (the shared-strings table, styles) whole, even read-only, so a
+    small file whose shared strings expand to a gigabyte would take that much memory."""
+
+    max_parts: int = 1000
+    max_sheet_bytes: int = 512 * 1024 * 1024
+    max_other_bytes: int = 32 * 1024 * 1024
+    max_total_bytes: int = 1024 * 1024 * 1024
+
+
+def check_xlsx(path: Path, limits: XlsxLimits) -> None:
+    """Refuses a workbook whose parts would expand past `limits`, before openpyxl opens it:
+    first by the sizes the ZIP directory declares, then by the bytes really inflated
+    (streamed, so a directory that lies costs no memory; zipfile also stops at the declared
+    size and checks the CRC)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Refused("not an XLSX workbook (not a ZIP archive)") from exc
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > limits.max_parts:
+            raise Refused(f"the workbook has {len(parts)} parts; at most {limits.max_parts}")
+
+        def bound(part: zipfile.ZipInfo) -> int:
+            sheet = part.filename.startswith("xl/worksheets/")
+            return limits.max_sheet_bytes if sheet else limits.max_other_bytes
+
+        declared = 0
+        for part in parts:
+            declared += part.file_size
+            if part.file_size > bound(part) or declared > limits.max_total_bytes:
+                raise Refused(_too_large(part.filename, bound(part), limits))
+        total = 0
+        for part in parts:
+            size = 0
+            try:
+                with archive.open(part) as stream:
+                    while chunk := stream.read(1024 * 1024):
+                        size += len(chunk)
+                        total += len(chunk)
+                        if size > bound(part) or total > limits.max_total_bytes:
+                            raise Refused(_too_large(part.filename, bound(part), limits))
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                raise Refused(f"the workbook is damaged ({part.filename}: {exc})") from exc
+
+
+def _too_large(part: str, bound: int, limits: XlsxLimits) -> str:
+    mib = 1024 * 1024
+    return (
+        f"the workbook expands too far: its part {part} may hold at most {bound // mib} MiB "
+        f"and the whole workbook {limits.max_total_bytes // mib} MiB once uncompressed"
+    )
 
 
 def inspect_xlsx(path: Path) -> list[str]:

@@ -46,23 +46,43 @@ _CODES: dict[type[errors.CrmError], grpc.StatusCode] = {
 }
 
 
+# An error travels in trailing metadata (grpc-message, percent-encoded, and the
+# google.rpc.Status again in grpc-status-details-bin, base64), which gRPC caps at 8 KiB
+# before refusing the whole answer. Messages echo user input (an unknown country of 10,000
+# characters), so they are bounded here, whatever the caller sent.
+MESSAGE_BYTES = 512
+DETAIL_BYTES = 3072
+FIELD_BYTES = 200
+DESCRIPTION_BYTES = 300
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes, marked with an ellipsis when cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "\u2026"
+
+
 def status_for(exc: errors.CrmError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
     """The gRPC code, message and trailing metadata (google.rpc.Status) for a domain error."""
     code = next((c for kind, c in _CODES.items() if isinstance(exc, kind)), grpc.StatusCode.UNKNOWN)
-    message = str(exc) or code.name.lower()
+    message = clip(str(exc) or code.name.lower(), MESSAGE_BYTES)
     status = status_pb2.Status(code=code.value[0], message=message)
     if isinstance(exc, errors.InvalidArgument):
-        detail = any_pb2.Any()
-        detail.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in exc.violations
-                ]
+        bad_request = error_details_pb2.BadRequest()
+        for shown, violation in enumerate(exc.violations):
+            if bad_request.ByteSize() > DETAIL_BYTES:
+                left = len(exc.violations) - shown
+                message = clip(f"{left} more invalid field(s) not shown; {message}", MESSAGE_BYTES)
+                status.message = message
+                break
+            bad_request.field_violations.add(
+                field=clip(violation.field, FIELD_BYTES),
+                description=clip(violation.description, DESCRIPTION_BYTES),
             )
-        )
+        detail = any_pb2.Any()
+        detail.Pack(bad_request)
         status.details.append(detail)
     if isinstance(exc, errors.Unavailable):
         detail = any_pb2.Any()

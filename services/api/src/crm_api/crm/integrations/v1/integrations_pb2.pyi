@@ -883,7 +883,9 @@ class ImportJob(_message.Message):
     format: _builtins.str
     """"csv" or "xlsx"; "rows" for an import another region's import forwarded here"""
     status: _builtins.str
-    """"uploading", "ready", "running", "completed", "cancelled", "failed" """
+    """"uploading", "ready", "running", "completed", "cancelled", "failed" (a refused
+    upload too, its file removed), "expired" (abandoned: untouched for a day)
+    """
     duplicate_policy: _builtins.str
     """"skip", "update" or "create" """
     default_country: _builtins.str
@@ -1187,24 +1189,52 @@ Global___GetImportErrorsRequest: _TypeAlias = GetImportErrorsRequest  # noqa: Y0
 class ImportErrorReport(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    CSV_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
-    csv: _builtins.bytes
-    """CSV: row, column, value, error."""
-    rows: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRowError]:
+        """In file order (by row, then as found), about a megabyte per message at most."""
+
     def __init__(
         self,
         *,
-        csv: _builtins.bytes = ...,
-        rows: _builtins.int = ...,
+        rows: _abc.Iterable[Global___ImportRowError] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportErrorReport: _TypeAlias = ImportErrorReport  # noqa: Y015
+
+@_typing.final
+class ImportRowError(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    COLUMN_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    row: _builtins.int
+    """The row number as a spreadsheet shows it (the header is row 1)."""
+    column: _builtins.str
+    value: _builtins.str
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        row: _builtins.int = ...,
+        column: _builtins.str = ...,
+        value: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "error", b"error", "row", b"row", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRowError: _TypeAlias = ImportRowError  # noqa: Y015
 
 @_typing.final
 class Webhook(_message.Message):

@@ -5,7 +5,7 @@ import warnings
 
 from crm_api.crm.integrations.v1 import integrations_pb2 as crm_dot_integrations_dot_v1_dot_integrations__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -138,7 +138,7 @@ class IntegrationsServiceStub:
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.CancelImportRequest.SerializeToString,
                 response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportJob.FromString,
                 _registered_method=True)
-        self.GetImportErrors = channel.unary_unary(
+        self.GetImportErrors = channel.unary_stream(
                 '/crm.integrations.v1.IntegrationsService/GetImportErrors',
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.GetImportErrorsRequest.SerializeToString,
                 response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportErrorReport.FromString,
@@ -317,7 +317,9 @@ class IntegrationsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetImportErrors(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The per-row error report, streamed in pieces in file order (a report of many rows
+        is larger than one gRPC message may be).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -469,7 +471,7 @@ def add_IntegrationsServiceServicer_to_server(servicer, server):
                     request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.CancelImportRequest.FromString,
                     response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportJob.SerializeToString,
             ),
-            'GetImportErrors': grpc.unary_unary_rpc_method_handler(
+            'GetImportErrors': grpc.unary_stream_rpc_method_handler(
                     servicer.GetImportErrors,
                     request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.GetImportErrorsRequest.FromString,
                     response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ImportErrorReport.SerializeToString,
@@ -1075,7 +1077,7 @@ class IntegrationsService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/crm.integrations.v1.IntegrationsService/GetImportErrors',

@@ -67,7 +67,10 @@ class IntegrationsServiceStub:
     StartImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.StartImportRequest, _integrations_pb2.ImportJob]
     GetImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.GetImportRequest, _integrations_pb2.ImportJob]
     CancelImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.CancelImportRequest, _integrations_pb2.ImportJob]
-    GetImportErrors: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.GetImportErrorsRequest, _integrations_pb2.ImportErrorReport]
+    GetImportErrors: _grpc.UnaryStreamMultiCallable[_integrations_pb2.GetImportErrorsRequest, _integrations_pb2.ImportErrorReport]
+    """The per-row error report, streamed in pieces in file order (a report of many rows
+    is larger than one gRPC message may be).
+    """
     PutWebhook: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.PutWebhookRequest, _integrations_pb2.Webhook]
     """Outbound webhooks."""
     ListWebhooks: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.ListWebhooksRequest, _integrations_pb2.ListWebhooksResponse]
@@ -117,7 +120,10 @@ class IntegrationsServiceAsyncStub(IntegrationsServiceStub):
     StartImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.StartImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
     GetImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.GetImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
     CancelImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.CancelImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
-    GetImportErrors: _aio.UnaryUnaryMultiCallable[_integrations_pb2.GetImportErrorsRequest, _integrations_pb2.ImportErrorReport]  # type: ignore[assignment]
+    GetImportErrors: _aio.UnaryStreamMultiCallable[_integrations_pb2.GetImportErrorsRequest, _integrations_pb2.ImportErrorReport]  # type: ignore[assignment]
+    """The per-row error report, streamed in pieces in file order (a report of many rows
+    is larger than one gRPC message may be).
+    """
     PutWebhook: _aio.UnaryUnaryMultiCallable[_integrations_pb2.PutWebhookRequest, _integrations_pb2.Webhook]  # type: ignore[assignment]
     """Outbound webhooks."""
     ListWebhooks: _aio.UnaryUnaryMultiCallable[_integrations_pb2.ListWebhooksRequest, _integrations_pb2.ListWebhooksResponse]  # type: ignore[assignment]
@@ -290,7 +296,10 @@ class IntegrationsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _integrations_pb2.GetImportErrorsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_integrations_pb2.ImportErrorReport, _abc.Awaitable[_integrations_pb2.ImportErrorReport]]: ...
+    ) -> _typing.Union[_abc.Iterator[_integrations_pb2.ImportErrorReport], _abc.AsyncIterator[_integrations_pb2.ImportErrorReport]]:
+        """The per-row error report, streamed in pieces in file order (a report of many rows
+        is larger than one gRPC message may be).
+        """
 
     @_abc_1.abstractmethod
     def PutWebhook(

@@ -5,7 +5,7 @@ import warnings
 
 from crm_api.crm.policy.v1 import policy_pb2 as crm_dot_policy_dot_v1_dot_policy__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

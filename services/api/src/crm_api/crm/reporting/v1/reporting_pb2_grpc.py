@@ -5,7 +5,7 @@ import warnings
 
 from crm_api.crm.reporting.v1 import reporting_pb2 as crm_dot_reporting_dot_v1_dot_reporting__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
