@@ -1,4 +1,3 @@
-import { KeyboardCode, type KeyboardCoordinateGetter } from '@dnd-kit/core';
 import type { Board } from '../api/types';
 
 /**
@@ -42,31 +41,18 @@ export function moveCard(board: Board, dealId: string, toStageId: string): Board
 }
 
 /**
- * Keyboard dragging between columns: Left/Right jump to the neighbouring column as the
- * screen shows it (so it is right even when Persian lays the board out right to left).
+ * The column a picked-up card targets after an arrow key. Arrows follow the screen, so
+ * in a right-to-left layout (columns run from the right) ArrowRight goes one stage back.
  */
-export const columnCoordinates: KeyboardCoordinateGetter = (event, { context }) => {
-  const { active, collisionRect, droppableRects, droppableContainers, over } = context;
-  if (!active || !collisionRect) return undefined;
-  const step =
-    event.code === KeyboardCode.Right ? 1 : event.code === KeyboardCode.Left ? -1 : 0;
-  if (event.code === KeyboardCode.Up || event.code === KeyboardCode.Down) {
-    event.preventDefault();
-    return undefined;
-  }
-  if (!step) return undefined;
-  event.preventDefault();
-  const columns = droppableContainers
-    .getEnabled()
-    .map((container) => ({ id: container.id, rect: droppableRects.get(container.id) }))
-    .filter((c): c is { id: typeof c.id; rect: NonNullable<typeof c.rect> } => Boolean(c.rect))
-    .sort((a, b) => a.rect.left - b.rect.left);
-  const currentId = over?.id ?? (active.data.current as { stageId?: string } | undefined)?.stageId;
-  const index = columns.findIndex((c) => c.id === currentId);
-  const next = columns[index + step];
-  if (!next) return undefined;
-  return {
-    x: next.rect.left + (next.rect.width - collisionRect.width) / 2,
-    y: next.rect.top + 56,
-  };
-};
+export function nextTarget(
+  index: number,
+  key: string,
+  count: number,
+  dir: 'ltr' | 'rtl',
+): number {
+  const forward = dir === 'rtl' ? 'ArrowLeft' : 'ArrowRight';
+  const back = dir === 'rtl' ? 'ArrowRight' : 'ArrowLeft';
+  if (key === forward) return Math.min(index + 1, count - 1);
+  if (key === back) return Math.max(index - 1, 0);
+  return index;
+}

@@ -78,3 +78,18 @@ export function fieldErrors(
   }
   return { byField, other };
 }
+
+type Translate = (key: `stage.${(typeof LIFECYCLE_STAGES)[number]}` | `source.${(typeof SOURCES)[number]}`) => string;
+
+/** A lifecycle stage or source in the interface's language (unknown values as they are). */
+export function stageLabel(t: Translate, stage: string): string {
+  return (LIFECYCLE_STAGES as readonly string[]).includes(stage)
+    ? t(`stage.${stage as (typeof LIFECYCLE_STAGES)[number]}`)
+    : stage;
+}
+
+export function sourceLabel(t: Translate, source: string): string {
+  return (SOURCES as readonly string[]).includes(source)
+    ? t(`source.${source as (typeof SOURCES)[number]}`)
+    : source;
+}

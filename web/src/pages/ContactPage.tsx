@@ -29,7 +29,7 @@ import { ApiError, api, call, idempotencyKey } from '../api/client';
 import type { Contact, Deal, Page, Task, TimelineEntry } from '../api/types';
 import { Empty, ErrorState, Loading, NotFoundState, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
-import { fullName } from '../lib/contacts';
+import { fullName, sourceLabel, stageLabel } from '../lib/contacts';
 
 const KINDS = ['note', 'call', 'email', 'meeting'] as const;
 type Kind = (typeof KINDS)[number];
@@ -88,7 +88,7 @@ export default function ContactPage() {
             {fullName(c)}
           </Title>
           <Group gap="xs" mt={6}>
-            {c.lifecycle_stage ? <Badge variant="light">{c.lifecycle_stage}</Badge> : null}
+            {c.lifecycle_stage ? <Badge variant="light">{stageLabel(t, c.lifecycle_stage)}</Badge> : null}
             {c.tags.map((tag) => (
               <Badge key={tag} variant="outline" color="gray">
                 {tag}
@@ -122,7 +122,7 @@ export default function ContactPage() {
                 <Field label={t('contact.timeZone')}>{c.time_zone}</Field>
                 <Field label={t('contact.language')}>{c.language}</Field>
                 <Field label={t('contacts.owner')}>{c.owner_id}</Field>
-                <Field label={t('form.source')}>{c.source}</Field>
+                <Field label={t('form.source')}>{sourceLabel(t, c.source)}</Field>
                 <Field label={t('contacts.created')}>{format.dateTime(c.created_at)}</Field>
               </Stack>
             </Card>

@@ -22,7 +22,14 @@ import type { Contact, Page } from '../api/types';
 import { useSignedIn } from '../auth/useSession';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
-import { filtersFrom, filtersTo, fullName, LIFECYCLE_STAGES, type ContactFilters } from '../lib/contacts';
+import {
+  filtersFrom,
+  filtersTo,
+  fullName,
+  LIFECYCLE_STAGES,
+  stageLabel,
+  type ContactFilters,
+} from '../lib/contacts';
 
 const PAGE = 50;
 
@@ -168,9 +175,7 @@ export default function Contacts() {
                     <Table.Td>
                       {contact.lifecycle_stage ? (
                         <Badge variant="light">
-                          {LIFECYCLE_STAGES.includes(contact.lifecycle_stage as never)
-                            ? t(`stage.${contact.lifecycle_stage as (typeof LIFECYCLE_STAGES)[number]}`)
-                            : contact.lifecycle_stage}
+                          {stageLabel(t, contact.lifecycle_stage)}
                         </Badge>
                       ) : null}
                     </Table.Td>

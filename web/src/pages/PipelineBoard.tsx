@@ -2,7 +2,6 @@ import {
   closestCenter,
   DndContext,
   DragOverlay,
-  KeyboardSensor,
   PointerSensor,
   pointerWithin,
   useDraggable,
@@ -26,19 +25,20 @@ import {
   Stack,
   Text,
   Title,
+  VisuallyHidden,
 } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { IconDots, IconUser } from '@tabler/icons-react';
+import { IconAddressBook, IconDots, IconUser } from '@tabler/icons-react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useState, type KeyboardEvent } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import type { Board, BoardColumn, Deal, Pipeline, Stage } from '../api/types';
 import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
-import { columnCoordinates, moveCard } from '../lib/board';
+import { moveCard, nextTarget } from '../lib/board';
 
-// Pointer: the column under the pointer. Keyboard: the column the card was moved into.
+// The column under the pointer, else the nearest one.
 const collision: CollisionDetection = (args) => {
   const hits = pointerWithin(args);
   return hits.length ? hits : closestCenter(args);
@@ -88,11 +88,14 @@ export default function PipelineBoard() {
 }
 
 function BoardView({ pipelineId }: { pipelineId: string }) {
-  const { t, format } = useI18n();
+  const { t, format, dir } = useI18n();
   const errorText = useErrorText();
   const queryClient = useQueryClient();
   const queryKey = ['board', pipelineId];
   const [dragging, setDragging] = useState<Deal | null>(null);
+  // Keyboard moves: Space or Enter picks a card up, arrows choose the column, Space or
+  // Enter drops it there, Escape puts it back.
+  const [picked, setPicked] = useState<{ deal: Deal; target: number } | null>(null);
   const board = useQuery({
     queryKey,
     queryFn: () =>
@@ -122,7 +125,7 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
       if (context?.previous) queryClient.setQueryData(queryKey, context.previous);
       const fields =
         error instanceof ApiError && error.fieldErrors.length
-          ? error.fieldErrors.map((e) => `${e.field}: ${e.message}`).join('; ')
+          ? error.fieldErrors.map((e) => `${humanize(e.field)}: ${e.message}`).join('; ')
           : errorText(error);
       notifications.show({
         color: 'red',
@@ -145,7 +148,6 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
 
   const sensors = useSensors(
     useSensor(PointerSensor, { activationConstraint: { distance: 6 } }),
-    useSensor(KeyboardSensor, { coordinateGetter: columnCoordinates }),
   );
 
   if (board.isPending) return <Loading label={t('common.loading')} />;
@@ -157,8 +159,32 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
     const stage = stages.find((s) => s.id === stageId);
     if (stage && stage.id !== deal.stage_id) move.mutate({ deal, stage });
   };
-  const onDragStart = ({ active }: DragStartEvent) =>
+  const onDragStart = ({ active }: DragStartEvent) => {
+    setPicked(null);
     setDragging((active.data.current as { deal: Deal }).deal);
+  };
+  const onCardKey = (deal: Deal, event: KeyboardEvent) => {
+    const select = event.key === ' ' || event.key === 'Enter';
+    if (!picked || picked.deal.id !== deal.id) {
+      if (select) {
+        event.preventDefault();
+        setPicked({ deal, target: stages.findIndex((s) => s.id === deal.stage_id) });
+      }
+      return;
+    }
+    if (event.key === 'ArrowLeft' || event.key === 'ArrowRight') {
+      event.preventDefault();
+      setPicked({ deal, target: nextTarget(picked.target, event.key, stages.length, dir) });
+    } else if (select) {
+      event.preventDefault();
+      setPicked(null);
+      const stage = stages[picked.target];
+      if (stage) moveTo(deal, stage.id);
+    } else if (event.key === 'Escape') {
+      setPicked(null);
+    }
+  };
+  const pickedStage = picked ? stages[picked.target] : undefined;
   const onDragEnd = ({ active, over }: DragEndEvent) => {
     setDragging(null);
     if (over) moveTo((active.data.current as { deal: Deal }).deal, String(over.id));
@@ -182,6 +208,9 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
         onDragCancel={() => setDragging(null)}
         accessibility={{ screenReaderInstructions: { draggable: t('board.dragHint') } }}
       >
+        <VisuallyHidden aria-live="assertive">
+          {picked && pickedStage ? `${picked.deal.title}: ${t('board.moveTo')} ${pickedStage.name}` : ''}
+        </VisuallyHidden>
         <div className="board-scroller" data-testid="board">
           {data.columns.map((column) => (
             <Column
@@ -190,6 +219,9 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
               currency={data.reporting_currency}
               stages={stages}
               onMove={moveTo}
+              onCardKey={onCardKey}
+              targeted={pickedStage?.id === column.stage.id}
+              pickedId={picked?.deal.id ?? null}
             />
           ))}
         </div>
@@ -206,11 +238,17 @@ function Column({
   currency,
   stages,
   onMove,
+  onCardKey,
+  targeted,
+  pickedId,
 }: {
   column: BoardColumn;
   currency: string;
   stages: Stage[];
   onMove: (deal: Deal, stageId: string) => void;
+  onCardKey: (deal: Deal, event: KeyboardEvent) => void;
+  targeted: boolean;
+  pickedId: string | null;
 }) {
   const { t, format } = useI18n();
   const { setNodeRef, isOver } = useDroppable({ id: column.stage.id });
@@ -218,7 +256,7 @@ function Column({
     <section
       ref={setNodeRef}
       className="board-column"
-      data-over={isOver}
+      data-over={isOver || targeted}
       data-testid="board-column"
       data-stage={column.stage.name}
       aria-label={column.stage.name}
@@ -243,7 +281,14 @@ function Column({
           </Text>
         ) : (
           column.deals.map((deal) => (
-            <DealCard key={deal.id} deal={deal} stages={stages} onMove={onMove} />
+            <DealCard
+              key={deal.id}
+              deal={deal}
+              stages={stages}
+              onMove={onMove}
+              onKey={onCardKey}
+              picked={pickedId === deal.id}
+            />
           ))
         )}
       </Stack>
@@ -255,10 +300,14 @@ function DealCard({
   deal,
   stages,
   onMove,
+  onKey,
+  picked,
 }: {
   deal: Deal;
   stages: Stage[];
   onMove: (deal: Deal, stageId: string) => void;
+  onKey: (deal: Deal, event: KeyboardEvent) => void;
+  picked: boolean;
 }) {
   const { t, format } = useI18n();
   const { attributes, listeners, setNodeRef, transform, isDragging } = useDraggable({
@@ -273,11 +322,14 @@ function DealCard({
       p="sm"
       className="deal-card"
       data-dragging={isDragging}
+      data-picked={picked}
       data-testid="deal-card"
       data-deal={deal.title}
       style={{ transform: CSS.Translate.toString(transform) }}
       {...attributes}
+      aria-pressed={picked}
       {...listeners}
+      onKeyDown={(event: KeyboardEvent) => onKey(deal, event)}
     >
       <Group justify="space-between" align="flex-start" wrap="nowrap" gap={4}>
         <CardBody deal={deal} format={format} t={t} bare />
@@ -339,10 +391,14 @@ function CardBody({
           <Anchor
             component={Link}
             to={`/contacts/${deal.contact_id}`}
-            size="xs"
+            aria-label={t('nav.contacts')}
+            title={t('nav.contacts')}
+            c="dimmed"
+            lh={1}
             onPointerDown={(e) => e.stopPropagation()}
+            onKeyDown={(e) => e.stopPropagation()}
           >
-            ↗
+            <IconAddressBook size={14} />
           </Anchor>
         ) : null}
       </Group>
@@ -357,4 +413,10 @@ function CardBody({
       {body}
     </Paper>
   );
+}
+
+/** "lost_reason" → "Lost reason": the field the API names, in words. */
+function humanize(field: string): string {
+  const words = field.replace(/^custom_fields\./, '').replace(/[_.]/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
 }

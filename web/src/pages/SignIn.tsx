@@ -13,7 +13,7 @@ import {
   Title,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { useMutation, useQuery } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { useLocation, useNavigate } from 'react-router';
 import { ApiError, api, call } from '../api/client';
@@ -42,40 +42,52 @@ export default function SignIn() {
   const [role, setRole] = useState<Role>('admin');
   const [region, setRegion] = useState<string | null>(null);
 
-  const directory = useQuery({
-    queryKey: ['dev-directory', debouncedTenant],
-    enabled: debouncedTenant.length > 0,
+  const queryClient = useQueryClient();
+  const directoryQuery = (name: string) => ({
+    queryKey: ['dev-directory', name],
     queryFn: () =>
-      call<Directory>(api.GET('/v1/dev/users', { params: { query: { tenant: debouncedTenant } } })),
+      call<Directory>(api.GET('/v1/dev/users', { params: { query: { tenant: name } } })),
     retry: false,
+  });
+  const directory = useQuery({
+    ...directoryQuery(debouncedTenant),
+    enabled: debouncedTenant.length > 0,
   });
   const users = directory.data?.data ?? [];
   const chosen = users.find((u) => u.id === user);
   const regions = directory.data?.regions ?? ['eu', 'br', 'us'];
 
   const signIn = useMutation({
-    mutationFn: () =>
-      call<{ token: string; expires_in: number }>(
+    mutationFn: async () => {
+      // The directory entry of the user typed, even if the list had not loaded yet.
+      const entries = await queryClient
+        .fetchQuery(directoryQuery(tenant.trim()))
+        .then((d) => d.data)
+        .catch(() => [] as DirectoryUser[]);
+      const entry = entries.find((u) => u.id === user.trim());
+      const minted = await call<{ token: string; expires_in: number }>(
         api.POST('/v1/dev/token', {
           body: {
             tenant: tenant.trim(),
             user: user.trim(),
             role,
             region: region ?? regions[0] ?? 'eu',
-            team: chosen?.team ?? '',
+            team: entry?.team ?? '',
           },
         }),
-      ),
-    onSuccess: ({ token, expires_in }) => {
+      );
+      return { ...minted, entry };
+    },
+    onSuccess: ({ token, expires_in, entry }) => {
       setSession({
         token,
         tenant: tenant.trim(),
         user: user.trim(),
-        name: chosen?.display_name || user.trim(),
+        name: entry?.display_name || user.trim(),
         role,
         region: region ?? regions[0] ?? 'eu',
-        team: chosen?.team ?? '',
-        timeZone: chosen?.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone,
+        team: entry?.team ?? '',
+        timeZone: entry?.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone,
         expiresAt: Date.now() + expires_in * 1000,
       });
       const from = (location.state as { from?: string } | null)?.from;
@@ -91,7 +103,7 @@ export default function SignIn() {
 
   return (
     <Center mih="100vh" p="md" bg="gray.0">
-      <Paper withBorder shadow="sm" p="xl" w="100%" maw={460}>
+      <Paper withBorder shadow="sm" p="xl" w="100%" maw={500}>
         <form onSubmit={submit}>
           <Stack gap="md">
             <Group justify="space-between" align="flex-start" wrap="nowrap">
