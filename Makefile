@@ -22,7 +22,7 @@ WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) \
 
 install: $(STAMP) $(WEB_BUILD)
 
-$(WEB_DEPS): web/package-lock.json web/package.json $(STAMP)
+$(WEB_DEPS): web/package-lock.json web/package.json | $(STAMP)
 	cd web && $(WEB_ENV) npm ci --no-audit --no-fund
 	touch $@
 
