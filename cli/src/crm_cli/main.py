@@ -66,10 +66,17 @@ def up(
             typer.echo(f"{exc}\ncannot start; see {cluster.log_dir}", err=True)
             raise typer.Exit(1) from exc
         _print_status(cluster)
+        url = cluster.gateway_url
+        web = (
+            f"Web app:  {url}/   (development sign-in: pick a user and a role)\n"
+            if cluster.web_dir
+            else "Web app:  not built (run `make install`)\n"
+        )
         typer.echo(
-            f"\nGateway:  {cluster.gateway_url}   (API docs: {cluster.gateway_url}/docs)\n"
-            "Token:    TOKEN=$(.venv/bin/crm token --role admin --region eu)\n"
-            f'Try:      curl -H "Authorization: Bearer $TOKEN" {cluster.gateway_url}/v1/contacts\n'
+            f"\nGateway:  {url}   (API docs: {url}/docs)\n"
+            + web
+            + "Token:    TOKEN=$(.venv/bin/crm token --role admin --region eu)\n"
+            + f'Try:      curl -H "Authorization: Bearer $TOKEN" {url}/v1/contacts\n'
             "Demo data: .venv/bin/crm seed\n"
             f"Mail:     tail -f {cluster.log_dir}/mail.log   (messages in {cluster.mail_dir})\n"
             "Stop with Ctrl-C."

@@ -24,6 +24,7 @@ from crm_gateway.routes import (
     compliance,
     contacts,
     deals,
+    dev,
     imports,
     integrations,
     notifications,
@@ -32,6 +33,7 @@ from crm_gateway.routes import (
     tasks,
 )
 from crm_gateway.settings import GatewaySettings
+from crm_gateway.web import WebApp, check_build
 from crm_kit.auth import TokenVerifier
 
 HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -112,6 +114,8 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(integrations.router)
     app.include_router(integrations.public)
     app.include_router(imports.router)
+    if config.development_sign_in:
+        app.include_router(dev.router(config.jwt_secret))
     app.mount("/metrics", make_asgi_app())
 
     @app.middleware("http")
@@ -158,4 +162,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
         return problem_response(problems.unavailable("no backing service answers"))
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    if config.web_dir:
+        check_build(config.web_dir)
+        app.add_middleware(WebApp, web_dir=config.web_dir)
     return app

@@ -21,3 +21,10 @@ class GatewaySettings(CommonSettings):
     # Import uploads are streamed on in chunks, so they may be far larger.
     max_import_bytes: int = 500 * 1_048_576
     policy_cache_seconds: float = 30.0
+    # The built web application (web/dist) to serve at `/`; empty: the API only.
+    web_dir: str = ""
+
+    @property
+    def development_sign_in(self) -> bool:
+        """Tokens are checked with the development key, so the dev sign-in may mint them."""
+        return bool(self.jwt_secret) and not self.jwks_url

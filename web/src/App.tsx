@@ -1,0 +1,53 @@
+import { lazy, Suspense } from 'react';
+import { Navigate, Route, Routes, useLocation } from 'react-router';
+import { useSession } from './auth/useSession';
+import { Loading } from './components/States';
+import { I18nProvider } from './i18n/I18nProvider';
+import { Shell } from './layout/Shell';
+
+// Every screen is its own chunk, loaded when first opened.
+const SignIn = lazy(() => import('./pages/SignIn'));
+const Home = lazy(() => import('./pages/Home'));
+const Contacts = lazy(() => import('./pages/Contacts'));
+const ContactCreate = lazy(() => import('./pages/ContactCreate'));
+const ContactPage = lazy(() => import('./pages/ContactPage'));
+const PipelineBoard = lazy(() => import('./pages/PipelineBoard'));
+const NotFound = lazy(() => import('./pages/NotFound'));
+
+export function App() {
+  const session = useSession();
+  const location = useLocation();
+  return (
+    <I18nProvider timeZone={session?.timeZone}>
+      <Suspense fallback={<Loading />}>
+        {session ? (
+          <Routes>
+            <Route element={<Shell />}>
+              <Route index element={<Home />} />
+              <Route path="contacts" element={<Contacts />} />
+              <Route path="contacts/new" element={<ContactCreate />} />
+              <Route path="contacts/:contactId" element={<ContactPage />} />
+              <Route path="pipeline" element={<PipelineBoard />} />
+              <Route path="sign-in" element={<Navigate to="/" replace />} />
+              <Route path="*" element={<NotFound />} />
+            </Route>
+          </Routes>
+        ) : (
+          <Routes>
+            <Route path="sign-in" element={<SignIn />} />
+            <Route
+              path="*"
+              element={
+                <Navigate
+                  to="/sign-in"
+                  replace
+                  state={{ from: location.pathname + location.search }}
+                />
+              }
+            />
+          </Routes>
+        )}
+      </Suspense>
+    </I18nProvider>
+  );
+}

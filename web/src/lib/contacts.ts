@@ -1,0 +1,95 @@
+import type { Contact } from '../api/types';
+
+export const LIFECYCLE_STAGES = ['lead', 'prospect', 'customer', 'churned'] as const;
+export const SOURCES = [
+  'manual',
+  'web_form',
+  'import',
+  'call',
+  'email',
+  'referral',
+  'event',
+  'other',
+] as const;
+
+export function fullName(contact: Pick<Contact, 'first_name' | 'last_name' | 'emails'>): string {
+  return (
+    [contact.first_name, contact.last_name].filter(Boolean).join(' ') || contact.emails[0] || '—'
+  );
+}
+
+/** The filters of the contacts list, as kept in the URL (so a filtered list is a link). */
+export interface ContactFilters {
+  q: string;
+  stage: string;
+  tag: string;
+  country: string;
+  mine: boolean;
+}
+
+export function filtersFrom(params: URLSearchParams): ContactFilters {
+  return {
+    q: params.get('q') ?? '',
+    stage: params.get('stage') ?? '',
+    tag: params.get('tag') ?? '',
+    country: params.get('country') ?? '',
+    mine: params.get('mine') === '1',
+  };
+}
+
+export function filtersTo(filters: ContactFilters): URLSearchParams {
+  const params = new URLSearchParams();
+  if (filters.q) params.set('q', filters.q);
+  if (filters.stage) params.set('stage', filters.stage);
+  if (filters.tag) params.set('tag', filters.tag);
+  if (filters.country) params.set('country', filters.country);
+  if (filters.mine) params.set('mine', '1');
+  return params;
+}
+
+/** A problem's field ("phones[0]", "address.country") → the form field that shows it. */
+export function formField(apiField: string): string {
+  const head = apiField.replace(/\[\d+\]/g, '');
+  const map: Record<string, string> = {
+    first_name: 'first_name',
+    last_name: 'last_name',
+    emails: 'email',
+    phones: 'phone',
+    'address.country': 'country',
+    'address.city': 'city',
+    address: 'country',
+    source: 'source',
+    lifecycle_stage: 'lifecycle_stage',
+    tags: 'tags',
+  };
+  return map[head] ?? '';
+}
+
+/** Field errors by form field; those no field shows are returned apart. */
+export function fieldErrors(
+  errors: { field: string; message: string }[],
+): { byField: Record<string, string>; other: string[] } {
+  const byField: Record<string, string> = {};
+  const other: string[] = [];
+  for (const error of errors) {
+    const field = formField(error.field);
+    if (field && !byField[field]) byField[field] = error.message;
+    else if (!field) other.push(`${error.field}: ${error.message}`);
+  }
+  return { byField, other };
+}
+
+type Translate = (key: `stage.${(typeof LIFECYCLE_STAGES)[number]}` | `source.${(typeof SOURCES)[number]}`) => string;
+
+/** A lifecycle stage or source in the interface's language (unknown values as they are). */
+export function stageLabel(t: Translate, stage: string): string {
+  return (LIFECYCLE_STAGES as readonly string[]).includes(stage)
+    ? t(`stage.${stage as (typeof LIFECYCLE_STAGES)[number]}`)
+    : stage;
+}
+
+export function sourceLabel(t: Translate, source: string): string {
+  return (SOURCES as readonly string[]).includes(source)
+    ? t(`source.${source as (typeof SOURCES)[number]}`)
+    : source;
+}

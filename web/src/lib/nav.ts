@@ -1,0 +1,30 @@
+import type { Role } from '../auth/session';
+import type { MessageKey } from '../i18n/messages/en';
+
+export interface NavItem {
+  to: string;
+  label: MessageKey;
+  roles: readonly Role[];
+}
+
+/** What each role may use; the API stays the authority, this only hides what it refuses. */
+export const NAV: readonly NavItem[] = [
+  { to: '/', label: 'nav.home', roles: ['admin', 'manager', 'sales_rep', 'compliance_officer'] },
+  {
+    to: '/contacts',
+    label: 'nav.contacts',
+    roles: ['admin', 'manager', 'sales_rep', 'compliance_officer'],
+  },
+  { to: '/pipeline', label: 'nav.pipeline', roles: ['admin', 'manager', 'sales_rep'] },
+];
+
+export function navFor(role: Role): NavItem[] {
+  return NAV.filter((item) => item.roles.includes(role));
+}
+
+export function mayUse(role: Role, path: string): boolean {
+  const item = [...NAV]
+    .sort((a, b) => b.to.length - a.to.length)
+    .find((i) => (i.to === '/' ? path === '/' : path === i.to || path.startsWith(`${i.to}/`)));
+  return item ? item.roles.includes(role) : true;
+}

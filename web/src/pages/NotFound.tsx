@@ -1,0 +1,5 @@
+import { NotFoundState } from '../components/States';
+
+export default function NotFound() {
+  return <NotFoundState />;
+}
