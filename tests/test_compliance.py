@@ -49,8 +49,9 @@ async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> Any:
 class World:
     """A fresh tenant with an admin and an officer in one region, and helpers."""
 
-    def __init__(self, api: httpx.AsyncClient, token_for: Any, region: str) -> None:
+    def __init__(self, api: httpx.AsyncClient, token_for: Any, region: str, db: Any) -> None:
         self.api = api
+        self.db = db
         self.tenant = f"gdpr-{uuid.uuid4().hex[:8]}"
         self.region = region
         self.admin = token_for("boss", "admin", region, tenant=self.tenant)
@@ -129,6 +130,21 @@ class World:
             ),
             201,
         )
+
+        # Data in every service before a test goes on: once the notifications service has
+        # planned the messages about the task (one transaction), nothing about this person
+        # is still on its way to be written after an erasure or an export has looked.
+        async def planned() -> bool:
+            rows = await self.db(
+                "notifications",
+                self.region,
+                "SELECT count(*) FROM deliveries WHERE tenant_id = $1 AND contact_id = $2",
+                self.tenant,
+                contact["id"],
+            )
+            return bool(rows[0][0])
+
+        await eventually(planned, f"the messages about the task for {last}")
         return {"contact": contact, "deal": deal, "task": task, "last": last, "email": email}
 
     async def request(self, kind: str, status: int = 201, **subject: Any) -> dict[str, Any]:
@@ -169,9 +185,9 @@ async def traces(db: Any, region: str, needles: list[str]) -> list[str]:
 
 
 async def test_export_contains_exactly_the_subjects_data_from_every_service(
-    api: httpx.AsyncClient, token_for: Any
+    api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     anna = await world.person("Anna", "Exportova", "DE", "anna.exportova@example.com")
     other = await world.person("Otto", "Otherman", "FR", "otto.otherman@example.com")
 
@@ -224,7 +240,7 @@ async def test_export_contains_exactly_the_subjects_data_from_every_service(
 async def test_erasure_leaves_no_trace_and_the_signed_receipt_verifies(
     api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "br").setup()
+    world = await World(api, token_for, "br", db).setup()
     bruna = await world.person("Bruna", "Apagadinha", "BR", "bruna.apagadinha@example.com")
     keep = await world.person("Caio", "Ficasempre", "BR", "caio.ficasempre@example.com")
     needles = ["Apagadinha", "bruna.apagadinha@example.com", bruna["contact"]["id"]]
@@ -284,9 +300,9 @@ async def test_erasure_leaves_no_trace_and_the_signed_receipt_verifies(
 
 
 async def test_a_legal_hold_blocks_erasure_with_its_reason(
-    api: httpx.AsyncClient, token_for: Any
+    api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     held = await world.person("Hugo", "Haltbar", "AT", "hugo.haltbar@example.com")
     contact_id = held["contact"]["id"]
     await ok(
@@ -312,9 +328,9 @@ async def test_a_legal_hold_blocks_erasure_with_its_reason(
 
 
 async def test_a_failing_service_leaves_the_request_failed_and_retryable(
-    system: Any, api: httpx.AsyncClient, token_for: Any
+    system: Any, api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "us").setup()
+    world = await World(api, token_for, "us", db).setup()
     sam = await world.person("Sam", "Retryson", "US", "sam.retryson@example.com")
     tasks_us = next(p for p in system.processes if p.name == "tasks-us")
     tasks_us.stop()
@@ -340,9 +356,9 @@ async def test_a_failing_service_leaves_the_request_failed_and_retryable(
 
 
 async def test_rectification_corrects_the_named_fields(
-    api: httpx.AsyncClient, token_for: Any
+    api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     rita = await world.person("Rita", "Wrongname", "IT", "rita.w@example.com")
     request = await world.request(
         "rectification", contact_id=rita["contact"]["id"], changes={"last_name": "Rightname"}
@@ -354,9 +370,9 @@ async def test_rectification_corrects_the_named_fields(
 
 
 async def test_a_reminder_fires_before_the_due_date(
-    api: httpx.AsyncClient, token_for: Any, stream_events: Any, move_clock: Any
+    api: httpx.AsyncClient, token_for: Any, stream_events: Any, move_clock: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "br").setup()
+    world = await World(api, token_for, "br", db).setup()
     lia = await world.person("Lia", "Lembrete", "BR", "lia.lembrete@example.com")
     await ok(
         api.put(
@@ -402,7 +418,7 @@ async def test_a_reminder_fires_before_the_due_date(
 async def test_the_audit_trail_is_queryable_and_an_altered_record_is_detected(
     api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     eve = await world.person("Eve", "Audita", "DE", "eve.audita@example.com")
     await world.request("export", contact_id=eve["contact"]["id"])
     await world.request("export", contact_id=eve["contact"]["id"])
@@ -465,7 +481,7 @@ async def test_the_audit_trail_is_queryable_and_an_altered_record_is_detected(
 async def test_the_residency_report_shows_a_planted_misplaced_record(
     api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     await world.person("Ines", "Inplace", "DE", "ines@example.com")
     moved = await world.person("Mario", "Misplaced", "PT", "mario@example.com")
     clean = await ok(api.get("/v1/compliance/residency", headers=world.officer))
@@ -504,9 +520,9 @@ async def test_the_residency_report_shows_a_planted_misplaced_record(
 
 
 async def test_a_sales_rep_gets_404_on_every_compliance_endpoint(
-    api: httpx.AsyncClient, token_for: Any
+    api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = World(api, token_for, "eu")
+    world = World(api, token_for, "eu", db)
     some_id = "eu_01JD0000000000000000000000"
     calls = [
         ("POST", "/v1/privacy/requests", {"kind": "export", "contact_id": some_id}),
@@ -536,9 +552,9 @@ async def test_a_sales_rep_gets_404_on_every_compliance_endpoint(
 
 
 async def test_policies_are_versioned_with_who_changed_what(
-    api: httpx.AsyncClient, token_for: Any
+    api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = World(api, token_for, "eu")
+    world = World(api, token_for, "eu", db)
     await ok(
         api.put("/v1/compliance/policies", json={"default_region": "us"}, headers=world.officer)
     )
@@ -589,7 +605,7 @@ async def test_policies_are_versioned_with_who_changed_what(
 async def test_retention_deletes_exactly_the_inactive_leads_and_anonymizes_lost_deals(
     api: httpx.AsyncClient, token_for: Any, system: Any, db: Any, move_clock: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     idle = await world.person("Ida", "Idlelead", "DE", "ida.idle@example.com")
     busy = await world.person("Bea", "Busylead", "DE", "bea.busy@example.com")
     client = await world.person("Carl", "Customer", "DE", "carl.customer@example.com")
@@ -692,7 +708,7 @@ async def test_retention_deletes_exactly_the_inactive_leads_and_anonymizes_lost_
 async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves(
     api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "br").setup()
+    world = await World(api, token_for, "br", db).setup()
     await ok(
         api.put(
             "/v1/compliance/policies",
