@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from crm_api.crm.events.v1 import contacts_pb2 as events
+from crm_kit import clock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -364,6 +366,39 @@ async def test_duplicates_merge_keeps_both_histories(
     payload = events.ContactMerged()
     envelopes[0].payload.Unpack(payload)
     assert (payload.survivor_id, payload.merged_id) == (first["id"], second["id"])
+
+
+async def test_the_timeline_reads_time_by_the_business_clock_on_29_february(
+    api: httpx.AsyncClient, token_for: Any, move_clock: Any
+) -> None:
+    """A call planned 300 days ahead is within a year of the business clock (which tests
+    and retention move), and 29 February has a year ahead too."""
+    now = clock.now()
+    leap = next(
+        day
+        for year in range(now.year, now.year + 5)
+        if (day := datetime(year, 2, 29, 12, tzinfo=UTC) if year % 4 == 0 else None) and day > now
+    )
+    move_clock.to(leap)
+    admin = token_for("admin", "admin", "eu", tenant=unique("t-"))
+    contact = (await api.post("/v1/contacts", json=person("DE"), headers=admin)).json()
+    notes = f"/v1/contacts/{contact['id']}/notes"
+    planned = clock.now() + timedelta(days=300)
+    reply = await api.post(
+        notes,
+        json={"kind": "meeting", "body": "site visit", "occurred_at": planned.isoformat()},
+        headers=admin,
+    )
+    assert reply.status_code == 201, reply.text
+    too_far = clock.now() + timedelta(days=400)
+    refused = await api.post(
+        notes,
+        json={"kind": "meeting", "body": "typo", "occurred_at": too_far.isoformat()},
+        headers=admin,
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "occurred_at"
+    logged = await api.post(notes, json={"kind": "note", "body": "leap day"}, headers=admin)
+    assert logged.json()["occurred_at"].startswith(leap.date().isoformat()), logged.text
 
 
 async def test_consents_keep_history_and_current_state(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,7 @@ from crm_api.crm.events.v1 import contacts_pb2 as events
 from crm_contacts import models
 from crm_contacts.contacts import DEFAULT_PAGE, MAX_PAGE, get_row
 from crm_contacts.convert import consent_to_pb, timeline_to_pb
+from crm_kit import clock
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument
 from crm_kit.ids import new_id, region_of
@@ -44,9 +45,11 @@ async def add_entry(
         violations.append(FieldViolation("body", f"at most {MAX_BODY} characters"))
     if entry.duration_seconds < 0:
         violations.append(FieldViolation("duration_seconds", "cannot be negative"))
-    now = datetime.now(UTC)
+    # The business clock, as retention and reports read it (a year ahead of a moved clock
+    # is not "too far"); a year as days, which 29 February has too.
+    now = clock.now()
     occurred_at = entry.occurred_at.ToDatetime(UTC) if entry.HasField("occurred_at") else now
-    if occurred_at > now.replace(year=now.year + 1):
+    if occurred_at > now + timedelta(days=366):
         violations.append(FieldViolation("occurred_at", "too far in the future"))
     if violations:
         raise InvalidArgument(violations)
