@@ -433,6 +433,11 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         PrivacyRequestsServicer(runtime), server
     )
     runtime.residency_counter = privacy_requests.count_contacts
+    # Erasure (crm_kit.subject_copies): a contact's own row is about that contact; the
+    # signing keys and the signed requests and receipts never change.
+    runtime.copy_rules = runtime.copy_rules.extend(
+        keep=("tenant_keys", "privacy_requests"), contact_columns={"contacts": '"id"'}
+    )
     # Relocation (crm_kit.relocation): company links stay behind with their company,
     # which lives in its own region; everything about the person moves.
     runtime.owned_tables += [

@@ -250,6 +250,14 @@ class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Residency proof: deals per region of their contact (crm_kit.audit).
     runtime.subject_tables.append(SubjectTable("deal", "deals"))
+    # Erasure (crm_kit.subject_copies): a document is about its deal's contact, and its
+    # PDF cannot be redacted in place, so a document quoting the subject goes.
+    runtime.copy_rules = runtime.copy_rules.extend(
+        delete=("documents",),
+        contact_columns={
+            "documents": "SELECT d.contact_id FROM deals d WHERE d.id = documents.deal_id"
+        },
+    )
     # Relocation: a subject's deals with their history and documents (crm_kit.relocation).
     runtime.owned_tables += [
         OwnedTable(models.Deal, contact_column="contact_id"),
