@@ -383,3 +383,152 @@ async def test_window_installation_workflow(
     reply = await api.get("/v1/tasks", params={"deal_id": other_deal["id"]}, headers=other_admin)
     assert reply.json()["data"] == []
     assert datetime.now(UTC) < clock.now()  # the clock really was moved
+
+
+async def test_a_manager_sees_the_teams_records_by_every_path_and_after_a_team_change(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"teams-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    for user, entry in {
+        "rep-olga": {"team": "install", "manager_id": "mgr-max"},
+        "rep-wendy": {"team": "web", "manager_id": "mgr-max"},
+        "mgr-max": {"team": "install"},
+    }.items():
+        await ok(api.put(f"/v1/users/{user}", json=entry, headers=admin))
+    install = token_for("mgr-max", "manager", "eu", tenant=tenant, team="install")
+    web = token_for("mgr-wanda", "manager", "eu", tenant=tenant, team="web")
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Windows",
+                "stages": [
+                    {"name": "New", "win_probability": 10},
+                    {"name": "Won", "win_probability": 100, "kind": "won"},
+                    {"name": "Lost", "win_probability": 0, "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    stage = {s["name"]: s["id"] for s in pipeline["stages"]}
+
+    # 1. An admin assigns a contact and a deal to Olga.
+    assigned = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Anke", "address": {"country": "DE"}, "owner_id": "rep-olga"},
+            headers=admin,
+        ),
+        201,
+    )
+    deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Six windows",
+                "contact_id": assigned["id"],
+                "owner_id": "rep-olga",
+                "pipeline_id": pipeline["id"],
+                "amount": {"amount": "100.00", "currency": "EUR"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    # 2. A web form whose owners rotate over the web team (Wendy is its only member).
+    form = await ok(
+        api.post(
+            "/v1/forms",
+            json={
+                "name": "Quote",
+                "field_mapping": {"name": "name", "email": "email"},
+                "pipeline_id": pipeline["id"],
+                "stage_id": stage["New"],
+                "owner": "team:web",
+                "default_country": "DE",
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    submitted = await ok(
+        api.post(
+            f"/public/forms/{form['key']}", json={"name": "Lea Web", "email": "lea@example.org"}
+        ),
+        201,
+    )
+    submission = await ok(api.get(f"/v1/forms/submissions/{submitted['id']}", headers=admin))
+    # 3. A missed call from an unknown number, the provider's leads going to Olga.
+    provider = await ok(
+        api.post(
+            "/v1/integrations/providers",
+            json={"kind": "telephony", "default_country": "DE", "default_owner_id": "rep-olga"},
+            headers=admin,
+        ),
+        201,
+    )
+    call = await ok(
+        api.post(
+            provider["webhook_url"],
+            json={
+                "call_id": "m-1",
+                "direction": "inbound",
+                "from": "0151 11223344",
+                "to": "+49 30 1234567",
+                "duration": 0,
+            },
+            headers={"X-Integration-Secret": provider["secret"]},
+        )
+    )
+
+    async def readable(path: str, headers: dict[str, str]) -> dict[str, Any] | None:
+        reply = await api.get(path, headers=headers)
+        return dict(reply.json()) if reply.status_code == 200 else None
+
+    for path, manager in (
+        (f"/v1/contacts/{assigned['id']}", install),
+        (f"/v1/deals/{deal['id']}", install),
+        (f"/v1/contacts/{call['contact_id']}", install),
+        (f"/v1/contacts/{submission['contact_id']}", web),
+        (f"/v1/deals/{submission['deal_id']}", web),
+    ):
+        record = await eventually(
+            lambda p=path, m=manager: readable(p, m), f"the manager reads {path}"
+        )
+        assert record["owner_team"] in ("install", "web"), record
+    assert (await api.get(f"/v1/deals/{deal['id']}", headers=web)).status_code == 404
+
+    # The team's won deal is in its manager's win rate.
+    await ok(
+        api.post(f"/v1/deals/{deal['id']}/stage", json={"stage_id": stage["Won"]}, headers=admin)
+    )
+
+    async def won(manager: dict[str, str], count: int) -> dict[str, Any] | None:
+        report = await ok(api.get("/v1/reports/win_rate", params={"region": "eu"}, headers=manager))
+        rows = report["data"]
+        return report if sum(int(r.get("deals_won") or 0) for r in rows) == count else None
+
+    await eventually(lambda: won(install, 1), "the install team's won deal in its report")
+
+    # Olga moves to the web team: her records follow her to that manager, at once
+    # for new reads, and leave the install team's.
+    await ok(api.put("/v1/users/rep-olga", json={"team": "web"}, headers=admin))
+    await eventually(
+        lambda: readable(f"/v1/deals/{deal['id']}", web), "Olga's deal seen by the web manager"
+    )
+    await eventually(
+        lambda: readable(f"/v1/contacts/{assigned['id']}", web), "her contact, by the web manager"
+    )
+    assert (await api.get(f"/v1/deals/{deal['id']}", headers=install)).status_code == 404
+    assert (await api.get(f"/v1/contacts/{assigned['id']}", headers=install)).status_code == 404
+    await eventually(lambda: won(web, 1), "her won deal in the web team's report")
+    await eventually(lambda: won(install, 0), "and no longer in the install team's")

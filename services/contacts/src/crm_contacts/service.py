@@ -26,6 +26,7 @@ from crm_contacts import (
     timeline,
 )
 from crm_contacts.compliance_scheduler import ComplianceScheduler
+from crm_kit import teams
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
 from crm_kit.relocation import OwnedTable
@@ -448,6 +449,14 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in
     runtime.relocation_remove = privacy_requests.relocation_remove
     runtime.background.append(ComplianceScheduler(runtime).run)
+    runtime.background.append(
+        teams.team_consumer(
+            runtime,
+            "contacts-teams",
+            models.UserTeam,
+            [teams.OwnedBy(models.Contact), teams.OwnedBy(models.Company)],
+        ).run
+    )
     contacts_pb2_grpc.add_ContactsServiceServicer_to_server(ContactsServicer(runtime), server)
     policy_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)

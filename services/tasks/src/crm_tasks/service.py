@@ -145,7 +145,7 @@ class DirectoryServicer(_Base, directory_pb2_grpc.DirectoryServiceServicer):
             "PutUser",
             request,
             directory_pb2.User,
-            lambda s: directory.put_user(s, principal, request.user),
+            lambda s: directory.put_user(s, principal, self.runtime.outbox, request.user),
         )
 
     async def GetUser(
