@@ -532,3 +532,130 @@ async def test_a_manager_sees_the_teams_records_by_every_path_and_after_a_team_c
     assert (await api.get(f"/v1/contacts/{assigned['id']}", headers=install)).status_code == 404
     await eventually(lambda: won(web, 1), "her won deal in the web team's report")
     await eventually(lambda: won(install, 0), "and no longer in the install team's")
+
+
+async def test_field_staff_read_the_client_of_their_open_task_and_nothing_else(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"field-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+    mia = token_for("meas-mia", "sales_rep", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    await ok(api.put("/v1/users/meas-mia", json={"job_roles": ["measurer"]}, headers=admin))
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "W",
+                "stages": [
+                    {"name": "Measurement"},
+                    {"name": "Won", "kind": "won"},
+                    {"name": "Lost", "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+
+    async def client(last: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        contact = await ok(
+            api.post(
+                "/v1/contacts",
+                json={
+                    "first_name": "Karl",
+                    "last_name": last,
+                    "phones": ["030 1234567"],
+                    "address": {"street": "Hauptstr. 1", "city": "Berlin", "country": "DE"},
+                    "owner_id": "rep-olga",
+                },
+                headers=admin,
+            ),
+            201,
+        )
+        deal = await ok(
+            api.post(
+                "/v1/deals",
+                json={
+                    "title": f"Windows {last}",
+                    "contact_id": contact["id"],
+                    "owner_id": "rep-olga",
+                    "pipeline_id": pipeline["id"],
+                    "amount": {"amount": "1299.90", "currency": "EUR"},
+                },
+                headers=admin,
+            ),
+            201,
+        )
+        return contact, deal
+
+    contact, deal = await client("Kunde")
+    other, other_deal = await client("Anderer")
+    await ok(
+        api.post(
+            f"/v1/contacts/{contact['id']}/notes",
+            json={"kind": "note", "body": "Ring twice, side door"},
+            headers=admin,
+        ),
+        201,
+    )
+    task = await ok(
+        api.post(
+            "/v1/tasks",
+            json={
+                "title": "Measurement",
+                "assignee_id": "meas-mia",
+                "contact_id": contact["id"],
+                "deal_id": deal["id"],
+                "due_at": (clock.now() + timedelta(days=2)).isoformat(),
+            },
+            headers=admin,
+        ),
+        201,
+    )
+
+    async def readable(path: str) -> dict[str, Any] | None:
+        reply = await api.get(path, headers=mia)
+        return dict(reply.json()) if reply.status_code == 200 else None
+
+    seen = await eventually(lambda: readable(f"/v1/contacts/{contact['id']}"), "her client")
+    assert seen["address"]["street"] == "Hauptstr. 1" and seen["phones"] == ["+49301234567"]
+    seen_deal = await eventually(lambda: readable(f"/v1/deals/{deal['id']}"), "her client's deal")
+    assert seen_deal["title"] == "Windows Kunde"
+    assert seen_deal["amount"] == {"amount": "1299.90", "currency": "EUR"}
+    assert seen_deal["stage_name"] == "Measurement"
+    notes = await ok(api.get(f"/v1/contacts/{contact['id']}/notes", headers=mia))
+    assert [n["body"] for n in notes["data"]] == ["Ring twice, side door"]
+    # Nothing else of the owner's: not the other client, not in lists, no changes.
+    assert (await api.get(f"/v1/contacts/{other['id']}", headers=mia)).status_code == 404
+    assert (await api.get(f"/v1/deals/{other_deal['id']}", headers=mia)).status_code == 404
+    listed = await ok(api.get("/v1/contacts", headers=mia))
+    assert listed["data"] == []
+    changed = await api.patch(
+        f"/v1/contacts/{contact['id']}", json={"first_name": "X"}, headers=mia
+    )
+    assert changed.status_code == 404
+    # Audited like any read, with the task as the basis.
+    audit = await ok(api.get("/v1/compliance/audit", params={"actor": "meas-mia"}, headers=admin))
+    reads = {(r["action"], r["record_id"]) for r in audit["data"]}
+    assert {("contact.read", contact["id"]), ("deal.read", deal["id"])} <= reads
+    assert all(
+        r["legal_basis"] == f"assignee of open task {task['id']}"
+        for r in audit["data"]
+        if r["action"] in ("contact.read", "deal.read")
+    )
+
+    # Once the task is done, the client is the owner's again.
+    await ok(api.post(f"/v1/tasks/{task['id']}/complete", headers=mia))
+
+    async def gone() -> bool:
+        reply = await api.get(f"/v1/contacts/{contact['id']}", headers=mia)
+        deal_reply = await api.get(f"/v1/deals/{deal['id']}", headers=mia)
+        return reply.status_code == 404 and deal_reply.status_code == 404
+
+    await eventually(gone, "the client closed to her after the task")

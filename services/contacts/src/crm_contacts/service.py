@@ -26,7 +26,7 @@ from crm_contacts import (
     timeline,
 )
 from crm_contacts.compliance_scheduler import ComplianceScheduler
-from crm_kit import teams
+from crm_kit import task_access, teams
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
 from crm_kit.relocation import OwnedTable
@@ -79,7 +79,8 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
 
         async def work(session: AsyncSession) -> pb.Contact:
             return await contacts.to_pb(
-                session, await contacts.get_row(session, principal, request.id)
+                session,
+                await contacts.get_row(session, principal, request.id, via_task="contact.read"),
             )
 
         return await self.read("contact.read", request.id, work)
@@ -449,6 +450,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in
     runtime.relocation_remove = privacy_requests.relocation_remove
     runtime.background.append(ComplianceScheduler(runtime).run)
+    runtime.background.append(
+        task_access.task_access_consumer(runtime, "contacts-task-access", models.TaskGrant).run
+    )
     runtime.background.append(
         teams.team_consumer(
             runtime,

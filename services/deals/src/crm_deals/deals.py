@@ -417,7 +417,9 @@ async def create_deal(
 
 
 async def get_deal(session: AsyncSession, principal: Principal, deal_id: str) -> pb.Deal:
-    return await to_pb(session, await get_deal_row(session, principal, deal_id))
+    return await to_pb(
+        session, await get_deal_row(session, principal, deal_id, via_task="deal.read")
+    )
 
 
 async def update_deal(

@@ -195,3 +195,16 @@ class UserTeam(Base):
     tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     user_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     team: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class TaskGrant(Base):
+    """An open task's assignee and what it links to: they may read that contact and
+    deal while the task is theirs and open (crm_kit.task_access)."""
+
+    __tablename__ = "task_grants"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    task_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    assignee_id: Mapped[str] = mapped_column(sa.Text)
+    deal_id: Mapped[str] = mapped_column(sa.Text, default="")
+    contact_id: Mapped[str] = mapped_column(sa.Text, default="")

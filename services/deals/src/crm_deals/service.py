@@ -14,7 +14,7 @@ from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_deals import board, deals, documents, fx, handlers, models, pipelines, privacy, retention
 from crm_deals.links import ContactsDirectory
-from crm_kit import teams
+from crm_kit import task_access, teams
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.relocation import OwnedTable
@@ -271,6 +271,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     deals_pb2_grpc.add_DealsServiceServicer_to_server(DealsServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     runtime.background.append(handlers.consumer(runtime).run)
+    runtime.background.append(
+        task_access.task_access_consumer(runtime, "deals-task-access", models.TaskGrant).run
+    )
     runtime.background.append(
         teams.team_consumer(
             runtime, "deals-teams", models.UserTeam, [teams.OwnedBy(models.Deal)]

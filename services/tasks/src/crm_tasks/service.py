@@ -64,7 +64,7 @@ class TasksServicer(_Base, tasks_pb2_grpc.TasksServiceServicer):
             pb.Task,
             "task.update",
             lambda t: t.id,
-            lambda s: tasks.update_task(s, principal, self.region, request),
+            lambda s: tasks.update_task(s, principal, self.region, self.runtime.outbox, request),
         )
 
     async def ListTasks(
