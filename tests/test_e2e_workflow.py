@@ -659,3 +659,78 @@ async def test_field_staff_read_the_client_of_their_open_task_and_nothing_else(
         return reply.status_code == 404 and deal_reply.status_code == 404
 
     await eventually(gone, "the client closed to her after the task")
+
+
+async def test_the_board_and_the_revenue_report_round_the_same_money_the_same_way(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"cents-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    await ok(api.put("/v1/deal-settings", json={"reporting_currency": "EUR"}, headers=admin))
+    yesterday = (clock.now() - timedelta(days=1)).date().isoformat()
+    await ok(
+        api.put(
+            "/v1/exchange-rates",
+            json={"currency": "USD", "rate": "0.5", "valid_on": yesterday},
+            headers=admin,
+        )
+    )
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Cents",
+                "stages": [
+                    {"name": "New"},
+                    {"name": "Won", "kind": "won"},
+                    {"name": "Lost", "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    won = next(s["id"] for s in pipeline["stages"] if s["name"] == "Won")
+    contact = await ok(
+        api.post(
+            "/v1/contacts", json={"first_name": "Cent", "address": {"country": "DE"}}, headers=admin
+        ),
+        201,
+    )
+    # 10.01 USD at 0.5 is exactly 5.005 EUR: the one rule (half to even) says 5.00.
+    deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Half a cent",
+                "contact_id": contact["id"],
+                "pipeline_id": pipeline["id"],
+                "amount": {"amount": "10.01", "currency": "USD"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    await ok(api.post(f"/v1/deals/{deal['id']}/stage", json={"stage_id": won}, headers=admin))
+    board = await ok(api.get(f"/v1/pipelines/{pipeline['id']}/board", headers=admin))
+    on_board = next(c["total"]["amount"] for c in board["columns"] if c["stage"]["id"] == won)
+
+    async def revenue() -> str | None:
+        report = await ok(
+            api.get(
+                "/v1/reports/revenue",
+                params={"region": "eu", "pipeline": pipeline["id"]},
+                headers=admin,
+            )
+        )
+        values = [row["value"] for row in report["data"] if row["deals"]]
+        return values[0] if values else None
+
+    in_report = await eventually(revenue, "the won deal in the revenue report")
+    assert on_board == in_report == "5.00"
