@@ -26,7 +26,7 @@ from crm_kit import clock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 T = TypeVar("T")
-SERVICES = ("contacts", "deals", "tasks", "notifications", "integrations")
+SERVICES = ("contacts", "deals", "tasks", "notifications", "integrations", "reporting")
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = 30) -> T:
@@ -297,6 +297,171 @@ async def test_erasure_leaves_no_trace_and_the_signed_receipt_verifies(
         )
     )
     assert refused["valid"] is False and "altered" in refused["reason"]
+
+
+async def web_lead_won(
+    world: World, api: httpx.AsyncClient, token_for: Any, first: str, last: str, email: str
+) -> dict[str, Any]:
+    """The issue's day: a web form lead (its name lands in the deal title), the deal won,
+    the owner's manager told in the inbox with the title quoting the name."""
+    for user, entry in {
+        "rep-olga": {"team": "install", "manager_id": "mgr-max"},
+        "mgr-max": {"team": "install"},
+    }.items():
+        await ok(api.put(f"/v1/users/{user}", json=entry, headers=world.admin))
+    stages = {s["name"]: s["id"] for s in world.pipeline["stages"]}
+    form = await ok(
+        api.post(
+            "/v1/forms",
+            json={
+                "name": "Quote request",
+                "field_mapping": {"name": "name", "email": "email", "phone": "phone"},
+                "pipeline_id": world.pipeline["id"],
+                "stage_id": stages["New"],
+                "owner": "user:rep-olga",
+                "default_country": "DE",
+            },
+            headers=world.admin,
+        ),
+        201,
+    )
+    reply = await ok(
+        api.post(
+            f"/public/forms/{form['key']}",
+            json={"name": f"{first} {last}", "email": email, "phone": "0151 2233 4455"},
+        ),
+        201,
+    )
+    submission = await ok(api.get(f"/v1/forms/submissions/{reply['id']}", headers=world.admin))
+    deal = await ok(api.get(f"/v1/deals/{submission['deal_id']}", headers=world.admin))
+    assert f"{first} {last}" in deal["title"]
+    await ok(
+        api.post(
+            f"/v1/deals/{deal['id']}/stage", json={"stage_id": stages["Won"]}, headers=world.admin
+        )
+    )
+    manager = token_for("mgr-max", "manager", world.region, tenant=world.tenant, team="install")
+
+    async def told() -> list[dict[str, Any]] | None:
+        inbox = await ok(api.get("/v1/notifications", headers=manager))
+        return [n for n in inbox["data"] if n["kind"] == "deal.won"] or None
+
+    [won] = await eventually(told, "the manager's deal.won inbox item")
+    assert f"{first} {last}" in json.dumps(won, ensure_ascii=False)
+    return {"contact_id": submission["contact_id"], "deal": deal, "manager": manager}
+
+
+async def test_erasure_removes_every_copy_of_the_name_and_the_receipt_says_so(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    first, last = "Lena", f"Kuckuck{uuid.uuid4().hex[:6]}"
+    email = f"lena.{last.lower()}@example.org"
+    lead = await web_lead_won(world, api, token_for, first, last, email)
+    contact_id = lead["contact_id"]
+    # More copies nobody linked to her: a task on the deal titled with her name, and a
+    # colleague's note on another client quoting her email and phone.
+    await ok(
+        api.post(
+            "/v1/tasks",
+            json={
+                "title": f"Send {first} {last} the warranty",
+                "deal_id": lead["deal"]["id"],
+                "assignee_id": "rep-olga",
+                "due_at": (clock.now() + timedelta(days=3)).isoformat(),
+            },
+            headers=world.admin,
+        ),
+        201,
+    )
+    other = await world.person("Otto", "Nachbar", "DE", f"otto.{last.lower()}@example.net")
+    await ok(
+        api.post(
+            f"/v1/contacts/{other['contact']['id']}/notes",
+            json={"kind": "note", "body": f"Neighbour of {email}, call +49 151 22334455"},
+            headers=world.admin,
+        ),
+        201,
+    )
+    # A namesake: another person with the same name keeps it (only her own row does).
+    namesake = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": first, "last_name": last, "address": {"country": "AT"}},
+            headers=world.admin,
+        ),
+        201,
+    )
+    needles = [f"{first} {last}", email, "4915122334455", "15122334455"]
+    before = await traces(db, "eu", needles)
+    assert any(t.startswith("notifications.user_notifications") for t in before), before
+    assert any(t.startswith("tasks.tasks") for t in before), before
+
+    request = await world.request("erasure", contact_id=contact_id)
+    assert request["status"] == "completed", request["error"]
+
+    # Nowhere, in no table of any service of the region, except the namesake's own row.
+    assert await traces(db, "eu", needles[1:]) == []
+    assert await traces(db, "eu", needles[:1]) == [f"contacts.contacts: {first} {last}"]
+    kept = await ok(api.get(f"/v1/contacts/{namesake['id']}", headers=world.admin))
+    assert (kept["first_name"], kept["last_name"]) == (first, last)
+    inbox = await ok(api.get("/v1/notifications", headers=lead["manager"]))
+    assert last not in json.dumps(inbox, ensure_ascii=False)
+    assert [n["title"] for n in inbox["data"] if "[erased]" in n["title"]]
+    note = await ok(api.get(f"/v1/contacts/{other['contact']['id']}/notes", headers=world.admin))
+    assert [n["body"] for n in note["data"]][-1] == "Neighbour of [erased], call [erased]"
+
+    receipt = json.loads(request["receipt"])
+    assert receipt["identifiers_searched"] == {"full_name": 3, "email": 1, "phone": 2}
+    per_service = {s["service"]: s for s in receipt["services"]}
+    assert set(per_service) == set(SERVICES)
+    assert all(
+        s["verification"] == "empty" and s["copies_remaining"] == [] for s in per_service.values()
+    ), per_service
+    assert any(
+        k.startswith("user_notifications.") for k in per_service["notifications"]["copies_erased"]
+    )
+    assert "tasks.title" in per_service["tasks"]["copies_erased"]
+    assert "timeline_entries.body" in per_service["contacts"]["copies_erased"]
+
+
+async def test_a_copy_that_cannot_be_erased_is_reported_by_the_signed_receipt(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    world = await World(api, token_for, "eu").setup()
+    first, last = "Ana", f"Resto{uuid.uuid4().hex[:6]}"
+    email = f"ana.{last.lower()}@example.org"
+    lead = await web_lead_won(world, api, token_for, first, last, email)
+    # A copy somewhere nothing links to the person, in a table erasure must not change
+    # (the hash-chained audit trail of the notifications service).
+    await db(
+        "notifications",
+        "eu",
+        "INSERT INTO audit_log (tenant_id, actor_id, actor_home_region, region, action, "
+        "record_id, legal_basis) VALUES ($1, 'someone', 'eu', 'eu', 'note', 'x', $2)",
+        world.tenant,
+        f"asked by {email}",
+    )
+
+    request = await world.request("erasure", contact_id=lead["contact_id"])
+    assert request["status"] == "failed", request
+    assert "notifications still holds 1 copy(ies) in audit_log.legal_basis" in request["error"]
+    receipt = json.loads(request["receipt"])
+    per_service = {s["service"]: s for s in receipt["services"]}
+    assert per_service["notifications"]["verification"] == "not empty"
+    assert per_service["notifications"]["copies_remaining"] == [
+        {"table": "audit_log", "column": "legal_basis", "rows": 1}
+    ]
+    # Everything else did go, and says so.
+    assert all(s["verification"] == "empty" for n, s in per_service.items() if n != "notifications")
+    verified = await ok(
+        api.post(
+            "/v1/privacy/receipts/verify",
+            json={"receipt": request["receipt"], "signature": request["receipt_signature"]},
+            headers=world.officer,
+        )
+    )
+    assert verified["valid"] is True
 
 
 async def test_a_legal_hold_blocks_erasure_with_its_reason(

@@ -383,3 +383,354 @@ async def test_window_installation_workflow(
     reply = await api.get("/v1/tasks", params={"deal_id": other_deal["id"]}, headers=other_admin)
     assert reply.json()["data"] == []
     assert datetime.now(UTC) < clock.now()  # the clock really was moved
+
+
+async def test_a_manager_sees_the_teams_records_by_every_path_and_after_a_team_change(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"teams-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    for user, entry in {
+        "rep-olga": {"team": "install", "manager_id": "mgr-max"},
+        "rep-wendy": {"team": "web", "manager_id": "mgr-max"},
+        "mgr-max": {"team": "install"},
+    }.items():
+        await ok(api.put(f"/v1/users/{user}", json=entry, headers=admin))
+    install = token_for("mgr-max", "manager", "eu", tenant=tenant, team="install")
+    web = token_for("mgr-wanda", "manager", "eu", tenant=tenant, team="web")
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Windows",
+                "stages": [
+                    {"name": "New", "win_probability": 10},
+                    {"name": "Won", "win_probability": 100, "kind": "won"},
+                    {"name": "Lost", "win_probability": 0, "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    stage = {s["name"]: s["id"] for s in pipeline["stages"]}
+
+    # 1. An admin assigns a contact and a deal to Olga.
+    assigned = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Anke", "address": {"country": "DE"}, "owner_id": "rep-olga"},
+            headers=admin,
+        ),
+        201,
+    )
+    deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Six windows",
+                "contact_id": assigned["id"],
+                "owner_id": "rep-olga",
+                "pipeline_id": pipeline["id"],
+                "amount": {"amount": "100.00", "currency": "EUR"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    # 2. A web form whose owners rotate over the web team (Wendy is its only member).
+    form = await ok(
+        api.post(
+            "/v1/forms",
+            json={
+                "name": "Quote",
+                "field_mapping": {"name": "name", "email": "email"},
+                "pipeline_id": pipeline["id"],
+                "stage_id": stage["New"],
+                "owner": "team:web",
+                "default_country": "DE",
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    submitted = await ok(
+        api.post(
+            f"/public/forms/{form['key']}", json={"name": "Lea Web", "email": "lea@example.org"}
+        ),
+        201,
+    )
+    submission = await ok(api.get(f"/v1/forms/submissions/{submitted['id']}", headers=admin))
+    # 3. A missed call from an unknown number, the provider's leads going to Olga.
+    provider = await ok(
+        api.post(
+            "/v1/integrations/providers",
+            json={"kind": "telephony", "default_country": "DE", "default_owner_id": "rep-olga"},
+            headers=admin,
+        ),
+        201,
+    )
+    call = await ok(
+        api.post(
+            provider["webhook_url"],
+            json={
+                "call_id": "m-1",
+                "direction": "inbound",
+                "from": "0151 11223344",
+                "to": "+49 30 1234567",
+                "duration": 0,
+            },
+            headers={"X-Integration-Secret": provider["secret"]},
+        )
+    )
+
+    async def readable(path: str, headers: dict[str, str]) -> dict[str, Any] | None:
+        reply = await api.get(path, headers=headers)
+        return dict(reply.json()) if reply.status_code == 200 else None
+
+    for path, manager in (
+        (f"/v1/contacts/{assigned['id']}", install),
+        (f"/v1/deals/{deal['id']}", install),
+        (f"/v1/contacts/{call['contact_id']}", install),
+        (f"/v1/contacts/{submission['contact_id']}", web),
+        (f"/v1/deals/{submission['deal_id']}", web),
+    ):
+        record = await eventually(
+            lambda p=path, m=manager: readable(p, m), f"the manager reads {path}"
+        )
+        assert record["owner_team"] in ("install", "web"), record
+    assert (await api.get(f"/v1/deals/{deal['id']}", headers=web)).status_code == 404
+
+    # The team's won deal is in its manager's win rate.
+    await ok(
+        api.post(f"/v1/deals/{deal['id']}/stage", json={"stage_id": stage["Won"]}, headers=admin)
+    )
+
+    async def won(manager: dict[str, str], count: int) -> dict[str, Any] | None:
+        report = await ok(api.get("/v1/reports/win_rate", params={"region": "eu"}, headers=manager))
+        rows = report["data"]
+        return report if sum(int(r.get("deals_won") or 0) for r in rows) == count else None
+
+    await eventually(lambda: won(install, 1), "the install team's won deal in its report")
+
+    # Olga moves to the web team: her records follow her to that manager, at once
+    # for new reads, and leave the install team's.
+    await ok(api.put("/v1/users/rep-olga", json={"team": "web"}, headers=admin))
+    await eventually(
+        lambda: readable(f"/v1/deals/{deal['id']}", web), "Olga's deal seen by the web manager"
+    )
+    await eventually(
+        lambda: readable(f"/v1/contacts/{assigned['id']}", web), "her contact, by the web manager"
+    )
+    assert (await api.get(f"/v1/deals/{deal['id']}", headers=install)).status_code == 404
+    assert (await api.get(f"/v1/contacts/{assigned['id']}", headers=install)).status_code == 404
+    await eventually(lambda: won(web, 1), "her won deal in the web team's report")
+    await eventually(lambda: won(install, 0), "and no longer in the install team's")
+
+
+async def test_field_staff_read_the_client_of_their_open_task_and_nothing_else(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"field-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+    mia = token_for("meas-mia", "sales_rep", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    await ok(api.put("/v1/users/meas-mia", json={"job_roles": ["measurer"]}, headers=admin))
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "W",
+                "stages": [
+                    {"name": "Measurement"},
+                    {"name": "Won", "kind": "won"},
+                    {"name": "Lost", "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+
+    async def client(last: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        contact = await ok(
+            api.post(
+                "/v1/contacts",
+                json={
+                    "first_name": "Karl",
+                    "last_name": last,
+                    "phones": ["030 1234567"],
+                    "address": {"street": "Hauptstr. 1", "city": "Berlin", "country": "DE"},
+                    "owner_id": "rep-olga",
+                },
+                headers=admin,
+            ),
+            201,
+        )
+        deal = await ok(
+            api.post(
+                "/v1/deals",
+                json={
+                    "title": f"Windows {last}",
+                    "contact_id": contact["id"],
+                    "owner_id": "rep-olga",
+                    "pipeline_id": pipeline["id"],
+                    "amount": {"amount": "1299.90", "currency": "EUR"},
+                },
+                headers=admin,
+            ),
+            201,
+        )
+        return contact, deal
+
+    contact, deal = await client("Kunde")
+    other, other_deal = await client("Anderer")
+    await ok(
+        api.post(
+            f"/v1/contacts/{contact['id']}/notes",
+            json={"kind": "note", "body": "Ring twice, side door"},
+            headers=admin,
+        ),
+        201,
+    )
+    task = await ok(
+        api.post(
+            "/v1/tasks",
+            json={
+                "title": "Measurement",
+                "assignee_id": "meas-mia",
+                "contact_id": contact["id"],
+                "deal_id": deal["id"],
+                "due_at": (clock.now() + timedelta(days=2)).isoformat(),
+            },
+            headers=admin,
+        ),
+        201,
+    )
+
+    async def readable(path: str) -> dict[str, Any] | None:
+        reply = await api.get(path, headers=mia)
+        return dict(reply.json()) if reply.status_code == 200 else None
+
+    seen = await eventually(lambda: readable(f"/v1/contacts/{contact['id']}"), "her client")
+    assert seen["address"]["street"] == "Hauptstr. 1" and seen["phones"] == ["+49301234567"]
+    seen_deal = await eventually(lambda: readable(f"/v1/deals/{deal['id']}"), "her client's deal")
+    assert seen_deal["title"] == "Windows Kunde"
+    assert seen_deal["amount"] == {"amount": "1299.90", "currency": "EUR"}
+    assert seen_deal["stage_name"] == "Measurement"
+    notes = await ok(api.get(f"/v1/contacts/{contact['id']}/notes", headers=mia))
+    assert [n["body"] for n in notes["data"]] == ["Ring twice, side door"]
+    # Nothing else of the owner's: not the other client, not in lists, no changes.
+    assert (await api.get(f"/v1/contacts/{other['id']}", headers=mia)).status_code == 404
+    assert (await api.get(f"/v1/deals/{other_deal['id']}", headers=mia)).status_code == 404
+    listed = await ok(api.get("/v1/contacts", headers=mia))
+    assert listed["data"] == []
+    changed = await api.patch(
+        f"/v1/contacts/{contact['id']}", json={"first_name": "X"}, headers=mia
+    )
+    assert changed.status_code == 404
+    # Audited like any read, with the task as the basis.
+    audit = await ok(api.get("/v1/compliance/audit", params={"actor": "meas-mia"}, headers=admin))
+    reads = {(r["action"], r["record_id"]) for r in audit["data"]}
+    assert {("contact.read", contact["id"]), ("deal.read", deal["id"])} <= reads
+    assert all(
+        r["legal_basis"] == f"assignee of open task {task['id']}"
+        for r in audit["data"]
+        if r["action"] in ("contact.read", "deal.read")
+    )
+
+    # Once the task is done, the client is the owner's again.
+    await ok(api.post(f"/v1/tasks/{task['id']}/complete", headers=mia))
+
+    async def gone() -> bool:
+        reply = await api.get(f"/v1/contacts/{contact['id']}", headers=mia)
+        deal_reply = await api.get(f"/v1/deals/{deal['id']}", headers=mia)
+        return reply.status_code == 404 and deal_reply.status_code == 404
+
+    await eventually(gone, "the client closed to her after the task")
+
+
+async def test_the_board_and_the_revenue_report_round_the_same_money_the_same_way(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"cents-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    await ok(api.put("/v1/deal-settings", json={"reporting_currency": "EUR"}, headers=admin))
+    yesterday = (clock.now() - timedelta(days=1)).date().isoformat()
+    await ok(
+        api.put(
+            "/v1/exchange-rates",
+            json={"currency": "USD", "rate": "0.5", "valid_on": yesterday},
+            headers=admin,
+        )
+    )
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Cents",
+                "stages": [
+                    {"name": "New"},
+                    {"name": "Won", "kind": "won"},
+                    {"name": "Lost", "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    won = next(s["id"] for s in pipeline["stages"] if s["name"] == "Won")
+    contact = await ok(
+        api.post(
+            "/v1/contacts", json={"first_name": "Cent", "address": {"country": "DE"}}, headers=admin
+        ),
+        201,
+    )
+    # 10.01 USD at 0.5 is exactly 5.005 EUR: the one rule (half to even) says 5.00.
+    deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Half a cent",
+                "contact_id": contact["id"],
+                "pipeline_id": pipeline["id"],
+                "amount": {"amount": "10.01", "currency": "USD"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    await ok(api.post(f"/v1/deals/{deal['id']}/stage", json={"stage_id": won}, headers=admin))
+    board = await ok(api.get(f"/v1/pipelines/{pipeline['id']}/board", headers=admin))
+    on_board = next(c["total"]["amount"] for c in board["columns"] if c["stage"]["id"] == won)
+
+    async def revenue() -> str | None:
+        report = await ok(
+            api.get(
+                "/v1/reports/revenue",
+                params={"region": "eu", "pipeline": pipeline["id"]},
+                headers=admin,
+            )
+        )
+        values = [row["value"] for row in report["data"] if row["deals"]]
+        return values[0] if values else None
+
+    in_report = await eventually(revenue, "the won deal in the revenue report")
+    assert on_board == in_report == "5.00"

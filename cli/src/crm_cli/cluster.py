@@ -40,7 +40,7 @@ PEERS = {
     "integrations": ("contacts", "deals", "tasks"),
     # The services whose PrivacyService the contacts privacy-request orchestrator calls
     # (crm_contacts.privacy_requests): add a service holding personal data here.
-    "contacts": ("deals", "tasks", "notifications", "integrations"),
+    "contacts": ("deals", "tasks", "notifications", "integrations", "reporting"),
 }
 BIN = Path(sys.executable).parent
 # The web application's build (`make install` runs `npm run build` in web/).

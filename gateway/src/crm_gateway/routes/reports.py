@@ -27,6 +27,7 @@ from crm_api.crm.deals.v1 import deals_pb2
 from crm_api.crm.reporting.v1 import reporting_pb2 as pb
 from crm_gateway.access import Caller, caller, require_role
 from crm_gateway.problems import Problem, invalid
+from crm_kit.reporting_money import round_reporting
 
 router = APIRouter()
 
@@ -55,7 +56,7 @@ def _regions(who: Caller, value: str) -> list[str]:
 
 def _money(value: Decimal, currency: str) -> str:
     places = get_currency_precision(currency) if currency else 2
-    return str(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
+    return str(round_reporting(value, places))
 
 
 def _ratio(part: Decimal, whole: Decimal) -> str | None:

@@ -25,6 +25,7 @@ from crm_contacts.contacts import (
     visible,
 )
 from crm_contacts.convert import ADDRESS_FIELDS, company_to_pb
+from crm_kit import teams
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, NotFound
 from crm_kit.ids import new_id, region_of
@@ -115,10 +116,20 @@ async def _validate(
             values["custom_fields"] = {k: v for k, v in merged.items() if v is not None}
     if "owner_id" in fields or "owner_team" in fields or existing is None:
         owner = msg.owner_id if "owner_id" in fields else (existing.owner_id if existing else "")
+        kept = existing is not None and owner.strip() == existing.owner_id
         team = (
-            msg.owner_team if "owner_team" in fields else (existing.owner_team if existing else "")
+            msg.owner_team
+            if "owner_team" in fields
+            else (existing.owner_team if existing is not None and kept else "")
         )
         values["owner_id"], values["owner_team"] = resolve_owner(principal, owner, team, violations)
+        if not msg.owner_team.strip():
+            # The owner's team is the directory's (whoever set the owner: a web form,
+            # telephony, an import, an admin); the token's only until it is known.
+            known = await teams.team_of(
+                session, models.UserTeam, principal.tenant_id, str(values["owner_id"])
+            )
+            values["owner_team"] = known or values["owner_team"]
     if violations:
         raise InvalidArgument(violations)
     return values

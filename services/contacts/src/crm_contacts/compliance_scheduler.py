@@ -226,10 +226,13 @@ class ComplianceScheduler:
         erased = []
         for contact_id in ids:
             try:
-                await self.requests.erase_everywhere(principal, contact_id)
+                results, _ = await self.requests.erase_everywhere(principal, contact_id)
             except (StepFailed, CrmError) as exc:
                 log.warning("retention: %s not erased (%s); next run retries", contact_id, exc)
                 continue
+            left = [r.service for r in results if not r.empty]
+            if left:
+                log.warning("retention: copies of %s remain in %s", contact_id, ", ".join(left))
             erased.append(contact_id)
         return erased
 

@@ -22,6 +22,7 @@ from crm_contacts import models, normalize, search_text
 from crm_contacts.convert import ADDRESS_FIELDS, contact_to_pb
 from crm_contacts.custom_fields import FieldDefinition, FieldType, validate_values
 from crm_contacts.duplicates import DuplicateCandidate, find_duplicates, score_pair
+from crm_kit import task_access, teams
 from crm_kit.context import Principal
 from crm_kit.errors import (
     Conflict,
@@ -327,10 +328,20 @@ async def validate_contact(
             values["custom_fields"] = {k: v for k, v in merged.items() if v is not None}
     if "owner_id" in fields or "owner_team" in fields or creating:
         owner = msg.owner_id if "owner_id" in fields else (existing.owner_id if existing else "")
+        kept = existing is not None and owner.strip() == existing.owner_id
         team = (
-            msg.owner_team if "owner_team" in fields else (existing.owner_team if existing else "")
+            msg.owner_team
+            if "owner_team" in fields
+            else (existing.owner_team if existing is not None and kept else "")
         )
         values["owner_id"], values["owner_team"] = resolve_owner(principal, owner, team, violations)
+        if not msg.owner_team.strip():
+            # The owner's team is the directory's (whoever set the owner: a web form,
+            # telephony, an import, an admin); the token's only until it is known.
+            known = await teams.team_of(
+                session, models.UserTeam, principal.tenant_id, str(values["owner_id"])
+            )
+            values["owner_team"] = known or values["owner_team"]
     if "companies" in fields:
         values["companies"] = await _validate_links(
             session, principal, region, msg.companies, violations
@@ -524,15 +535,37 @@ async def import_contacts(
 
 
 async def get_row(
-    session: AsyncSession, principal: Principal, contact_id: str, *, for_update: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    contact_id: str,
+    *,
+    for_update: bool = False,
+    via_task: str = "",
 ) -> models.Contact:
-    region_of(contact_id)
+    """The contact if the caller may see it. `via_task` (a read, named for the audit):
+    also when an open task of the caller's concerns it (crm_kit.task_access)."""
+    region = region_of(contact_id)
     stmt = sa.select(models.Contact).where(
         models.Contact.id == contact_id, visible(models.Contact, principal)
     )
     if for_update:
         stmt = stmt.with_for_update()
     row = await session.scalar(stmt)
+    if row is None and via_task:
+        task_id = await task_access.granting_task(
+            session, models.TaskGrant, principal, "contact_id", contact_id
+        )
+        if task_id:
+            row = await session.scalar(
+                sa.select(models.Contact).where(
+                    models.Contact.id == contact_id,
+                    models.Contact.tenant_id == principal.tenant_id,
+                )
+            )
+            if row is not None:
+                await task_access.audit_task_read(
+                    session, principal, region, via_task, contact_id, task_id
+                )
     if row is None:
         raise NotFound(f"contact {contact_id} not found")
     return row

@@ -277,3 +277,27 @@ class RetentionRun(Base):
     record_ids: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
 
     __table_args__ = (sa.Index("ix_retention_runs_tenant_ran", "tenant_id", "ran_at"),)
+
+
+class UserTeam(Base):
+    """Each user's team as the directory last announced it (crm_kit.teams): the team a
+    record gets when it gets an owner, re-stamped on the owner's records on a change."""
+
+    __tablename__ = "user_teams"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    team: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class TaskGrant(Base):
+    """An open task's assignee and what it links to: they may read that contact and
+    deal while the task is theirs and open (crm_kit.task_access)."""
+
+    __tablename__ = "task_grants"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    task_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    assignee_id: Mapped[str] = mapped_column(sa.Text)
+    deal_id: Mapped[str] = mapped_column(sa.Text, default="")
+    contact_id: Mapped[str] = mapped_column(sa.Text, default="")

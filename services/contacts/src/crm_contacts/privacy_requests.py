@@ -21,11 +21,12 @@ import io
 import json
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
+import phonenumbers
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -39,14 +40,14 @@ from google.protobuf import json_format
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.crm.compliance.v1 import compliance_pb2
+from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as pb
 from crm_api.crm.contacts.v1 import contacts_pb2
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_contacts import contacts, models, privacy
 from crm_contacts.convert import timestamp
 from crm_contacts.normalize import normalize_email, normalize_phone
-from crm_kit import clock
+from crm_kit import clock, subject_copies
 from crm_kit.audit import append_audit, audit_as
 from crm_kit.context import Principal, current_principal
 from crm_kit.db import audit_table, transaction
@@ -318,7 +319,30 @@ class ServiceResult:
     service: str
     erased: dict[str, int]
     erased_at: datetime
+    # Copies of the subject's identifiers outside its linked rows ("table.column": rows).
+    copies_erased: dict[str, int] = field(default_factory=dict)
     remaining: int = -1
+    copies_remaining: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.remaining == 0 and not self.copies_remaining
+
+
+def erased_copies(copies: Sequence[compliance_pb2.SubjectCopy]) -> dict[str, int]:
+    return {f"{c.table}.{c.column}": c.rows for c in copies if c.action in ("redacted", "deleted")}
+
+
+def national_forms(phones: Sequence[str]) -> list[str]:
+    """Each stored E.164 number and its national number (how a person writes it at home)."""
+    forms = []
+    for phone in phones:
+        forms.append(phone)
+        try:
+            forms.append(str(phonenumbers.parse(phone, None).national_number))
+        except phonenumbers.NumberParseException:
+            continue
+    return forms
 
 
 class PrivacyRequests:
@@ -493,6 +517,8 @@ class PrivacyRequests:
             row.updated_at = now
             if error:
                 row.status, row.error = "failed", error[:2000]
+                # A verification that found something left: its receipt says what.
+                row.receipt, row.receipt_signature = receipt, signature
             else:
                 row.status, row.completed_at = "completed", now
                 row.receipt, row.receipt_signature = receipt, signature
@@ -506,12 +532,44 @@ class PrivacyRequests:
                 request_id,
             )
 
-    async def erase_everywhere(self, principal: Principal, contact_id: str) -> list[ServiceResult]:
-        """EraseSubject in every service, then the check that every export is empty."""
+    def _copies_stub(self, service: str) -> compliance_pb2_grpc.ComplianceServiceStub:
+        return self.runtime.peers.stub(service, compliance_pb2_grpc.ComplianceServiceStub)
+
+    async def subject_terms(
+        self, principal: Principal, contact_id: str
+    ) -> list[compliance_pb2.SubjectTerm]:
+        """The identifiers searched for everywhere (crm_kit.subject_copies decides which):
+        the contact's and those of the duplicates merged into it."""
+        async with transaction(self.runtime.sessions) as session:
+            rows = await session.scalars(
+                sa.select(models.Contact).where(
+                    models.Contact.tenant_id == principal.tenant_id,
+                    sa.or_(
+                        models.Contact.id == contact_id,
+                        models.Contact.merged_into_id == contact_id,
+                    ),
+                )
+            )
+            terms: dict[tuple[str, str], compliance_pb2.SubjectTerm] = {}
+            for row in rows:
+                for term in subject_copies.subject_terms(
+                    row.first_name, row.last_name, row.emails, national_forms(row.phones)
+                ):
+                    terms[(term.kind, term.value)] = term
+        return list(terms.values())
+
+    async def erase_everywhere(
+        self, principal: Principal, contact_id: str
+    ) -> tuple[list[ServiceResult], list[compliance_pb2.SubjectTerm]]:
+        """EraseSubject and the redaction of every copy in every service, then the check
+        that no linked record and no copy of the subject's identifiers remains."""
         async with transaction(self.runtime.sessions) as session:
             hold = await session.get(models.LegalHold, (principal.tenant_id, contact_id))
             if hold is not None:
                 raise FailedPrecondition(f"legal hold on {contact_id}: {hold.reason}")
+        # Read before anything is erased: the contact's own row is the source of them.
+        terms = await self.subject_terms(principal, contact_id)
+        copies_request = compliance_pb2.SubjectCopiesRequest(contact_id=contact_id, terms=terms)
         results: list[ServiceResult] = []
         # Peers first, the contact itself last: until the end the subject stays findable,
         # so a failed step can be retried.
@@ -522,37 +580,84 @@ class PrivacyRequests:
                 privacy_pb2.EraseSubjectRequest(contact_id=contact_id),
                 principal,
             )
+            redacted: compliance_pb2.SubjectCopiesResponse = await self._call(
+                service,
+                self._copies_stub(service).RedactSubjectCopies,
+                copies_request,
+                principal,
+            )
             results.append(
-                ServiceResult(service, {e.kind: e.count for e in reply.erased}, clock.now())
+                ServiceResult(
+                    service,
+                    {e.kind: e.count for e in reply.erased},
+                    clock.now(),
+                    copies_erased=erased_copies(redacted.copies),
+                )
             )
         async with transaction(self.runtime.sessions) as session:
             own = await privacy.erase_subject(session, principal, self.runtime.outbox, contact_id)
+            own_copies = await subject_copies.redact(
+                session, principal.tenant_id, contact_id, terms, self.runtime.copy_rules
+            )
             await session.execute(
                 sa.delete(models.LegalHold).where(models.LegalHold.contact_id == contact_id)
             )
         results.append(
-            ServiceResult("contacts", {e.kind: e.count for e in own.erased}, clock.now())
+            ServiceResult(
+                "contacts",
+                {e.kind: e.count for e in own.erased},
+                clock.now(),
+                copies_erased=erased_copies(own_copies),
+            )
         )
-        # Verification: every service must now export nothing for the subject.
+        await self._verify(principal, contact_id, copies_request, results)
+        return results, terms
+
+    async def _verify(
+        self,
+        principal: Principal,
+        contact_id: str,
+        copies_request: compliance_pb2.SubjectCopiesRequest,
+        results: list[ServiceResult],
+    ) -> None:
+        """Every service must now export nothing for the subject (linked records) and
+        hold no copy of the subject's identifiers in any table (everything else)."""
         exports = {
             e.service: len(e.records) for e in await self.export_everywhere(principal, contact_id)
         }
+        found: dict[str, Sequence[compliance_pb2.SubjectCopy]] = {}
+        for service in self.peer_services:
+            reply: compliance_pb2.SubjectCopiesResponse = await self._call(
+                service,
+                self._copies_stub(service).FindSubjectCopies,
+                copies_request,
+                principal,
+            )
+            found[service] = reply.copies
+        async with transaction(self.runtime.sessions) as session:
+            found["contacts"] = await subject_copies.find(
+                session,
+                principal.tenant_id,
+                contact_id,
+                copies_request.terms,
+                self.runtime.copy_rules,
+            )
         for result in results:
             result.remaining = exports.get(result.service, -1)
-        left = [r for r in results if r.remaining != 0]
-        if left:
-            raise StepFailed(
-                "verification failed: "
-                + ", ".join(f"{r.service} still holds {r.remaining} record(s)" for r in left)
-            )
-        return results
+            result.copies_remaining = [
+                {"table": c.table, "column": c.column, "rows": c.rows}
+                for c in found.get(result.service, ())
+            ]
 
     async def _erase(
         self, principal: Principal, request_id: str, contact_id: str
     ) -> dict[str, Any]:
-        results = await self.erase_everywhere(principal, contact_id)
+        results, terms = await self.erase_everywhere(principal, contact_id)
         async with transaction(self.runtime.sessions) as session:
             key = await tenant_key(session, principal.tenant_id)
+        searched: dict[str, int] = {}
+        for term in terms:
+            searched[term.kind] = searched.get(term.kind, 0) + 1
         receipt = canonical(
             {
                 "type": "erasure_receipt",
@@ -562,20 +667,43 @@ class PrivacyRequests:
                 "region": self.region,
                 "law": law_for(self.region),
                 "completed_at": clock.now().isoformat(),
+                # What the search for copies looked for (how many of each kind, never the
+                # values): see crm_kit.subject_copies for the rule.
+                "identifiers_searched": searched,
                 "services": [
                     {
                         "service": r.service,
                         "erased": r.erased,
+                        "copies_erased": r.copies_erased,
                         "erased_at": r.erased_at.isoformat(),
-                        "verification": "empty" if r.remaining == 0 else "not empty",
+                        "verification": "empty" if r.empty else "not empty",
                         "records_remaining": r.remaining,
+                        "copies_remaining": r.copies_remaining,
                     }
                     for r in results
                 ],
             }
         )
         signature = Ed25519PrivateKey.from_private_bytes(key.private_key).sign(receipt.encode())
-        return {"receipt": receipt, "signature": base64.b64encode(signature).decode()}
+        outcome: dict[str, Any] = {
+            "receipt": receipt,
+            "signature": base64.b64encode(signature).decode(),
+        }
+        left = [r for r in results if not r.empty]
+        if left:
+            # Not done, and the signed receipt says what remains and where.
+            outcome["error"] = "verification failed: " + "; ".join(
+                f"{r.service} still holds "
+                + ", ".join(
+                    [f"{r.remaining} linked record(s)"] * (r.remaining != 0)
+                    + [
+                        f"{c['rows']} copy(ies) in {c['table']}.{c['column']}"
+                        for c in r.copies_remaining
+                    ]
+                )
+                for r in left
+            )
+        return outcome
 
     async def _rectify(
         self, principal: Principal, request_id: str, contact_id: str

@@ -26,6 +26,7 @@ from crm_contacts import (
     timeline,
 )
 from crm_contacts.compliance_scheduler import ComplianceScheduler
+from crm_kit import task_access, teams
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
 from crm_kit.relocation import OwnedTable
@@ -78,7 +79,8 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
 
         async def work(session: AsyncSession) -> pb.Contact:
             return await contacts.to_pb(
-                session, await contacts.get_row(session, principal, request.id)
+                session,
+                await contacts.get_row(session, principal, request.id, via_task="contact.read"),
             )
 
         return await self.read("contact.read", request.id, work)
@@ -433,6 +435,11 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         PrivacyRequestsServicer(runtime), server
     )
     runtime.residency_counter = privacy_requests.count_contacts
+    # Erasure (crm_kit.subject_copies): a contact's own row is about that contact; the
+    # signing keys and the signed requests and receipts never change.
+    runtime.copy_rules = runtime.copy_rules.extend(
+        keep=("tenant_keys", "privacy_requests"), contact_columns={"contacts": '"id"'}
+    )
     # Relocation (crm_kit.relocation): company links stay behind with their company,
     # which lives in its own region; everything about the person moves.
     runtime.owned_tables += [
@@ -443,6 +450,17 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in
     runtime.relocation_remove = privacy_requests.relocation_remove
     runtime.background.append(ComplianceScheduler(runtime).run)
+    runtime.background.append(
+        task_access.task_access_consumer(runtime, "contacts-task-access", models.TaskGrant).run
+    )
+    runtime.background.append(
+        teams.team_consumer(
+            runtime,
+            "contacts-teams",
+            models.UserTeam,
+            [teams.OwnedBy(models.Contact), teams.OwnedBy(models.Company)],
+        ).run
+    )
     contacts_pb2_grpc.add_ContactsServiceServicer_to_server(ContactsServicer(runtime), server)
     policy_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)

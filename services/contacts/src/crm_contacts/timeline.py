@@ -74,7 +74,7 @@ async def add_entry(
 async def list_entries(
     session: AsyncSession, principal: Principal, request: pb.ListTimelineRequest
 ) -> pb.ListTimelineResponse:
-    contact = await get_row(session, principal, request.contact_id)
+    contact = await get_row(session, principal, request.contact_id, via_task="timeline.read")
     page_size = request.page_size or DEFAULT_PAGE
     if not 1 <= page_size <= MAX_PAGE:
         raise InvalidArgument.single("page_size", f"between 1 and {MAX_PAGE}")

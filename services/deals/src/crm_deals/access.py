@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_deals import models
+from crm_kit import task_access
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, NotFound
 from crm_kit.ids import region_of
@@ -56,14 +57,30 @@ async def get_deal_row(
     *,
     field: str = "id",
     for_update: bool = False,
+    via_task: str = "",
 ) -> models.Deal:
-    region_of(deal_id, field)
+    region = region_of(deal_id, field)
     stmt = sa.select(models.Deal).where(models.Deal.id == deal_id, visible(models.Deal, principal))
     if for_update:
         # A move waits here for a concurrent move of the same deal to commit, then
         # sees its result: the stage history stays a single consistent chain.
         stmt = stmt.with_for_update()
     row = await session.scalar(stmt)
+    if row is None and via_task:
+        # Field staff read the deal of their open task (crm_kit.task_access), audited.
+        task_id = await task_access.granting_task(
+            session, models.TaskGrant, principal, "deal_id", deal_id
+        )
+        if task_id:
+            row = await session.scalar(
+                sa.select(models.Deal).where(
+                    models.Deal.id == deal_id, models.Deal.tenant_id == principal.tenant_id
+                )
+            )
+            if row is not None:
+                await task_access.audit_task_read(
+                    session, principal, region, via_task, deal_id, task_id
+                )
     if row is None:
         raise NotFound(f"deal {deal_id} not found")
     return row

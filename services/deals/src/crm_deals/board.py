@@ -1,9 +1,11 @@
 """The pipeline board: one column per stage, in order, with the deals the caller may
 see, their count and their total in the tenant's reporting currency.
 
-Totals are exact Decimal sums of each amount converted with today's rate, rounded
-once to the reporting currency's minor unit. Amounts in a currency without a rate are
-left out of the totals and the currency is listed in `missing_rates`.
+Totals are exact Decimal sums of each amount converted with today's rate, rounded once
+to the reporting currency's minor unit by the one rule every report uses
+(crm_kit.reporting_money: half to even).
+Amounts in a currency without a rate are left out of the totals and the currency is
+listed in `missing_rates`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from crm_deals.convert import stage_to_pb
 from crm_deals.deals import to_pbs
 from crm_kit.clock import now
 from crm_kit.context import Principal
+from crm_kit.reporting_money import round_reporting
 
 # Deals listed per column (the most recently entered first); count and total cover all.
 MAX_DEALS_PER_COLUMN = 200
@@ -78,6 +81,10 @@ async def get_board(
         by_stage.setdefault(message.stage_id, []).append(message)
 
     reporting = conversion.reporting
+
+    def total_of(stage_id: str) -> Decimal:
+        return totals.get(stage_id, Decimal(0))
+
     return pb.Board(
         pipeline=view.to_pb(),
         reporting_currency=reporting,
@@ -86,7 +93,7 @@ async def get_board(
                 stage=stage_to_pb(stage),
                 count=counts.get(stage.id, 0),
                 total=pb.Money(
-                    amount=money.to_text(totals.get(stage.id, Decimal(0)), reporting),
+                    amount=f"{round_reporting(total_of(stage.id), money.digits(reporting)):f}",
                     currency=reporting,
                 ),
                 deals=by_stage.get(stage.id, []),

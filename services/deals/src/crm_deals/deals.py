@@ -22,6 +22,7 @@ from crm_deals import documents, models, money, pipelines
 from crm_deals.access import get_deal_row, resolve_owner, visible
 from crm_deals.convert import amount_text, deal_to_pb, timestamp
 from crm_deals.links import Directory
+from crm_kit import teams
 from crm_kit.clock import now
 from crm_kit.context import Principal
 from crm_kit.errors import (
@@ -205,11 +206,26 @@ def validate_fields(
             )
     if "owner_id" in fields or "owner_team" in fields or creating:
         owner = msg.owner_id if "owner_id" in fields else (existing.owner_id if existing else "")
+        kept = existing is not None and owner.strip() == existing.owner_id
         team = (
-            msg.owner_team if "owner_team" in fields else (existing.owner_team if existing else "")
+            msg.owner_team
+            if "owner_team" in fields
+            else (existing.owner_team if existing is not None and kept else "")
         )
         values["owner_id"], values["owner_team"] = resolve_owner(principal, owner, team, violations)
     return values
+
+
+async def stamp_team(
+    session: AsyncSession, principal: Principal, msg: pb.Deal, values: dict[str, Any]
+) -> None:
+    """The owner's team is the directory's (whoever set the owner: a web form, telephony,
+    an admin); the token's only until it is known (crm_kit.teams)."""
+    if "owner_id" in values and not msg.owner_team.strip():
+        known = await teams.team_of(
+            session, models.UserTeam, principal.tenant_id, str(values["owner_id"])
+        )
+        values["owner_team"] = known or values["owner_team"]
 
 
 async def check_links(
@@ -340,6 +356,7 @@ async def create_deal(
 ) -> pb.Deal:
     violations: list[FieldViolation] = []
     values = validate_fields(principal, region, msg, UPDATABLE, None, violations)
+    await stamp_team(session, principal, msg, values)
     view: pipelines.PipelineView | None = None
     stage: models.Stage | None = None
     try:
@@ -400,7 +417,9 @@ async def create_deal(
 
 
 async def get_deal(session: AsyncSession, principal: Principal, deal_id: str) -> pb.Deal:
-    return await to_pb(session, await get_deal_row(session, principal, deal_id))
+    return await to_pb(
+        session, await get_deal_row(session, principal, deal_id, via_task="deal.read")
+    )
 
 
 async def update_deal(
@@ -428,6 +447,7 @@ async def update_deal(
         )
     violations: list[FieldViolation] = []
     values = validate_fields(principal, region, msg, frozenset(paths), row, violations)
+    await stamp_team(session, principal, msg, values)
     await check_links(directory, principal, values, row, violations)
     if violations:
         raise InvalidArgument(violations)

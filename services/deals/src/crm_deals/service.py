@@ -14,6 +14,7 @@ from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_deals import board, deals, documents, fx, handlers, models, pipelines, privacy, retention
 from crm_deals.links import ContactsDirectory
+from crm_kit import task_access, teams
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.relocation import OwnedTable
@@ -250,6 +251,14 @@ class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Residency proof: deals per region of their contact (crm_kit.audit).
     runtime.subject_tables.append(SubjectTable("deal", "deals"))
+    # Erasure (crm_kit.subject_copies): a document is about its deal's contact, and its
+    # PDF cannot be redacted in place, so a document quoting the subject goes.
+    runtime.copy_rules = runtime.copy_rules.extend(
+        delete=("documents",),
+        contact_columns={
+            "documents": "SELECT d.contact_id FROM deals d WHERE d.id = documents.deal_id"
+        },
+    )
     # Relocation: a subject's deals with their history and documents (crm_kit.relocation).
     runtime.owned_tables += [
         OwnedTable(models.Deal, contact_column="contact_id"),
@@ -262,6 +271,14 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     deals_pb2_grpc.add_DealsServiceServicer_to_server(DealsServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     runtime.background.append(handlers.consumer(runtime).run)
+    runtime.background.append(
+        task_access.task_access_consumer(runtime, "deals-task-access", models.TaskGrant).run
+    )
+    runtime.background.append(
+        teams.team_consumer(
+            runtime, "deals-teams", models.UserTeam, [teams.OwnedBy(models.Deal)]
+        ).run
+    )
     runtime.background.append(documents.load_pdf_libraries)
     return [
         pb.DESCRIPTOR.services_by_name["DealsService"].full_name,

@@ -281,6 +281,12 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     settings = IntegrationsSettings()
     # Residency proof and relocation (crm_kit.audit, crm_kit.relocation): submissions,
     # calls and emails hold a contact's details, so they count, and move, with the contact.
+    # Erasure (crm_kit.subject_copies): an import's file and error report belong to the
+    # tenant of their import.
+    of_tenant = "import_id IN (SELECT i.id FROM imports i WHERE i.tenant_id = :tenant)"
+    runtime.copy_rules = runtime.copy_rules.extend(
+        scopes={"import_chunks": of_tenant, "import_errors": of_tenant}
+    )
     runtime.subject_tables += [
         SubjectTable("submission", "submissions"),
         SubjectTable("call", "calls"),

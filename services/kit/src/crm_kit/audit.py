@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.compliance.v1 import compliance_pb2 as pb
 from crm_api.crm.compliance.v1 import compliance_pb2_grpc
-from crm_kit import clock
+from crm_kit import clock, subject_copies
 from crm_kit.context import Principal, current_principal
 from crm_kit.db import audit_table, transaction
 from crm_kit.errors import InvalidArgument, PermissionDenied
@@ -332,6 +332,34 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServiceServicer):
             if self.runtime.residency_counter is not None:
                 counts.extend(await self.runtime.residency_counter(session, principal))
         return pb.CountResidencyResponse(service=self.service, region=self.region, counts=counts)
+
+    async def FindSubjectCopies(
+        self, request: pb.SubjectCopiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubjectCopiesResponse:
+        principal = _officer()
+        async with transaction(self.runtime.sessions) as session:
+            copies = await subject_copies.find(
+                session,
+                principal.tenant_id,
+                request.contact_id,
+                request.terms,
+                self.runtime.copy_rules,
+            )
+        return pb.SubjectCopiesResponse(service=self.service, region=self.region, copies=copies)
+
+    async def RedactSubjectCopies(
+        self, request: pb.SubjectCopiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubjectCopiesResponse:
+        principal = _officer()
+        async with transaction(self.runtime.sessions) as session:
+            copies = await subject_copies.redact(
+                session,
+                principal.tenant_id,
+                request.contact_id,
+                request.terms,
+                self.runtime.copy_rules,
+            )
+        return pb.SubjectCopiesResponse(service=self.service, region=self.region, copies=copies)
 
 
 def register_compliance(server: grpc.aio.Server, runtime: Runtime) -> list[str]:

@@ -27,6 +27,7 @@ from crm_kit.messaging import NatsConnection, Outbox, OutboxRelay
 from crm_kit.peers import Peers
 from crm_kit.relocation import CopyInHook, OwnedTable, RemoveHook, register_relocation
 from crm_kit.settings import ServiceSettings
+from crm_kit.subject_copies import CopyRules
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class Runtime:
     owned_tables: list[OwnedTable] = field(default_factory=list)
     relocation_copy_in: CopyInHook | None = None
     relocation_remove: RemoveHook | None = None
+    # Erasure (crm_kit.subject_copies): how copies of a subject's identifiers in this
+    # service's tables are treated beyond the generic rule.
+    copy_rules: CopyRules = field(default_factory=CopyRules)
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> Runtime:

@@ -45,6 +45,7 @@ EVENT_TYPES: dict[str, type[Message]] = {
     "tasks.task.completed": task_events.TaskCompleted,
     "tasks.task.overdue": task_events.TaskOverdue,
     "integrations.call.logged": integration_events.CallLogged,
+    "tasks.user.team_changed": task_events.UserTeamChanged,
 }
 
 
@@ -215,7 +216,8 @@ async def _save(session: AsyncSession, tenant_id: str, deal_id: str, deal: Deal)
             set_=values,
         )
     )
-    await _member(session, tenant_id, deal.owner_id, deal.owner_team)
+    if deal.owner_team:  # an event without a team says nothing about the membership
+        await _member(session, tenant_id, deal.owner_id, deal.owner_team)
 
 
 async def _member(session: AsyncSession, tenant_id: str, user_id: str, team: str) -> None:
@@ -356,6 +358,11 @@ async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
         at = _time(event.completed_at, occurred)
         kind = "task_on_time" if event.on_time else "task_late"
         await _activity(session, tenant, event.assignee_id, at, kind)
+        return True
+    if isinstance(event, task_events.UserTeamChanged):
+        # The directory's word on a user's team: reports of a team cover its current
+        # members' deals and activity, whatever team their older events carried.
+        await _member(session, tenant, event.user_id, event.team)
         return True
     if isinstance(event, integration_events.CallLogged):
         await _activity(session, tenant, event.owner_id, _time(event.started_at, occurred), "call")

@@ -118,20 +118,11 @@ def _dimension_conditions(
     """Tenant, ownership and the pipeline/owner/team filters on an aggregate table."""
     c = table.c
     conditions: list[sa.ColumnElement[bool]] = [c.tenant_id == principal.tenant_id]
-    if not principal.sees_whole_tenant:
-        if principal.has_role("manager"):
-            conditions.append(
-                sa.or_(c.owner_team == principal.team, c.owner_id == principal.user_id)
-            )
-        else:
-            conditions.append(c.owner_id == principal.user_id)
     if filters.pipeline_ids and "pipeline_id" in c:
         conditions.append(c.pipeline_id.in_(filters.pipeline_ids))
-    if filters.owner_ids:
-        conditions.append(c.owner_id.in_(filters.owner_ids))
-    if filters.teams and "owner_team" in c:
-        conditions.append(c.owner_team.in_(filters.teams))
-    return conditions
+    # A team is its members now (the directory's word, crm_kit.teams), not the team an
+    # older event carried: a rep who moved takes their deals along.
+    return conditions + _user_conditions(c.owner_id, models.members, principal, filters)
 
 
 def _period(column: Any, filters: Filters) -> list[sa.ColumnElement[bool]]:

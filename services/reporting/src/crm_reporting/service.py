@@ -8,10 +8,12 @@ from collections.abc import Sequence
 import grpc
 
 from crm_api.crm.deals.v1 import deals_pb2, deals_pb2_grpc
+from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_api.crm.reporting.v1 import reporting_pb2 as pb
 from crm_api.crm.reporting.v1 import reporting_pb2_grpc
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
+from crm_kit.ids import region_of
 from crm_kit.messaging import Consumer
 from crm_kit.peers import system_principal
 from crm_kit.runtime import Runtime
@@ -61,8 +63,33 @@ class ReportingServicer(ServicerBase, reporting_pb2_grpc.ReportingServiceService
         )
 
 
+class PrivacyServicer(ServicerBase, privacy_pb2_grpc.PrivacyServiceServicer):
+    """The read models hold ids, amounts and the tenant's staff, never a contact's record,
+    so there is nothing to export or erase per contact. It is still a peer of the erasure,
+    so its database is searched for copies of the subject like every other one."""
+
+    def _officer(self) -> None:
+        if not caller().has_role("admin", "compliance_officer"):
+            raise PermissionDenied("data-subject requests are for compliance officers and admins")
+
+    async def ExportSubject(
+        self, request: privacy_pb2.ExportSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> privacy_pb2.ExportSubjectResponse:
+        self._officer()
+        region = region_of(request.contact_id, "contact_id")
+        return privacy_pb2.ExportSubjectResponse(service="reporting", region=region)
+
+    async def EraseSubject(
+        self, request: privacy_pb2.EraseSubjectRequest, context: grpc.aio.ServicerContext
+    ) -> privacy_pb2.EraseSubjectResponse:
+        self._officer()
+        region = region_of(request.contact_id, "contact_id")
+        return privacy_pb2.EraseSubjectResponse(service="reporting", region=region)
+
+
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(runtime), server)
+    privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     consumer = Consumer(
         runtime.sessions,
         runtime.nats,
@@ -72,4 +99,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         batch=200,
     )
     runtime.background.append(consumer.run)
-    return [pb.DESCRIPTOR.services_by_name["ReportingService"].full_name]
+    return [
+        pb.DESCRIPTOR.services_by_name["ReportingService"].full_name,
+        privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+    ]

@@ -18,8 +18,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.directory.v1 import directory_pb2 as pb
+from crm_api.crm.events.v1 import tasks_pb2 as task_events
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from crm_kit.messaging import Outbox
 from crm_tasks import due, models
 from crm_tasks.convert import user_to_pb
 
@@ -120,10 +122,14 @@ def validate_user(user: pb.User) -> dict[str, object]:
     return values
 
 
-async def put_user(session: AsyncSession, principal: Principal, user: pb.User) -> pb.User:
+async def put_user(
+    session: AsyncSession, principal: Principal, outbox: Outbox, user: pb.User
+) -> pb.User:
     if not principal.has_role("admin"):
         raise PermissionDenied("only admins change the directory")
     values = validate_user(user)
+    before = await find(session, principal.tenant_id, str(values["id"]))
+    previous_team = before.team if before is not None else ""
     values["updated_at"] = datetime.now(UTC)
     statement = pg_insert(models.User).values(tenant_id=principal.tenant_id, **values)
     statement = statement.on_conflict_do_update(
@@ -133,6 +139,21 @@ async def put_user(session: AsyncSession, principal: Principal, user: pb.User) -
     await session.execute(statement)
     row = await find(session, principal.tenant_id, str(values["id"]))
     assert row is not None
+    if row.team != previous_team or before is None:
+        # Records follow their owner: this service's tasks at once, contacts' and deals'
+        # records on the event (crm_kit.teams), so managers see their current members'.
+        await session.execute(
+            sa.update(models.Task)
+            .where(models.Task.tenant_id == principal.tenant_id, models.Task.assignee_id == row.id)
+            .values(assignee_team=row.team)
+        )
+        await outbox.add(
+            session,
+            principal,
+            "user",
+            "team_changed",
+            task_events.UserTeamChanged(user_id=row.id, team=row.team),
+        )
     return user_to_pb(row)
 
 

@@ -64,7 +64,7 @@ class TasksServicer(_Base, tasks_pb2_grpc.TasksServiceServicer):
             pb.Task,
             "task.update",
             lambda t: t.id,
-            lambda s: tasks.update_task(s, principal, self.region, request),
+            lambda s: tasks.update_task(s, principal, self.region, self.runtime.outbox, request),
         )
 
     async def ListTasks(
@@ -145,7 +145,7 @@ class DirectoryServicer(_Base, directory_pb2_grpc.DirectoryServiceServicer):
             "PutUser",
             request,
             directory_pb2.User,
-            lambda s: directory.put_user(s, principal, request.user),
+            lambda s: directory.put_user(s, principal, self.runtime.outbox, request.user),
         )
 
     async def GetUser(
@@ -225,6 +225,9 @@ def background_jobs(runtime: Runtime, settings: TasksSettings) -> list[Job]:
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Residency proof: tasks per region of their contact (crm_kit.audit).
     runtime.subject_tables.append(SubjectTable("task", "tasks"))
+    # Erasure (crm_kit.subject_copies): the staff directory is not a contact's data; a
+    # match there (a colleague who is also a contact) is reported, never changed.
+    runtime.copy_rules = runtime.copy_rules.extend(keep=("users",))
     # Relocation: a subject's tasks, linked to their moved deals (crm_kit.relocation).
     runtime.owned_tables.append(
         OwnedTable(models.Task, contact_column="contact_id", remap=("deal_id",))

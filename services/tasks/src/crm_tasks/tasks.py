@@ -304,6 +304,7 @@ async def update_task(
     session: AsyncSession,
     principal: Principal,
     region: str,
+    outbox: Outbox,
     request: pb.UpdateTaskRequest,
 ) -> pb.Task:
     msg = request.task
@@ -370,6 +371,21 @@ async def update_task(
     row.version += 1
     row.updated_at = clock.now()
     await session.flush()
+    if changed.keys() & {"assignee_id", "deal_id", "contact_id", "status"}:
+        # Who may read the task's contact and deal changes with it (crm_kit.task_access).
+        await outbox.add(
+            session,
+            principal,
+            "task",
+            "changed",
+            events.TaskChanged(
+                task_id=row.id,
+                assignee_id=row.assignee_id,
+                deal_id=row.deal_id,
+                contact_id=row.contact_id,
+                status=row.status,
+            ),
+        )
     return task_to_pb(row)
 
 

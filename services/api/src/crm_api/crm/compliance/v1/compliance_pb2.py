@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"crm/compliance/v1/compliance.proto\x12\x11\x63rm.compliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x19\n\x11\x61\x63tor_home_region\x18\x07 \x01(\t\x12\x11\n\trecord_id\x18\x08 \x01(\t\x12\x13\n\x0blegal_basis\x18\t \x01(\t\x12&\n\x02\x61t\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprev_hash\x18\x0b \x01(\t\x12\x0c\n\x04hash\x18\x0c \x01(\t\"\x98\x01\n\x11QueryAuditRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x05\"E\n\x12QueryAuditResponse\x12/\n\x07records\x18\x01 \x03(\x0b\x32\x1e.crm.compliance.v1.AuditRecord\"\x14\n\x12VerifyAuditRequest\"<\n\x0c\x41uditProblem\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07problem\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xa5\x01\n\x13VerifyAuditResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x17\n\x0frecords_checked\x18\x03 \x01(\x03\x12\x0e\n\x06intact\x18\x04 \x01(\x08\x12\x31\n\x08problems\x18\x05 \x03(\x0b\x32\x1f.crm.compliance.v1.AuditProblem\x12\x11\n\thead_hash\x18\x06 \x01(\t\"\x17\n\x15\x43ountResidencyRequest\"Z\n\x0eResidencyCount\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x17\n\x0frequired_region\x18\x02 \x01(\t\x12\x10\n\x08subjects\x18\x03 \x01(\x03\x12\x0f\n\x07records\x18\x04 \x01(\x03\"l\n\x16\x43ountResidencyResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x31\n\x06\x63ounts\x18\x03 \x03(\x0b\x32!.crm.compliance.v1.ResidencyCount\"Q\n\x15\x41pplyRetentionRequest\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12*\n\x06\x62\x65\x66ore\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x16\x41pplyRetentionResponse\x12\x12\n\nrecord_ids\x18\x01 \x03(\t\"9\n\tCopiedRow\x12\r\n\x05table\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\"$\n\x0e\x43opyOutRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\"N\n\x0f\x43opyOutResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12*\n\x04rows\x18\x02 \x03(\x0b\x32\x1c.crm.compliance.v1.CopiedRow\"\xe7\x01\n\rCopyInRequest\x12\x16\n\x0eold_contact_id\x18\x01 \x01(\t\x12\x16\n\x0enew_contact_id\x18\x02 \x01(\t\x12*\n\x04rows\x18\x03 \x03(\x0b\x32\x1c.crm.compliance.v1.CopiedRow\x12;\n\x06id_map\x18\x04 \x03(\x0b\x32+.crm.compliance.v1.CopyInRequest.IdMapEntry\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x1a,\n\nIdMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"|\n\x0e\x43opyInResponse\x12<\n\x06id_map\x18\x01 \x03(\x0b\x32,.crm.compliance.v1.CopyInResponse.IdMapEntry\x1a,\n\nIdMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\rRemoveRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x16\n\x0enew_contact_id\x18\x02 \x01(\t\"!\n\x0eRemoveResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\x32\xb3\x02\n\x11\x43omplianceService\x12Y\n\nQueryAudit\x12$.crm.compliance.v1.QueryAuditRequest\x1a%.crm.compliance.v1.QueryAuditResponse\x12\\\n\x0bVerifyAudit\x12%.crm.compliance.v1.VerifyAuditRequest\x1a&.crm.compliance.v1.VerifyAuditResponse\x12\x65\n\x0e\x43ountResidency\x12(.crm.compliance.v1.CountResidencyRequest\x1a).crm.compliance.v1.CountResidencyResponse2y\n\x10RetentionService\x12\x65\n\x0e\x41pplyRetention\x12(.crm.compliance.v1.ApplyRetentionRequest\x1a).crm.compliance.v1.ApplyRetentionResponse2\x83\x02\n\x11RelocationService\x12P\n\x07\x43opyOut\x12!.crm.compliance.v1.CopyOutRequest\x1a\".crm.compliance.v1.CopyOutResponse\x12M\n\x06\x43opyIn\x12 .crm.compliance.v1.CopyInRequest\x1a!.crm.compliance.v1.CopyInResponse\x12M\n\x06Remove\x12 .crm.compliance.v1.RemoveRequest\x1a!.crm.compliance.v1.RemoveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"crm/compliance/v1/compliance.proto\x12\x11\x63rm.compliance.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x0b\x41uditRecord\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x19\n\x11\x61\x63tor_home_region\x18\x07 \x01(\t\x12\x11\n\trecord_id\x18\x08 \x01(\t\x12\x13\n\x0blegal_basis\x18\t \x01(\t\x12&\n\x02\x61t\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprev_hash\x18\x0b \x01(\t\x12\x0c\n\x04hash\x18\x0c \x01(\t\"\x98\x01\n\x11QueryAuditRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x05\"E\n\x12QueryAuditResponse\x12/\n\x07records\x18\x01 \x03(\x0b\x32\x1e.crm.compliance.v1.AuditRecord\"\x14\n\x12VerifyAuditRequest\"<\n\x0c\x41uditProblem\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07problem\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xa5\x01\n\x13VerifyAuditResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x17\n\x0frecords_checked\x18\x03 \x01(\x03\x12\x0e\n\x06intact\x18\x04 \x01(\x08\x12\x31\n\x08problems\x18\x05 \x03(\x0b\x32\x1f.crm.compliance.v1.AuditProblem\x12\x11\n\thead_hash\x18\x06 \x01(\t\"\x17\n\x15\x43ountResidencyRequest\"Z\n\x0eResidencyCount\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x17\n\x0frequired_region\x18\x02 \x01(\t\x12\x10\n\x08subjects\x18\x03 \x01(\x03\x12\x0f\n\x07records\x18\x04 \x01(\x03\"l\n\x16\x43ountResidencyResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x31\n\x06\x63ounts\x18\x03 \x03(\x0b\x32!.crm.compliance.v1.ResidencyCount\"*\n\x0bSubjectTerm\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"Y\n\x14SubjectCopiesRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12-\n\x05terms\x18\x02 \x03(\x0b\x32\x1e.crm.compliance.v1.SubjectTerm\"J\n\x0bSubjectCopy\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0e\n\x06\x63olumn\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x03\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\"h\n\x15SubjectCopiesResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12.\n\x06\x63opies\x18\x03 \x03(\x0b\x32\x1e.crm.compliance.v1.SubjectCopy\"Q\n\x15\x41pplyRetentionRequest\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12*\n\x06\x62\x65\x66ore\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x16\x41pplyRetentionResponse\x12\x12\n\nrecord_ids\x18\x01 \x03(\t\"9\n\tCopiedRow\x12\r\n\x05table\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x11\n\tdata_json\x18\x03 \x01(\t\"$\n\x0e\x43opyOutRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\"N\n\x0f\x43opyOutResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12*\n\x04rows\x18\x02 \x03(\x0b\x32\x1c.crm.compliance.v1.CopiedRow\"\xe7\x01\n\rCopyInRequest\x12\x16\n\x0eold_contact_id\x18\x01 \x01(\t\x12\x16\n\x0enew_contact_id\x18\x02 \x01(\t\x12*\n\x04rows\x18\x03 \x03(\x0b\x32\x1c.crm.compliance.v1.CopiedRow\x12;\n\x06id_map\x18\x04 \x03(\x0b\x32+.crm.compliance.v1.CopyInRequest.IdMapEntry\x12\x0f\n\x07\x63ountry\x18\x05 \x01(\t\x1a,\n\nIdMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"|\n\x0e\x43opyInResponse\x12<\n\x06id_map\x18\x01 \x03(\x0b\x32,.crm.compliance.v1.CopyInResponse.IdMapEntry\x1a,\n\nIdMapEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\rRemoveRequest\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x16\n\x0enew_contact_id\x18\x02 \x01(\t\"!\n\x0eRemoveResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\x32\x85\x04\n\x11\x43omplianceService\x12Y\n\nQueryAudit\x12$.crm.compliance.v1.QueryAuditRequest\x1a%.crm.compliance.v1.QueryAuditResponse\x12\\\n\x0bVerifyAudit\x12%.crm.compliance.v1.VerifyAuditRequest\x1a&.crm.compliance.v1.VerifyAuditResponse\x12\x65\n\x0e\x43ountResidency\x12(.crm.compliance.v1.CountResidencyRequest\x1a).crm.compliance.v1.CountResidencyResponse\x12\x66\n\x11\x46indSubjectCopies\x12\'.crm.compliance.v1.SubjectCopiesRequest\x1a(.crm.compliance.v1.SubjectCopiesResponse\x12h\n\x13RedactSubjectCopies\x12\'.crm.compliance.v1.SubjectCopiesRequest\x1a(.crm.compliance.v1.SubjectCopiesResponse2y\n\x10RetentionService\x12\x65\n\x0e\x41pplyRetention\x12(.crm.compliance.v1.ApplyRetentionRequest\x1a).crm.compliance.v1.ApplyRetentionResponse2\x83\x02\n\x11RelocationService\x12P\n\x07\x43opyOut\x12!.crm.compliance.v1.CopyOutRequest\x1a\".crm.compliance.v1.CopyOutResponse\x12M\n\x06\x43opyIn\x12 .crm.compliance.v1.CopyInRequest\x1a!.crm.compliance.v1.CopyInResponse\x12M\n\x06Remove\x12 .crm.compliance.v1.RemoveRequest\x1a!.crm.compliance.v1.RemoveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,32 +54,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESIDENCYCOUNT']._serialized_end=933
   _globals['_COUNTRESIDENCYRESPONSE']._serialized_start=935
   _globals['_COUNTRESIDENCYRESPONSE']._serialized_end=1043
-  _globals['_APPLYRETENTIONREQUEST']._serialized_start=1045
-  _globals['_APPLYRETENTIONREQUEST']._serialized_end=1126
-  _globals['_APPLYRETENTIONRESPONSE']._serialized_start=1128
-  _globals['_APPLYRETENTIONRESPONSE']._serialized_end=1172
-  _globals['_COPIEDROW']._serialized_start=1174
-  _globals['_COPIEDROW']._serialized_end=1231
-  _globals['_COPYOUTREQUEST']._serialized_start=1233
-  _globals['_COPYOUTREQUEST']._serialized_end=1269
-  _globals['_COPYOUTRESPONSE']._serialized_start=1271
-  _globals['_COPYOUTRESPONSE']._serialized_end=1349
-  _globals['_COPYINREQUEST']._serialized_start=1352
-  _globals['_COPYINREQUEST']._serialized_end=1583
-  _globals['_COPYINREQUEST_IDMAPENTRY']._serialized_start=1539
-  _globals['_COPYINREQUEST_IDMAPENTRY']._serialized_end=1583
-  _globals['_COPYINRESPONSE']._serialized_start=1585
-  _globals['_COPYINRESPONSE']._serialized_end=1709
-  _globals['_COPYINRESPONSE_IDMAPENTRY']._serialized_start=1539
-  _globals['_COPYINRESPONSE_IDMAPENTRY']._serialized_end=1583
-  _globals['_REMOVEREQUEST']._serialized_start=1711
-  _globals['_REMOVEREQUEST']._serialized_end=1770
-  _globals['_REMOVERESPONSE']._serialized_start=1772
-  _globals['_REMOVERESPONSE']._serialized_end=1805
-  _globals['_COMPLIANCESERVICE']._serialized_start=1808
-  _globals['_COMPLIANCESERVICE']._serialized_end=2115
-  _globals['_RETENTIONSERVICE']._serialized_start=2117
-  _globals['_RETENTIONSERVICE']._serialized_end=2238
-  _globals['_RELOCATIONSERVICE']._serialized_start=2241
-  _globals['_RELOCATIONSERVICE']._serialized_end=2500
+  _globals['_SUBJECTTERM']._serialized_start=1045
+  _globals['_SUBJECTTERM']._serialized_end=1087
+  _globals['_SUBJECTCOPIESREQUEST']._serialized_start=1089
+  _globals['_SUBJECTCOPIESREQUEST']._serialized_end=1178
+  _globals['_SUBJECTCOPY']._serialized_start=1180
+  _globals['_SUBJECTCOPY']._serialized_end=1254
+  _globals['_SUBJECTCOPIESRESPONSE']._serialized_start=1256
+  _globals['_SUBJECTCOPIESRESPONSE']._serialized_end=1360
+  _globals['_APPLYRETENTIONREQUEST']._serialized_start=1362
+  _globals['_APPLYRETENTIONREQUEST']._serialized_end=1443
+  _globals['_APPLYRETENTIONRESPONSE']._serialized_start=1445
+  _globals['_APPLYRETENTIONRESPONSE']._serialized_end=1489
+  _globals['_COPIEDROW']._serialized_start=1491
+  _globals['_COPIEDROW']._serialized_end=1548
+  _globals['_COPYOUTREQUEST']._serialized_start=1550
+  _globals['_COPYOUTREQUEST']._serialized_end=1586
+  _globals['_COPYOUTRESPONSE']._serialized_start=1588
+  _globals['_COPYOUTRESPONSE']._serialized_end=1666
+  _globals['_COPYINREQUEST']._serialized_start=1669
+  _globals['_COPYINREQUEST']._serialized_end=1900
+  _globals['_COPYINREQUEST_IDMAPENTRY']._serialized_start=1856
+  _globals['_COPYINREQUEST_IDMAPENTRY']._serialized_end=1900
+  _globals['_COPYINRESPONSE']._serialized_start=1902
+  _globals['_COPYINRESPONSE']._serialized_end=2026
+  _globals['_COPYINRESPONSE_IDMAPENTRY']._serialized_start=1856
+  _globals['_COPYINRESPONSE_IDMAPENTRY']._serialized_end=1900
+  _globals['_REMOVEREQUEST']._serialized_start=2028
+  _globals['_REMOVEREQUEST']._serialized_end=2087
+  _globals['_REMOVERESPONSE']._serialized_start=2089
+  _globals['_REMOVERESPONSE']._serialized_end=2122
+  _globals['_COMPLIANCESERVICE']._serialized_start=2125
+  _globals['_COMPLIANCESERVICE']._serialized_end=2642
+  _globals['_RETENTIONSERVICE']._serialized_start=2644
+  _globals['_RETENTIONSERVICE']._serialized_end=2765
+  _globals['_RELOCATIONSERVICE']._serialized_start=2768
+  _globals['_RELOCATIONSERVICE']._serialized_end=3027
 # @@protoc_insertion_point(module_scope)

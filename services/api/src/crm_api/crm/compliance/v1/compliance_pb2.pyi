@@ -277,6 +277,113 @@ class CountResidencyResponse(_message.Message):
 Global___CountResidencyResponse: _TypeAlias = CountResidencyResponse  # noqa: Y015
 
 @_typing.final
+class SubjectTerm(_message.Message):
+    """One identifier of a data subject, as the contacts service stores it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"full_name" (matched whole-word, any case), "email" (any case) or "phone" (digits,
+    also written with separators; matched when no other digit follows and no digit but
+    0 precedes).
+    """
+    value: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubjectTerm: _TypeAlias = SubjectTerm  # noqa: Y015
+
+@_typing.final
+class SubjectCopiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    @_builtins.property
+    def terms(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubjectTerm]: ...
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        terms: _abc.Iterable[Global___SubjectTerm] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubjectCopiesRequest: _TypeAlias = SubjectCopiesRequest  # noqa: Y015
+
+@_typing.final
+class SubjectCopy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TABLE_FIELD_NUMBER: _builtins.int
+    COLUMN_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    table: _builtins.str
+    column: _builtins.str
+    rows: _builtins.int
+    """Rows of that column holding a copy (found), or changed (redacted, deleted)."""
+    action: _builtins.str
+    """"found", "redacted", "deleted", or "kept" (a table that must not change)."""
+    def __init__(
+        self,
+        *,
+        table: _builtins.str = ...,
+        column: _builtins.str = ...,
+        rows: _builtins.int = ...,
+        action: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "column", b"column", "rows", b"rows", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubjectCopy: _TypeAlias = SubjectCopy  # noqa: Y015
+
+@_typing.final
+class SubjectCopiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    COPIES_FIELD_NUMBER: _builtins.int
+    service: _builtins.str
+    region: _builtins.str
+    @_builtins.property
+    def copies(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubjectCopy]: ...
+    def __init__(
+        self,
+        *,
+        service: _builtins.str = ...,
+        region: _builtins.str = ...,
+        copies: _abc.Iterable[Global___SubjectCopy] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["copies", b"copies", "region", b"region", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubjectCopiesResponse: _TypeAlias = SubjectCopiesResponse  # noqa: Y015
+
+@_typing.final
 class ApplyRetentionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

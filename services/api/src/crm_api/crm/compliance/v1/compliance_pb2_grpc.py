@@ -52,6 +52,16 @@ class ComplianceServiceStub:
                 request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CountResidencyRequest.SerializeToString,
                 response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CountResidencyResponse.FromString,
                 _registered_method=True)
+        self.FindSubjectCopies = channel.unary_unary(
+                '/crm.compliance.v1.ComplianceService/FindSubjectCopies',
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
+                _registered_method=True)
+        self.RedactSubjectCopies = channel.unary_unary(
+                '/crm.compliance.v1.ComplianceService/RedactSubjectCopies',
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+                response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
+                _registered_method=True)
 
 
 class ComplianceServiceServicer:
@@ -81,6 +91,24 @@ class ComplianceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindSubjectCopies(self, request, context):
+        """Where a data subject's identifiers appear in this service's database, in any text,
+        JSON, array or binary column of any table, linked to the subject or not. Only table
+        and column names and row counts are returned, never the rows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedactSubjectCopies(self, request, context):
+        """Redacts (or, where a copy cannot be edited, deletes) every copy FindSubjectCopies
+        finds, except in tables that must not change (the hash-chained audit trail, the
+        outbox); returns what it changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplianceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +126,16 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
                     servicer.CountResidency,
                     request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CountResidencyRequest.FromString,
                     response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.CountResidencyResponse.SerializeToString,
+            ),
+            'FindSubjectCopies': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindSubjectCopies,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.SerializeToString,
+            ),
+            'RedactSubjectCopies': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedactSubjectCopies,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.FromString,
+                    response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,6 +222,60 @@ class ComplianceService:
             '/crm.compliance.v1.ComplianceService/CountResidency',
             crm_dot_compliance_dot_v1_dot_compliance__pb2.CountResidencyRequest.SerializeToString,
             crm_dot_compliance_dot_v1_dot_compliance__pb2.CountResidencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindSubjectCopies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.ComplianceService/FindSubjectCopies',
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedactSubjectCopies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.compliance.v1.ComplianceService/RedactSubjectCopies',
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -207,3 +207,67 @@ class NotificationRequested(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NotificationRequested: _TypeAlias = NotificationRequested  # noqa: Y015
+
+@_typing.final
+class UserTeamChanged(_message.Message):
+    """tasks.user.team_changed: a user of the directory joined another team (or none). The
+    services that keep records per owner re-stamp that owner's records with it, so a
+    manager sees exactly the current members' records.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    team: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        team: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["team", b"team", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserTeamChanged: _TypeAlias = UserTeamChanged  # noqa: Y015
+
+@_typing.final
+class TaskChanged(_message.Message):
+    """tasks.task.changed: an existing task's assignee, links or status changed (a
+    reassignment, a cancellation, a re-opening). With task.created and task.completed it
+    tells contacts and deals who may read a task's contact and deal (crm_kit.task_access).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    assignee_id: _builtins.str
+    deal_id: _builtins.str
+    contact_id: _builtins.str
+    status: _builtins.str
+    """open, done, cancelled"""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        assignee_id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "contact_id", b"contact_id", "deal_id", b"deal_id", "status", b"status", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskChanged: _TypeAlias = TaskChanged  # noqa: Y015
