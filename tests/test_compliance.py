@@ -354,7 +354,7 @@ async def web_lead_won(
 async def test_erasure_removes_every_copy_of_the_name_and_the_receipt_says_so(
     api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     first, last = "Lena", f"Kuckuck{uuid.uuid4().hex[:6]}"
     email = f"lena.{last.lower()}@example.org"
     lead = await web_lead_won(world, api, token_for, first, last, email)
@@ -428,7 +428,7 @@ async def test_erasure_removes_every_copy_of_the_name_and_the_receipt_says_so(
 async def test_a_copy_that_cannot_be_erased_is_reported_by_the_signed_receipt(
     api: httpx.AsyncClient, token_for: Any, db: Any
 ) -> None:
-    world = await World(api, token_for, "eu").setup()
+    world = await World(api, token_for, "eu", db).setup()
     first, last = "Ana", f"Resto{uuid.uuid4().hex[:6]}"
     email = f"ana.{last.lower()}@example.org"
     lead = await web_lead_won(world, api, token_for, first, last, email)
