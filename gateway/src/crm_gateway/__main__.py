@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
-from crm_gateway.app import BodyLimit, create_app
+from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
 from crm_kit import telemetry
 
@@ -12,11 +12,7 @@ from crm_kit import telemetry
 def main() -> None:
     config = GatewaySettings()
     telemetry.setup("gateway", log_level=config.log_level)
-    app = BodyLimit(
-        create_app(config),
-        config.max_body_bytes,
-        larger={"/v1/imports": config.max_import_bytes},
-    )
+    app = create_app(config)
     uvicorn.run(
         app,
         host=config.http_host,

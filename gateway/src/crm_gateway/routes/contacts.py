@@ -174,6 +174,8 @@ async def update_contact(
             expected = int(if_match.strip('"W/'))
         except ValueError as exc:
             raise invalid("If-Match", "expected the contact's version number") from exc
+        if not 0 <= expected <= schemas.INT64_MAX:
+            raise invalid("If-Match", "expected the contact's version number")
     contact = await _stub(who, region).UpdateContact(
         pb.UpdateContactRequest(
             contact=message,

@@ -59,7 +59,7 @@ class WorkingHoursIn(schemas.Strict):
     # Checked by the service, which names the bad field (HH:MM, start < end, days 1..7).
     start: str = Field("", max_length=20)
     end: str = Field("", max_length=20)
-    days: list[int] = Field(default_factory=list, max_length=50)
+    days: list[schemas.Weekday] = Field(default_factory=list, max_length=50)
 
 
 class TemplateIn(schemas.Strict):
