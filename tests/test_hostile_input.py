@@ -270,3 +270,63 @@ async def test_a_chunked_body_under_the_limit_is_served(
     )
     assert reply.status_code == 201, reply.text
     assert reply.json()["first_name"] == "Chunked"
+
+
+async def test_a_task_links_only_to_a_deal_or_contact_the_caller_may_see(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    name = tenant()
+    ana = token_for("rep-ana", "sales_rep", "eu", tenant=name)
+    ben = token_for("rep-ben", "sales_rep", "eu", tenant=name)
+    stranger = token_for("boss", "admin", "eu", tenant=tenant())
+
+    async def contact_and_deal(headers: dict[str, str]) -> tuple[str, str]:
+        contact = await api.post(
+            "/v1/contacts", json={"first_name": "P", "address": {"country": "DE"}}, headers=headers
+        )
+        assert contact.status_code == 201, contact.text
+        deal = await api.post(
+            "/v1/deals",
+            json={"title": "Windows", "contact_id": contact.json()["id"]},
+            headers=headers,
+        )
+        assert deal.status_code == 201, deal.text
+        return contact.json()["id"], deal.json()["id"]
+
+    ana_contact, ana_deal = await contact_and_deal(ana)
+    ben_contact, ben_deal = await contact_and_deal(ben)
+    other_contact, other_deal = await contact_and_deal(stranger)
+    missing = "eu_01JD0000000000000000000000"
+    for field, value in (
+        ("deal_id", ben_deal),
+        ("contact_id", ben_contact),
+        ("deal_id", other_deal),
+        ("contact_id", other_contact),
+        ("deal_id", missing),
+        ("contact_id", missing),
+    ):
+        reply = await api.post("/v1/tasks", json={"title": "Sneak", field: value}, headers=ana)
+        assert refused(reply) == {field}, (field, value)
+    rows = await db("tasks", "eu", "SELECT count(*) FROM tasks WHERE tenant_id = $1", name)
+    assert rows[0][0] == 0
+    listed = await api.get("/v1/tasks", params={"deal_id": ben_deal}, headers=ana)
+    assert listed.status_code == 200 and listed.json()["data"] == []
+
+    # Her own deal and contact are fine; changing the link to Ben's deal is refused.
+    own = await api.post(
+        "/v1/tasks",
+        json={"title": "Call", "deal_id": ana_deal, "contact_id": ana_contact},
+        headers=ana,
+    )
+    assert own.status_code == 201, own.text
+    moved = await api.patch(
+        f"/v1/tasks/{own.json()['id']}", json={"deal_id": ben_deal}, headers=ana
+    )
+    assert refused(moved) == {"deal_id"}
+    kept = await api.get(f"/v1/tasks/{own.json()['id']}", headers=ana)
+    assert kept.json()["deal_id"] == ana_deal
+    # Changing another field keeps the link without asking again.
+    renamed = await api.patch(
+        f"/v1/tasks/{own.json()['id']}", json={"title": "Call back"}, headers=ana
+    )
+    assert renamed.status_code == 200, renamed.text
