@@ -330,3 +330,82 @@ async def test_a_task_links_only_to_a_deal_or_contact_the_caller_may_see(
         f"/v1/tasks/{own.json()['id']}", json={"title": "Call back"}, headers=ana
     )
     assert renamed.status_code == 200, renamed.text
+
+
+async def web_form(api: httpx.AsyncClient, admin: dict[str, str], per_ip: int) -> dict[str, Any]:
+    pipeline = await api.post(
+        "/v1/pipelines",
+        json={"name": "Web", "stages": [{"name": "New"}, {"name": "Won", "kind": "won"}]},
+        headers=admin,
+    )
+    assert pipeline.status_code == 201, pipeline.text
+    form = await api.post(
+        "/v1/forms",
+        json={
+            "name": "Quote",
+            "field_mapping": {"email": "email", "country": "country"},
+            "pipeline_id": pipeline.json()["id"],
+            "stage_id": pipeline.json()["stages"][0]["id"],
+            "owner": "user:boss",
+            "rate_limit_per_ip": per_ip,
+        },
+        headers=admin,
+    )
+    assert form.status_code == 201, form.text
+    return dict(form.json())
+
+
+async def submitted_from(db: Any, form_id: str) -> list[str]:
+    rows = await db(
+        "integrations", "eu", "SELECT client_ip FROM submissions WHERE form_id = $1", form_id
+    )
+    return sorted(row[0] for row in rows)
+
+
+async def test_a_made_up_forwarded_for_does_not_escape_the_per_address_limit(
+    api: httpx.AsyncClient, token_for: Any, db: Any
+) -> None:
+    admin = token_for("boss", "admin", "eu", tenant=tenant())
+    form = await web_form(api, admin, per_ip=2)
+    answers = []
+    for i in range(4):
+        reply = await api.post(
+            form["submit_url"],
+            json={"email": f"lead{i}@example.org", "country": "DE"},
+            headers={"X-Forwarded-For": f"198.51.100.{i + 1}"},
+        )
+        answers.append(reply.status_code)
+    # No proxy is configured (CRM_TRUSTED_PROXIES is empty): the peer is the client.
+    assert answers[:2] == [201, 201] and answers[2:] == [429, 429], answers
+    assert await submitted_from(db, form["id"]) == ["127.0.0.1", "127.0.0.1"]
+
+
+async def test_forwarded_for_is_believed_only_from_a_configured_proxy(
+    api: httpx.AsyncClient, token_for: Any, db: Any, system: Any
+) -> None:
+    from crm_gateway.app import create_app
+    from crm_gateway.settings import GatewaySettings
+
+    admin = token_for("boss", "admin", "eu", tenant=tenant())
+    form = await web_form(api, admin, per_ip=10)
+    app = create_app(
+        GatewaySettings(
+            jwt_secret=system.jwt_secret,
+            service_endpoints=system.endpoints,
+            trusted_proxies="10.0.0.0/8",
+        )
+    )
+    try:
+        for peer, lead in (("10.1.2.3", "via-proxy"), ("192.0.2.55", "direct")):
+            transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                reply = await client.post(
+                    form["submit_url"],
+                    json={"email": f"{lead}@example.org", "country": "DE"},
+                    headers={"X-Forwarded-For": "203.0.113.9"},
+                )
+                assert reply.status_code == 201, reply.text
+    finally:
+        await app.state.gateway.clients.close()
+    # Through the proxy: the address it forwarded; straight from elsewhere: the peer.
+    assert await submitted_from(db, form["id"]) == ["192.0.2.55", "203.0.113.9"]

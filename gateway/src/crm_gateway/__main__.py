@@ -19,6 +19,9 @@ def main() -> None:
         port=config.http_port,
         log_config=None,
         access_log=False,
+        # Forwarded headers are handled by the app, trusted only from CRM_TRUSTED_PROXIES
+        # (uvicorn's own default would trust any local peer).
+        proxy_headers=False,
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,

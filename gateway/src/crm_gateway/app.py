@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram, make_asgi_app
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from crm_gateway import problems
 from crm_gateway.access import Gateway
@@ -79,6 +80,10 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit, max_bytes=config.max_body_bytes, larger={"/v1/imports": config.max_import_bytes}
     )
+    if config.trusted_proxies:
+        # The client's address (per-address limits, what a submission records) comes from
+        # X-Forwarded-For only when a configured proxy sent it.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.trusted_proxies)
 
     @app.middleware("http")
     async def measure(
