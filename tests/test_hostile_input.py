@@ -335,7 +335,14 @@ async def test_a_task_links_only_to_a_deal_or_contact_the_caller_may_see(
 async def web_form(api: httpx.AsyncClient, admin: dict[str, str], per_ip: int) -> dict[str, Any]:
     pipeline = await api.post(
         "/v1/pipelines",
-        json={"name": "Web", "stages": [{"name": "New"}, {"name": "Won", "kind": "won"}]},
+        json={
+            "name": "Web",
+            "stages": [
+                {"name": "New"},
+                {"name": "Won", "kind": "won"},
+                {"name": "Lost", "kind": "lost"},
+            ],
+        },
         headers=admin,
     )
     assert pipeline.status_code == 201, pipeline.text

@@ -14,7 +14,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram, make_asgi_app
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from crm_gateway import problems
+from crm_gateway import openapi, problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
 from crm_gateway.guards import BodyLimit, TextGuard
@@ -63,6 +63,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     problems.install(app)
+    openapi.install(app)
     app.include_router(contacts.router)
     app.include_router(companies.router)
     app.include_router(deals.router)
