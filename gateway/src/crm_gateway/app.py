@@ -77,7 +77,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.mount("/metrics", make_asgi_app())
     # Innermost first: the text guard reads JSON bodies that the body limit counts.
-    app.add_middleware(TextGuard)
+    app.add_middleware(TextGuard, max_bytes=config.max_body_bytes)
     app.add_middleware(
         BodyLimit, max_bytes=config.max_body_bytes, larger={"/v1/imports": config.max_import_bytes}
     )

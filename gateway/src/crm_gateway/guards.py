@@ -126,8 +126,10 @@ class TextGuard:
     unchanged; other bodies (file uploads) stream through untouched.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
+        # Larger bodies (only file uploads may be) stream on unchecked, never buffered.
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -152,15 +154,22 @@ class TextGuard:
         if not is_json and media_type != _FORM_TYPE:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
+        messages: list[Message] = []
+        size = 0
+        complete = False
+        while size <= self.max_bytes:
             message = await receive()
+            messages.append(message)
             if message["type"] != "http.request":
                 break
-            chunks.append(message.get("body", b""))
+            size += len(message.get("body", b""))
             if not message.get("more_body", False):
+                complete = True
                 break
-        body = b"".join(chunks)
+        if not complete:
+            await self.app(scope, self._replay(messages, receive), send)
+            return
+        body = b"".join(m.get("body", b"") for m in messages)
         if is_json:
             violations = self._json_violations(body)
         else:
@@ -172,16 +181,19 @@ class TextGuard:
         if violations:
             await problem_response(_invalid(violations), scope["path"])(scope, receive, send)
             return
-        replayed = False
+        await self.app(scope, self._replay(messages, receive), send)
+
+    @staticmethod
+    def _replay(messages: list[Message], receive: Receive) -> Receive:
+        """The messages already read, then the rest of the stream."""
+        pending = list(messages)
 
         async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+            if pending:
+                return pending.pop(0)
             return await receive()
 
-        await self.app(scope, replay, send)
+        return replay
 
     @staticmethod
     def _json_violations(body: bytes) -> list[FieldViolation]:
