@@ -212,7 +212,10 @@ async def test_real_answers_match_their_declared_schemas(
         json={"emails": ["nope"], "address": {"country": "DE"}},
     )
     await call("GET", "/v1/deals/{deal_id}", f"/v1/deals/{deal['id'][:-1]}0", rep, 404)
-    await call("POST", "/v1/pipelines", "/v1/pipelines", rep, 403, json={"name": "p", "stages": []})
+    stages = [{"name": "a"}, {"name": "b", "kind": "won"}, {"name": "c", "kind": "lost"}]
+    await call(
+        "POST", "/v1/pipelines", "/v1/pipelines", rep, 403, json={"name": "p", "stages": stages}
+    )
     await call("GET", "/v1/contacts", "/v1/contacts", {}, 401)
     assert len(checked) >= 35
 

@@ -4,7 +4,7 @@ held to the document (no 5xx, no undocumented status code or content type, bodie
 match their schema).
 
 Bounded and deterministic: a few examples per operation, mode and role
-(`CRM_SCHEMATHESIS_EXAMPLES`, default 3), derandomized, no shrinking, no example
+(`CRM_SCHEMATHESIS_EXAMPLES`, default 5), derandomized, no shrinking, no example
 database. The number of cases run is printed.
 """
 
@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-EXAMPLES = int(os.environ.get("CRM_SCHEMATHESIS_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("CRM_SCHEMATHESIS_EXAMPLES", "5"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
