@@ -474,15 +474,15 @@ ImportJob = proto_model(
 )
 
 
-def ok(model: type[BaseModel], status: int = 200, **files: str) -> dict[str, Any]:
+def ok(model: type[BaseModel], status: int = 200, *also: str) -> dict[str, Any]:
     """Route keywords declaring the answer: `@router.get(..., **ok(Contact))`.
 
-    The model documents the answer (the route returns a plain dict); `files` adds other
-    media types the route may answer with, e.g. `text_csv="text/csv"` (name ignored).
+    The model documents the JSON answer (the route returns a plain dict); `also` names
+    other media types the route may answer with instead, e.g. "text/csv".
     """
     response: dict[str, Any] = {"model": model, "description": "OK"}
-    if files:
-        response["content"] = {media: {"schema": {"type": "string"}} for media in files.values()}
+    if also:
+        response["content"] = {media: {"schema": {"type": "string"}} for media in also}
     return {"response_model": None, "responses": {status: response}}
 
 

@@ -122,8 +122,8 @@ def _invalid(violations: list[FieldViolation]) -> Problem:
 class TextGuard:
     """422 for NUL or lone surrogates in the path, a query parameter or a JSON/form body.
 
-    JSON and form bodies are read whole here (BodyLimit has bounded them) and handed on
-    unchanged; other bodies (file uploads) stream through untouched.
+    JSON and form bodies up to the body limit are read whole here and handed on
+    unchanged; other bodies (file uploads, which may be larger) stream through.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -149,7 +149,8 @@ class TextGuard:
             await problem_response(_invalid(violations), scope["path"])(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode()
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        media_type = content_type.split(";")[0].strip().lower()
         is_json = media_type in _JSON_TYPES or media_type.endswith("+json")
         if not is_json and media_type != _FORM_TYPE:
             await self.app(scope, receive, send)

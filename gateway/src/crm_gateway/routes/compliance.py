@@ -526,7 +526,7 @@ def _pdf(report: dict[str, Any]) -> bytes:
 @router.get(
     "/v1/compliance/residency",
     summary="Residency proof: records per region and misplaced records (JSON, CSV, PDF)",
-    **answers.ok(answers.Residency, csv="text/csv", pdf="application/pdf"),
+    **answers.ok(answers.Residency, 200, "text/csv", "application/pdf"),
 )
 async def residency(
     who: Caller = Depends(caller), format: Literal["json", "csv", "pdf"] = "json"

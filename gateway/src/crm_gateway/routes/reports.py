@@ -294,7 +294,7 @@ MEDIA = {"svg": "image/svg+xml", "png": "image/png", "csv": "text/csv; charset=u
     "/v1/reports/{name}",
     tags=["reports"],
     summary="A report from the read models, merged over regions (JSON, CSV, SVG or PNG)",
-    **answers.ok(answers.Report, csv="text/csv", svg="image/svg+xml", png="image/png"),
+    **answers.ok(answers.Report, 200, "text/csv", "image/svg+xml", "image/png"),
 )
 async def get_report(
     name: str,
