@@ -88,7 +88,8 @@ _JSON_TYPES = ("application/json",)
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-def _text_problem(text: str) -> str | None:
+def text_problem(text: str) -> str | None:
+    """Why PostgreSQL or protobuf could not store this text, or None."""
     if "\x00" in text:
         return "must not contain the NUL character (\\u0000)"
     try:
@@ -137,12 +138,12 @@ class TextGuard:
             return
         violations: list[FieldViolation] = []
         # The server has decoded path and query (undecodable bytes become U+FFFD).
-        if (problem := _text_problem(scope["path"])) is not None:
+        if (problem := text_problem(scope["path"])) is not None:
             violations.append(FieldViolation("path", problem))
         query = scope.get("query_string", b"").decode("latin-1")
         for name, value in parse_qsl(query, keep_blank_values=True):
             for text in (name, value):
-                if (problem := _text_problem(text)) is not None:
+                if (problem := text_problem(text)) is not None:
                     violations.append(FieldViolation(name.replace("\x00", "\\u0000"), problem))
                     break
         if violations:
@@ -177,7 +178,7 @@ class TextGuard:
             violations = [
                 FieldViolation(name.replace("\x00", "\\u0000"), problem)
                 for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True)
-                if (problem := _text_problem(name) or _text_problem(value)) is not None
+                if (problem := text_problem(name) or text_problem(value)) is not None
             ]
         if violations:
             await problem_response(_invalid(violations), scope["path"])(scope, receive, send)
@@ -207,5 +208,5 @@ class TextGuard:
         return [
             FieldViolation(field, problem)
             for field, text in _json_strings(document)
-            if (problem := _text_problem(text)) is not None
+            if (problem := text_problem(text)) is not None
         ]

@@ -28,6 +28,7 @@ from crm_gateway.access import (
     region_of_id,
     require_role,
 )
+from crm_gateway.guards import text_problem
 from crm_gateway.placement import region_for_create
 from crm_gateway.problems import Problem, invalid
 from crm_kit.context import Principal
@@ -166,6 +167,10 @@ async def _submitted_fields(request: Request) -> dict[str, str]:
     for name, value in items:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise invalid(str(name), "a text value")
+        # JSON and form-encoded text was checked by the guard; multipart parts only here.
+        problem = text_problem(str(name)) or text_problem(str(value))
+        if problem is not None:
+            raise invalid(str(name), problem)
         fields[str(name)[:100]] = str(value)
     return fields
 
