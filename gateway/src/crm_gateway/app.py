@@ -12,13 +12,14 @@ from fastapi import Depends, FastAPI, Request, Response
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import Counter, Histogram, make_asgi_app
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from crm_gateway import problems
+from crm_gateway import openapi, problems
 from crm_gateway.access import Gateway
 from crm_gateway.clients import Clients
+from crm_gateway.guards import BodyLimit, TextGuard
 from crm_gateway.limits import bounded_query
-from crm_gateway.problems import Problem, problem_response
+from crm_gateway.problems import problem_response
 from crm_gateway.routes import (
     companies,
     compliance,
@@ -38,43 +39,6 @@ from crm_kit.auth import TokenVerifier
 
 HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("crm_http_request_seconds", "HTTP latency", ["method", "route"])
-
-
-class BodyLimit:
-    """Refuses bodies over the limit with 413, whether or not Content-Length is sent."""
-
-    def __init__(
-        self, app: ASGIApp, max_bytes: int, *, larger: dict[str, int] | None = None
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        # Path prefix -> its own limit (file uploads, which are streamed onwards).
-        self.larger = larger or {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        max_bytes = next(
-            (size for prefix, size in self.larger.items() if scope["path"].startswith(prefix)),
-            self.max_bytes,
-        )
-        declared = dict(scope["headers"]).get(b"content-length")
-        too_big = Problem(413, "Payload too large", f"the body may be at most {max_bytes} bytes")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await problem_response(too_big, scope["path"])(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > max_bytes:
-                raise too_big
-            return message
-
-        await self.app(scope, limited, send)
 
 
 def create_app(config: GatewaySettings | None = None) -> FastAPI:
@@ -103,6 +67,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     problems.install(app)
+    openapi.install(app)
     app.include_router(contacts.router)
     app.include_router(companies.router)
     app.include_router(deals.router)
@@ -117,6 +82,15 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     if config.development_sign_in:
         app.include_router(dev.router(config.jwt_secret))
     app.mount("/metrics", make_asgi_app())
+    # Innermost first: the text guard reads JSON bodies that the body limit counts.
+    app.add_middleware(TextGuard, max_bytes=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=config.max_body_bytes, larger={"/v1/imports": config.max_import_bytes}
+    )
+    if config.trusted_proxies:
+        # The client's address (per-address limits, what a submission records) comes from
+        # X-Forwarded-For only when a configured proxy sent it.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.trusted_proxies)
 
     @app.middleware("http")
     async def measure(

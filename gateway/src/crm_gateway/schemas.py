@@ -7,7 +7,7 @@ service checks meaning (valid email, phone, country, custom field types).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -16,6 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 
 _TEXT = 2000
+# Integer bounds: what protobuf carries (int32/int64) and what the domain allows.
+INT64_MAX = 2**63 - 1
+# A stage's time limit: at most a year (the deals service's own bound).
+MAX_TIME_LIMIT_HOURS = 24 * 366
+# A logged call or meeting: at most a day.
+MAX_DURATION_SECONDS = 86_400
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# An ISO weekday (1 = Monday … 7 = Sunday): the services check the day and name it
+# alongside the other fields; here it only has to fit the int32 that carries it.
+Weekday = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 
 
 class Strict(BaseModel):
@@ -83,7 +93,7 @@ class NoteIn(Strict):
     occurred_at: str | None = Field(None, description="RFC 3339; defaults to now")
     direction: str = Field("", max_length=20)
     subject: str = Field("", max_length=500)
-    duration_seconds: int = Field(0, ge=0)
+    duration_seconds: int = Field(0, ge=0, le=MAX_DURATION_SECONDS)
 
 
 class ConsentIn(Strict):
@@ -161,7 +171,7 @@ class MoneyIn(Strict):
 class StageIn(Strict):
     name: str
     win_probability: int = Field(0, ge=0, le=100)
-    time_limit_hours: int = Field(0, ge=0)
+    time_limit_hours: int = Field(0, ge=0, le=MAX_TIME_LIMIT_HOURS)
     kind: str = Field("open", description="open, won or lost")
     document_template_key: str = ""
 
@@ -188,7 +198,7 @@ class DealIn(Strict):
 
 class StageMoveIn(Strict):
     stage_id: str
-    expected_version: int = 0
+    expected_version: int = Field(0, ge=0, le=INT64_MAX)
     lost_reason: str = ""
     custom_fields: dict[str, Any] = Field(default_factory=dict)
 
@@ -264,7 +274,7 @@ class UserIn(Strict):
     locale: str = ""
     working_hours_start: str = ""
     working_hours_end: str = ""
-    working_days: list[int] = Field(default_factory=list)
+    working_days: list[Weekday] = Field(default_factory=list, max_length=50)
     phone: str = ""
 
 

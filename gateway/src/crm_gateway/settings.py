@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from crm_kit.settings import CommonSettings
 
@@ -21,6 +25,20 @@ class GatewaySettings(CommonSettings):
     # Import uploads are streamed on in chunks, so they may be far larger.
     max_import_bytes: int = 500 * 1_048_576
     policy_cache_seconds: float = 30.0
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or CIDRs: the Ingress). Empty: none, the connecting peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                # A typo must stop the start, not silently trust nobody (or everybody).
+                ipaddress.ip_network(str(item), strict=False)
+        return value
     # The built web application (web/dist) to serve at `/`; empty: the API only.
     web_dir: str = ""
 

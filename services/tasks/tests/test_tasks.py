@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ulid import ULID
 
+from crm_api.crm.contacts.v1 import contacts_pb2, contacts_pb2_grpc
 from crm_api.crm.directory.v1 import directory_pb2, directory_pb2_grpc
 from crm_api.crm.events.v1 import tasks_pb2 as task_events
 from crm_api.crm.tasks.v1 import tasks_pb2 as pb
@@ -332,12 +333,23 @@ def events_pb_unpack(envelope: Any, message_type: Any) -> Any:
 
 
 async def test_list_filters_and_keyset_pages(
-    channel: grpc.aio.Channel, caller: Caller, tenant: str
+    channel: grpc.aio.Channel, contacts_channel: grpc.aio.Channel, caller: Caller, tenant: str
 ) -> None:
     stub = tasks_pb2_grpc.TasksServiceStub(channel)
     admin = caller(tenant)
     now = clock.now()
-    contact = f"eu_{ULID()}"
+    # A task links only to a contact that exists for the caller.
+    contact = (
+        await contacts_pb2_grpc.ContactsServiceStub(contacts_channel).CreateContact(
+            contacts_pb2.CreateContactRequest(
+                contact=contacts_pb2.Contact(
+                    first_name="Lia", address=contacts_pb2.Address(country="FR")
+                )
+            ),
+            metadata=admin,
+            timeout=5,
+        )
+    ).id
     ids = []
     for minutes in (50, 10, 40, 20, 30):
         task = await stub.CreateTask(

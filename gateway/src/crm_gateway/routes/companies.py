@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from google.protobuf import field_mask_pb2
 
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
 from crm_gateway.pagination import Hit, merged_page
 from crm_gateway.placement import region_for_create
@@ -21,7 +21,12 @@ def _stub(who: Caller, region: str) -> Any:
     return who.stub("contacts", "contacts", region)
 
 
-@router.post("", status_code=201, summary="Create a company in the region of its country")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a company in the region of its country",
+    **answers.ok(answers.Company, 201),
+)
 async def create_company(
     body: schemas.CompanyIn,
     response: Response,
@@ -39,7 +44,7 @@ async def create_company(
     return schemas.to_json(company)
 
 
-@router.get("", summary="List and search companies")
+@router.get("", summary="List and search companies", **answers.ok(answers.CompanyPage))
 async def list_companies(
     who: Caller = Depends(caller),
     q: str = Query("", max_length=200),
@@ -70,7 +75,9 @@ async def list_companies(
     }
 
 
-@router.get("/{company_id}", summary="One company with its contact persons")
+@router.get(
+    "/{company_id}", summary="One company with its contact persons", **answers.ok(answers.Company)
+)
 async def get_company(company_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     region = region_of_id(company_id)
     company = await _stub(who, region).GetCompany(
@@ -81,7 +88,7 @@ async def get_company(company_id: str, who: Caller = Depends(caller)) -> dict[st
     return schemas.to_json(company)
 
 
-@router.patch("/{company_id}", summary="Change the fields sent")
+@router.patch("/{company_id}", summary="Change the fields sent", **answers.ok(answers.Company))
 async def update_company(
     company_id: str, body: schemas.CompanyIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:

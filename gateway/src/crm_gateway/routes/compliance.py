@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as pr
 from crm_api.crm.policy.v1 import policy_pb2
-from crm_gateway import relocation, schemas
+from crm_gateway import answers, relocation, schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
 from crm_gateway.clients import STUBS
 from crm_gateway.problems import Problem, invalid
@@ -80,7 +80,12 @@ async def find_subject(who: Caller, email: str | None, phone: str | None) -> str
     return found[0].contact_id
 
 
-@router.post("/v1/privacy/requests", status_code=201, summary="Create a data-subject request")
+@router.post(
+    "/v1/privacy/requests",
+    status_code=201,
+    summary="Create a data-subject request",
+    **answers.ok(answers.PrivacyRequest, 201),
+)
 async def create_request(
     body: PrivacyRequestIn,
     who: Caller = Depends(caller),
@@ -103,7 +108,9 @@ async def create_request(
     return schemas.to_json(reply)
 
 
-@router.get("/v1/privacy/requests", summary="Data-subject requests")
+@router.get(
+    "/v1/privacy/requests", summary="Data-subject requests", **answers.ok(answers.PrivacyRequests)
+)
 async def list_requests(who: Caller = Depends(caller), status: str | None = None) -> dict[str, Any]:
     _officer(who)
     regions = await who.accessible_regions()
@@ -121,7 +128,11 @@ async def list_requests(who: Caller = Depends(caller), status: str | None = None
     return {"data": rows}
 
 
-@router.get("/v1/privacy/requests/{request_id}", summary="One data-subject request")
+@router.get(
+    "/v1/privacy/requests/{request_id}",
+    summary="One data-subject request",
+    **answers.ok(answers.PrivacyRequest),
+)
 async def get_request(request_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
     region = region_of_id(request_id)
@@ -133,7 +144,11 @@ async def get_request(request_id: str, who: Caller = Depends(caller)) -> dict[st
     return schemas.to_json(reply)
 
 
-@router.post("/v1/privacy/requests/{request_id}/retry", summary="Run a failed request again")
+@router.post(
+    "/v1/privacy/requests/{request_id}/retry",
+    summary="Run a failed request again",
+    **answers.ok(answers.PrivacyRequest),
+)
 async def retry_request(request_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
     region = region_of_id(request_id)
@@ -148,7 +163,7 @@ async def retry_request(request_id: str, who: Caller = Depends(caller)) -> dict[
 @router.get(
     "/v1/privacy/requests/{request_id}/export",
     summary="Download the ZIP (JSON and CSV) of a completed export request (audited)",
-    response_class=Response,
+    **answers.file(200, "application/zip"),
 )
 async def download_export(request_id: str, who: Caller = Depends(caller)) -> Response:
     _officer(who)
@@ -170,7 +185,11 @@ class ReceiptIn(BaseModel):
     signature: str = Field(description="its base64 Ed25519 signature")
 
 
-@router.post("/v1/privacy/receipts/verify", summary="Check an erasure receipt's signature")
+@router.post(
+    "/v1/privacy/receipts/verify",
+    summary="Check an erasure receipt's signature",
+    **answers.ok(answers.ReceiptCheck),
+)
 async def verify_receipt(body: ReceiptIn, who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
     try:
@@ -191,7 +210,11 @@ class LegalHoldIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.put("/v1/privacy/legal-holds/{contact_id}", summary="Put a contact under legal hold")
+@router.put(
+    "/v1/privacy/legal-holds/{contact_id}",
+    summary="Put a contact under legal hold",
+    **answers.ok(answers.LegalHold),
+)
 async def set_legal_hold(
     contact_id: str, body: LegalHoldIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -228,6 +251,7 @@ class RelocationIn(BaseModel):
 @router.post(
     "/v1/compliance/relocations",
     summary="Move a person to the region their new country requires (audited)",
+    **answers.ok(answers.Relocation, 200),
 )
 async def relocate_contact(body: RelocationIn, who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
@@ -253,7 +277,11 @@ async def relocate_contact(body: RelocationIn, who: Caller = Depends(caller)) ->
 # ------------------------------------------------------------------ policies
 
 
-@router.get("/v1/compliance/policies/history", summary="Every policy version: who, when, what")
+@router.get(
+    "/v1/compliance/policies/history",
+    summary="Every policy version: who, when, what",
+    **answers.ok(answers.PolicyVersions),
+)
 async def policy_history(who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
     region = who.principal.home_region
@@ -268,7 +296,11 @@ async def policy_history(who: Caller = Depends(caller)) -> dict[str, Any]:
     return {"data": versions}
 
 
-@router.get("/v1/compliance/retention/runs", summary="What the retention scheduler did")
+@router.get(
+    "/v1/compliance/retention/runs",
+    summary="What the retention scheduler did",
+    **answers.ok(answers.RetentionRuns),
+)
 async def retention_runs(who: Caller = Depends(caller)) -> dict[str, Any]:
     _officer(who)
     regions = await who.accessible_regions()
@@ -305,7 +337,11 @@ def _ts(value: datetime | None, field: str) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-@router.get("/v1/compliance/audit", summary="The audit trail across services and regions")
+@router.get(
+    "/v1/compliance/audit",
+    summary="The audit trail across services and regions",
+    **answers.ok(answers.AuditTrail),
+)
 async def query_audit(
     who: Caller = Depends(caller),
     kind: str | None = Query(
@@ -341,7 +377,11 @@ async def query_audit(
     return {"data": records[:limit], "regions": regions, "services": list(STUBS)}
 
 
-@router.get("/v1/compliance/audit/verify", summary="Check every audit hash chain")
+@router.get(
+    "/v1/compliance/audit/verify",
+    summary="Check every audit hash chain",
+    **answers.ok(answers.AuditVerification),
+)
 async def verify_audit(who: Caller = Depends(caller), region: str | None = None) -> dict[str, Any]:
     _officer(who)
     regions = who.regions_param(region) if region else await who.accessible_regions()
@@ -486,7 +526,7 @@ def _pdf(report: dict[str, Any]) -> bytes:
 @router.get(
     "/v1/compliance/residency",
     summary="Residency proof: records per region and misplaced records (JSON, CSV, PDF)",
-    response_model=None,
+    **answers.ok(answers.Residency, 200, "text/csv", "application/pdf"),
 )
 async def residency(
     who: Caller = Depends(caller), format: Literal["json", "csv", "pdf"] = "json"

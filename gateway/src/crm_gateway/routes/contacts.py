@@ -12,7 +12,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as requests_pb
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
 from crm_gateway.pagination import Hit, merged_page
 from crm_gateway.placement import region_for_create
@@ -25,7 +25,12 @@ def _stub(who: Caller, region: str) -> Any:
     return who.stub("contacts", "contacts", region)
 
 
-@router.post("", status_code=201, summary="Create a contact in the region of its country")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a contact in the region of its country",
+    **answers.ok(answers.Contact, 201),
+)
 async def create_contact(
     body: schemas.ContactIn,
     response: Response,
@@ -43,7 +48,9 @@ async def create_contact(
     return schemas.to_json(contact)
 
 
-@router.get("", summary="List and search contacts in one or more regions")
+@router.get(
+    "", summary="List and search contacts in one or more regions", **answers.ok(answers.ContactPage)
+)
 async def list_contacts(
     who: Caller = Depends(caller),
     q: str = Query("", max_length=200, description="search names, emails, phones, companies"),
@@ -101,7 +108,9 @@ async def list_contacts(
 
 
 @router.get(
-    "/duplicates", summary="Likely duplicates: same email or phone, or similar name and company"
+    "/duplicates",
+    summary="Likely duplicates: same email or phone, or similar name and company",
+    **answers.ok(answers.Duplicates),
 )
 async def find_duplicates(
     who: Caller = Depends(caller),
@@ -130,7 +139,7 @@ async def find_duplicates(
     }
 
 
-@router.get("/{contact_id}", summary="One contact", response_model=None)
+@router.get("/{contact_id}", summary="One contact", **answers.ok(answers.Contact))
 async def get_contact(
     contact_id: str, who: Caller = Depends(caller)
 ) -> dict[str, Any] | RedirectResponse:
@@ -156,7 +165,9 @@ async def get_contact(
     return schemas.to_json(contact)
 
 
-@router.patch("/{contact_id}", summary="Change the fields sent; others stay")
+@router.patch(
+    "/{contact_id}", summary="Change the fields sent; others stay", **answers.ok(answers.Contact)
+)
 async def update_contact(
     contact_id: str,
     body: schemas.ContactIn,
@@ -174,6 +185,8 @@ async def update_contact(
             expected = int(if_match.strip('"W/'))
         except ValueError as exc:
             raise invalid("If-Match", "expected the contact's version number") from exc
+        if not 0 <= expected <= schemas.INT64_MAX:
+            raise invalid("If-Match", "expected the contact's version number")
     contact = await _stub(who, region).UpdateContact(
         pb.UpdateContactRequest(
             contact=message,
@@ -186,7 +199,11 @@ async def update_contact(
     return schemas.to_json(contact)
 
 
-@router.post("/{contact_id}/merge", summary="Merge a duplicate into this contact")
+@router.post(
+    "/{contact_id}/merge",
+    summary="Merge a duplicate into this contact",
+    **answers.ok(answers.Contact),
+)
 async def merge_contacts(
     contact_id: str,
     body: schemas.MergeIn,
@@ -205,7 +222,10 @@ async def merge_contacts(
 
 
 @router.post(
-    "/{contact_id}/notes", status_code=201, summary="Add a note or log a call, email or meeting"
+    "/{contact_id}/notes",
+    status_code=201,
+    summary="Add a note or log a call, email or meeting",
+    **answers.ok(answers.TimelineEntry, 201),
 )
 async def add_note(
     contact_id: str,
@@ -235,7 +255,11 @@ async def add_note(
     return schemas.to_json(created)
 
 
-@router.get("/{contact_id}/notes", summary="The contact's timeline, oldest first")
+@router.get(
+    "/{contact_id}/notes",
+    summary="The contact's timeline, oldest first",
+    **answers.ok(answers.Timeline),
+)
 async def list_notes(
     contact_id: str,
     who: Caller = Depends(caller),
@@ -255,7 +279,10 @@ async def list_notes(
 
 
 @router.post(
-    "/{contact_id}/consents", status_code=201, summary="Record a consent given or withdrawn"
+    "/{contact_id}/consents",
+    status_code=201,
+    summary="Record a consent given or withdrawn",
+    **answers.ok(answers.Consent, 201),
 )
 async def record_consent(
     contact_id: str,
@@ -272,7 +299,11 @@ async def record_consent(
     return schemas.to_json(consent)
 
 
-@router.get("/{contact_id}/consents", summary="Current consent per purpose, and the history")
+@router.get(
+    "/{contact_id}/consents",
+    summary="Current consent per purpose, and the history",
+    **answers.ok(answers.Consents),
+)
 async def list_consents(contact_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     region = region_of_id(contact_id)
     reply = await _stub(who, region).ListConsents(

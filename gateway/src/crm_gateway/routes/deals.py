@@ -11,7 +11,7 @@ from google.protobuf import field_mask_pb2
 from ulid import ULID
 
 from crm_api.crm.deals.v1 import deals_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import (
     Caller,
     caller,
@@ -33,7 +33,11 @@ def _stub(who: Caller, region: str) -> Any:
 # ---------------------------------------------------------------- pipelines (tenant config)
 
 
-@router.get("/v1/pipelines", summary="The tenant's pipelines (a default one for a new tenant)")
+@router.get(
+    "/v1/pipelines",
+    summary="The tenant's pipelines (a default one for a new tenant)",
+    **answers.ok(answers.Pipelines),
+)
 async def list_pipelines(who: Caller = Depends(caller)) -> dict[str, Any]:
     region = who.principal.home_region
     reply = await _stub(who, region).ListPipelines(
@@ -42,7 +46,12 @@ async def list_pipelines(who: Caller = Depends(caller)) -> dict[str, Any]:
     return {"data": [schemas.to_json(p) for p in reply.pipelines]}
 
 
-@router.post("/v1/pipelines", status_code=201, summary="Create a pipeline with ordered stages")
+@router.post(
+    "/v1/pipelines",
+    status_code=201,
+    summary="Create a pipeline with ordered stages",
+    **answers.ok(answers.Pipeline, 201),
+)
 async def create_pipeline(
     body: schemas.PipelineIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -68,6 +77,7 @@ async def create_pipeline(
 @router.get(
     "/v1/pipelines/{pipeline_id}/board",
     summary="Deals by stage, with totals in the reporting currency",
+    **answers.ok(answers.Board),
 )
 async def board(
     pipeline_id: str,
@@ -121,7 +131,12 @@ def _deal_region(who: Caller, body: schemas.DealIn) -> str:
     return who.principal.home_region
 
 
-@router.post("/v1/deals", status_code=201, summary="Create a deal, stored with its contact")
+@router.post(
+    "/v1/deals",
+    status_code=201,
+    summary="Create a deal, stored with its contact",
+    **answers.ok(answers.Deal, 201),
+)
 async def create_deal(
     body: schemas.DealIn,
     response: Response,
@@ -146,7 +161,9 @@ async def create_deal(
     return schemas.to_json(created)
 
 
-@router.get("/v1/deals", summary="List deals in one or more regions")
+@router.get(
+    "/v1/deals", summary="List deals in one or more regions", **answers.ok(answers.DealPage)
+)
 async def list_deals(
     who: Caller = Depends(caller),
     pipeline_id: str = "",
@@ -187,7 +204,9 @@ async def list_deals(
     }
 
 
-@router.get("/v1/deals/{deal_id}", summary="One deal with its stage history")
+@router.get(
+    "/v1/deals/{deal_id}", summary="One deal with its stage history", **answers.ok(answers.Deal)
+)
 async def get_deal(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     region = region_of_id(deal_id)
     deal = await _stub(who, region).GetDeal(
@@ -196,7 +215,11 @@ async def get_deal(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any
     return schemas.to_json(deal)
 
 
-@router.patch("/v1/deals/{deal_id}", summary="Change the fields sent (the stage moves via /stage)")
+@router.patch(
+    "/v1/deals/{deal_id}",
+    summary="Change the fields sent (the stage moves via /stage)",
+    **answers.ok(answers.Deal),
+)
 async def update_deal(
     deal_id: str, body: schemas.DealIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -213,7 +236,11 @@ async def update_deal(
     return schemas.to_json(updated)
 
 
-@router.post("/v1/deals/{deal_id}/stage", summary="Move the deal to another stage of its pipeline")
+@router.post(
+    "/v1/deals/{deal_id}/stage",
+    summary="Move the deal to another stage of its pipeline",
+    **answers.ok(answers.Deal),
+)
 async def move_deal(
     deal_id: str,
     body: schemas.StageMoveIn,
@@ -239,7 +266,10 @@ async def move_deal(
 
 
 @router.post(
-    "/v1/deals/{deal_id}/documents", status_code=201, summary="Generate a document from a template"
+    "/v1/deals/{deal_id}/documents",
+    status_code=201,
+    summary="Generate a document from a template",
+    **answers.ok(answers.Document, 201),
 )
 async def generate_document(
     deal_id: str, body: schemas.GenerateDocumentIn, who: Caller = Depends(caller)
@@ -253,7 +283,11 @@ async def generate_document(
     return schemas.to_json(document)
 
 
-@router.get("/v1/deals/{deal_id}/documents", summary="Documents generated for a deal")
+@router.get(
+    "/v1/deals/{deal_id}/documents",
+    summary="Documents generated for a deal",
+    **answers.ok(answers.Documents),
+)
 async def list_documents(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     region = region_of_id(deal_id)
     reply = await _stub(who, region).ListDocuments(
@@ -264,7 +298,11 @@ async def list_documents(deal_id: str, who: Caller = Depends(caller)) -> dict[st
     return {"data": [schemas.to_json(d) for d in reply.documents]}
 
 
-@router.get("/v1/documents/{document_id}", summary="Download a document as PDF or HTML")
+@router.get(
+    "/v1/documents/{document_id}",
+    summary="Download a document as PDF or HTML",
+    **answers.file(200, "application/pdf", "text/html"),
+)
 async def download_document(
     document_id: str,
     who: Caller = Depends(caller),
@@ -287,7 +325,9 @@ async def download_document(
 
 
 @router.put(
-    "/v1/document-templates/{key}", summary="Create or replace a document template (Jinja2 HTML)"
+    "/v1/document-templates/{key}",
+    summary="Create or replace a document template (Jinja2 HTML)",
+    **answers.ok(answers.DocumentTemplate),
 )
 async def put_template(
     key: str, body: schemas.DocumentTemplateIn, who: Caller = Depends(caller)
@@ -309,7 +349,9 @@ async def put_template(
     return schemas.to_json((await in_every_region(who, put))[0])
 
 
-@router.get("/v1/document-templates", summary="Document templates")
+@router.get(
+    "/v1/document-templates", summary="Document templates", **answers.ok(answers.DocumentTemplates)
+)
 async def list_templates(who: Caller = Depends(caller)) -> dict[str, Any]:
     reply = await _stub(who, who.principal.home_region).ListDocumentTemplates(
         pb.ListDocumentTemplatesRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
@@ -317,7 +359,11 @@ async def list_templates(who: Caller = Depends(caller)) -> dict[str, Any]:
     return {"data": [schemas.to_json(t) for t in reply.templates]}
 
 
-@router.put("/v1/exchange-rates", summary="Record a dated exchange rate to the reporting currency")
+@router.put(
+    "/v1/exchange-rates",
+    summary="Record a dated exchange rate to the reporting currency",
+    **answers.ok(answers.ExchangeRate),
+)
 async def put_rate(body: schemas.ExchangeRateIn, who: Caller = Depends(caller)) -> dict[str, Any]:
     require_role(who, "admin", "manager")
     rate = pb.ExchangeRate(currency=body.currency, rate=body.rate, valid_on=body.valid_on)
@@ -330,7 +376,7 @@ async def put_rate(body: schemas.ExchangeRateIn, who: Caller = Depends(caller)) 
     return schemas.to_json((await in_every_region(who, put))[0])
 
 
-@router.get("/v1/exchange-rates", summary="Exchange rates")
+@router.get("/v1/exchange-rates", summary="Exchange rates", **answers.ok(answers.ExchangeRates))
 async def list_rates(who: Caller = Depends(caller)) -> dict[str, Any]:
     reply = await _stub(who, who.principal.home_region).ListExchangeRates(
         pb.ListExchangeRatesRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
@@ -338,7 +384,11 @@ async def list_rates(who: Caller = Depends(caller)) -> dict[str, Any]:
     return {"data": [schemas.to_json(r) for r in reply.rates]}
 
 
-@router.put("/v1/deal-settings", summary="The tenant's reporting currency")
+@router.put(
+    "/v1/deal-settings",
+    summary="The tenant's reporting currency",
+    **answers.ok(answers.DealSettings),
+)
 async def put_settings(
     body: schemas.DealSettingsIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from starlette.background import BackgroundTask
 from crm_api.crm.contacts.v1 import contacts_pb2 as cpb
 from crm_api.crm.deals.v1 import deals_pb2 as dpb
 from crm_api.crm.integrations.v1 import integrations_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import Caller, caller, region_of_id
 from crm_gateway.pagination import Hit, merged_page
 from crm_gateway.problems import Problem, invalid
@@ -78,6 +78,7 @@ async def _file_chunks(request: Request) -> AsyncIterator[bytes]:
     "/v1/imports",
     status_code=201,
     summary="Upload a CSV or XLSX of contacts; returns the headers and a suggested mapping",
+    **answers.ok(answers.ImportJob, 201),
 )
 async def create_import(
     request: Request,
@@ -282,7 +283,9 @@ def _combined(job: pb.ImportJob, parts: dict[str, pb.ImportJob | str]) -> dict[s
 
 
 @router.post(
-    "/v1/imports/{import_id}/preview", summary="Dry run: what would happen, nothing written"
+    "/v1/imports/{import_id}/preview",
+    summary="Dry run: what would happen, nothing written",
+    **answers.ok(answers.ImportJob),
 )
 async def preview_import(import_id: str, body: ImportRunIn, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(import_id)
@@ -302,7 +305,10 @@ async def preview_import(import_id: str, body: ImportRunIn, who: Caller = Depend
 
 
 @router.post(
-    "/v1/imports/{import_id}/start", status_code=202, summary="Run the import in the background"
+    "/v1/imports/{import_id}/start",
+    status_code=202,
+    summary="Run the import in the background",
+    **answers.ok(answers.ImportJob, 202),
 )
 async def start_import(import_id: str, body: ImportRunIn, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(import_id)
@@ -322,7 +328,11 @@ async def start_import(import_id: str, body: ImportRunIn, who: Caller = Depends(
     return _combined(job, await _parts(who, job))
 
 
-@router.get("/v1/imports/{import_id}", summary="Progress and counts (every region's part)")
+@router.get(
+    "/v1/imports/{import_id}",
+    summary="Progress and counts (every region's part)",
+    **answers.ok(answers.ImportJob),
+)
 async def get_import(import_id: str, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(import_id)
     job = await _stub(who, region).GetImport(
@@ -331,7 +341,11 @@ async def get_import(import_id: str, who: Caller = Depends(caller)) -> Any:
     return _combined(job, await _parts(who, job))
 
 
-@router.post("/v1/imports/{import_id}/cancel", summary="Stop after the current batch")
+@router.post(
+    "/v1/imports/{import_id}/cancel",
+    summary="Stop after the current batch",
+    **answers.ok(answers.ImportJob),
+)
 async def cancel_import(import_id: str, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(import_id)
     job = await _stub(who, region).CancelImport(
@@ -352,8 +366,7 @@ async def cancel_import(import_id: str, who: Caller = Depends(caller)) -> Any:
 @router.get(
     "/v1/imports/{import_id}/errors",
     summary="The per-row error report (CSV), streamed",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "row, column, value, error"}},
+    **answers.file(200, "text/csv"),
 )
 async def import_errors(import_id: str, who: Caller = Depends(caller)) -> StreamingResponse:
     region = region_of_id(import_id)
@@ -614,7 +627,13 @@ def _remove(path: Path) -> None:
     path.parent.rmdir()
 
 
-@router.get("/v1/exports/contacts", summary="Contacts as CSV or XLSX, with the list filters")
+@router.get(
+    "/v1/exports/contacts",
+    summary="Contacts as CSV or XLSX, with the list filters",
+    **answers.file(
+        200, "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ),
+)
 async def export_contacts(
     who: Caller = Depends(caller),
     format: str = Query("csv", pattern="^(csv|xlsx)$"),
@@ -672,7 +691,13 @@ async def export_contacts(
     )
 
 
-@router.get("/v1/exports/deals", summary="Deals as CSV or XLSX, with the list filters")
+@router.get(
+    "/v1/exports/deals",
+    summary="Deals as CSV or XLSX, with the list filters",
+    **answers.file(
+        200, "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ),
+)
 async def export_deals(
     who: Caller = Depends(caller),
     format: str = Query("csv", pattern="^(csv|xlsx)$"),

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from crm_api.crm.integrations.v1 import integrations_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import (
     Caller,
     Gateway,
@@ -28,6 +28,7 @@ from crm_gateway.access import (
     region_of_id,
     require_role,
 )
+from crm_gateway.guards import text_problem
 from crm_gateway.placement import region_for_create
 from crm_gateway.problems import Problem, invalid
 from crm_kit.context import Principal
@@ -81,7 +82,12 @@ async def _put_form(who: Caller, form: pb.Form) -> pb.Form:
     return results[0]
 
 
-@router.post("/v1/forms", status_code=201, summary="Define a web form (lead capture)")
+@router.post(
+    "/v1/forms",
+    status_code=201,
+    summary="Define a web form (lead capture)",
+    **answers.ok(answers.Form, 201),
+)
 async def create_form(body: FormIn, response: Response, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     home = who.principal.home_region
@@ -91,7 +97,11 @@ async def create_form(body: FormIn, response: Response, who: Caller = Depends(ca
     return _form_json(created)
 
 
-@router.put("/v1/forms/{form_id}", summary="Replace a form's definition (its key stays)")
+@router.put(
+    "/v1/forms/{form_id}",
+    summary="Replace a form's definition (its key stays)",
+    **answers.ok(answers.Form),
+)
 async def replace_form(form_id: str, body: FormIn, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     current = await _stub(who.gateway, who.principal.home_region).GetForm(
@@ -101,7 +111,7 @@ async def replace_form(form_id: str, body: FormIn, who: Caller = Depends(caller)
     return _form_json(await _put_form(who, form))
 
 
-@router.get("/v1/forms", summary="The tenant's forms")
+@router.get("/v1/forms", summary="The tenant's forms", **answers.ok(answers.Forms))
 async def list_forms(who: Caller = Depends(caller)) -> Any:
     reply = await _stub(who.gateway, who.principal.home_region).ListForms(
         pb.ListFormsRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
@@ -109,7 +119,7 @@ async def list_forms(who: Caller = Depends(caller)) -> Any:
     return {"data": [_form_json(f) for f in reply.forms]}
 
 
-@router.get("/v1/forms/{form_id}", summary="One form")
+@router.get("/v1/forms/{form_id}", summary="One form", **answers.ok(answers.Form))
 async def get_form(form_id: str, who: Caller = Depends(caller)) -> Any:
     form = await _stub(who.gateway, who.principal.home_region).GetForm(
         pb.GetFormRequest(id=form_id), metadata=who.principal.to_metadata(), timeout=who.timeout
@@ -120,6 +130,7 @@ async def get_form(form_id: str, who: Caller = Depends(caller)) -> Any:
 @router.get(
     "/v1/forms/submissions/{submission_id}",
     summary="A submission: its status, the contact and deal it became, its attribution",
+    **answers.ok(answers.Submission),
 )
 async def get_submission(submission_id: str, who: Caller = Depends(caller)) -> Any:
     region = region_of_id(submission_id)
@@ -156,6 +167,10 @@ async def _submitted_fields(request: Request) -> dict[str, str]:
     for name, value in items:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise invalid(str(name), "a text value")
+        # JSON and form-encoded text was checked by the guard; multipart parts only here.
+        problem = text_problem(str(name)) or text_problem(str(value))
+        if problem is not None:
+            raise invalid(str(name), problem)
         fields[str(name)[:100]] = str(value)
     return fields
 
@@ -164,7 +179,14 @@ async def _submitted_fields(request: Request) -> dict[str, str]:
     "/public/forms/{key}",
     status_code=201,
     summary="Submit a web form (JSON or form-encoded); 202 when it is completed later",
-    responses={202: {"description": "stored; completed when a busy service is back"}},
+    response_model=None,
+    responses={
+        201: {"model": answers.Submitted, "description": "completed"},
+        202: {
+            "model": answers.Submitted,
+            "description": "stored; completed when a busy service is back",
+        },
+    },
 )
 async def submit_form(
     key: str,
@@ -228,7 +250,10 @@ class ApiKeyIn(schemas.Strict):
 
 
 @router.post(
-    "/v1/api-keys", status_code=201, summary="Create an API key (the secret is shown once)"
+    "/v1/api-keys",
+    status_code=201,
+    summary="Create an API key (the secret is shown once)",
+    **answers.ok(answers.ApiKeyCreated, 201),
 )
 async def create_api_key(body: ApiKeyIn, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
@@ -240,7 +265,9 @@ async def create_api_key(body: ApiKeyIn, who: Caller = Depends(caller)) -> Any:
     return {**schemas.to_json(reply.key), "secret": reply.secret}
 
 
-@router.get("/v1/api-keys", summary="The tenant's API keys (no secrets)")
+@router.get(
+    "/v1/api-keys", summary="The tenant's API keys (no secrets)", **answers.ok(answers.ApiKeys)
+)
 async def list_api_keys(who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
 
@@ -253,7 +280,7 @@ async def list_api_keys(who: Caller = Depends(caller)) -> Any:
     return {"data": [schemas.to_json(k) for reply in replies for k in reply.keys]}
 
 
-@router.delete("/v1/api-keys/{key_id}", summary="Revoke an API key")
+@router.delete("/v1/api-keys/{key_id}", summary="Revoke an API key", **answers.ok(answers.ApiKey))
 async def revoke_api_key(key_id: str, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     region = region_of_id(key_id)
@@ -277,6 +304,7 @@ class ProviderIn(schemas.Strict):
     "/v1/integrations/providers",
     status_code=201,
     summary="Connect a telephony or inbound-email provider (the secret is shown once)",
+    **answers.ok(answers.ProviderCreated, 201),
 )
 async def create_provider(body: ProviderIn, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
@@ -330,7 +358,11 @@ class CallIn(schemas.Strict):
     started_at: str = ""
 
 
-@public.post("/public/telephony/{provider_id}", summary="Call events from a telephony provider")
+@public.post(
+    "/public/telephony/{provider_id}",
+    summary="Call events from a telephony provider",
+    **answers.ok(answers.CallRecord),
+)
 async def telephony_event(
     provider_id: str,
     body: CallIn,
@@ -367,7 +399,11 @@ class EmailIn(schemas.Strict):
     body: str = Field("", max_length=100_000)
 
 
-@public.post("/public/email/{provider_id}", summary="Inbound emails from an email provider")
+@public.post(
+    "/public/email/{provider_id}",
+    summary="Inbound emails from an email provider",
+    **answers.ok(answers.EmailRecord),
+)
 async def email_event(
     provider_id: str,
     body: EmailIn,
@@ -409,7 +445,12 @@ async def _put_webhook(who: Caller, hook: pb.Webhook) -> pb.Webhook:
     return results[0]
 
 
-@router.post("/v1/webhooks", status_code=201, summary="Subscribe a URL to event types")
+@router.post(
+    "/v1/webhooks",
+    status_code=201,
+    summary="Subscribe a URL to event types",
+    **answers.ok(answers.Webhook, 201),
+)
 async def create_webhook(body: WebhookIn, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -417,7 +458,11 @@ async def create_webhook(body: WebhookIn, who: Caller = Depends(caller)) -> Any:
     return schemas.to_json(await _put_webhook(who, hook))
 
 
-@router.put("/v1/webhooks/{webhook_id}", summary="Change a subscription; active=true re-enables")
+@router.put(
+    "/v1/webhooks/{webhook_id}",
+    summary="Change a subscription; active=true re-enables",
+    **answers.ok(answers.WebhookOut),
+)
 async def replace_webhook(webhook_id: str, body: WebhookIn, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     hook = pb.Webhook(id=webhook_id, **body.model_dump())
@@ -426,7 +471,9 @@ async def replace_webhook(webhook_id: str, body: WebhookIn, who: Caller = Depend
     return data
 
 
-@router.get("/v1/webhooks", summary="The tenant's webhook subscriptions")
+@router.get(
+    "/v1/webhooks", summary="The tenant's webhook subscriptions", **answers.ok(answers.Webhooks)
+)
 async def list_webhooks(who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     reply = await _stub(who.gateway, who.principal.home_region).ListWebhooks(
@@ -436,7 +483,9 @@ async def list_webhooks(who: Caller = Depends(caller)) -> Any:
 
 
 @router.get(
-    "/v1/webhooks/{webhook_id}/deliveries", summary="The delivery log (every region), newest first"
+    "/v1/webhooks/{webhook_id}/deliveries",
+    summary="The delivery log (every region), newest first",
+    **answers.ok(answers.WebhookDeliveries),
 )
 async def list_deliveries(
     webhook_id: str, who: Caller = Depends(caller), limit: int = Query(100, ge=1, le=500)
@@ -456,7 +505,11 @@ async def list_deliveries(
     return {"data": [schemas.to_json(d) for d in items[:limit]]}
 
 
-@router.post("/v1/webhooks/deliveries/{delivery_id}/replay", summary="Send a delivery again, now")
+@router.post(
+    "/v1/webhooks/deliveries/{delivery_id}/replay",
+    summary="Send a delivery again, now",
+    **answers.ok(answers.WebhookDelivery),
+)
 async def replay_delivery(delivery_id: str, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     region = region_of_id(delivery_id)
@@ -472,7 +525,11 @@ class SettingsIn(schemas.Strict):
     allow_private_webhook_targets: bool = False
 
 
-@router.put("/v1/integrations/settings", summary="Tenant settings of integrations")
+@router.put(
+    "/v1/integrations/settings",
+    summary="Tenant settings of integrations",
+    **answers.ok(answers.IntegrationSettings),
+)
 async def put_settings(body: SettingsIn, who: Caller = Depends(caller)) -> Any:
     require_role(who, "admin")
     settings = pb.IntegrationSettings(**body.model_dump())
@@ -487,7 +544,11 @@ async def put_settings(body: SettingsIn, who: Caller = Depends(caller)) -> Any:
     return schemas.to_json((await in_every_region(who, put))[0])
 
 
-@router.get("/v1/integrations/settings", summary="Tenant settings of integrations")
+@router.get(
+    "/v1/integrations/settings",
+    summary="Tenant settings of integrations",
+    **answers.ok(answers.IntegrationSettings),
+)
 async def get_settings(who: Caller = Depends(caller)) -> Any:
     reply = await _stub(who.gateway, who.principal.home_region).GetIntegrationSettings(
         pb.GetIntegrationSettingsRequest(),

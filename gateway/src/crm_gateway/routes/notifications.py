@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import Field
 
 from crm_api.crm.notifications.v1 import notifications_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import (
     Caller,
     Gateway,
@@ -59,7 +59,7 @@ class WorkingHoursIn(schemas.Strict):
     # Checked by the service, which names the bad field (HH:MM, start < end, days 1..7).
     start: str = Field("", max_length=20)
     end: str = Field("", max_length=20)
-    days: list[int] = Field(default_factory=list, max_length=50)
+    days: list[schemas.Weekday] = Field(default_factory=list, max_length=50)
 
 
 class TemplateIn(schemas.Strict):
@@ -90,7 +90,12 @@ class CampaignIn(schemas.Strict):
 # ------------------------------------------------------------------ inbox
 
 
-@router.get("/v1/notifications", tags=["notifications"], summary="The caller's in-app inbox")
+@router.get(
+    "/v1/notifications",
+    tags=["notifications"],
+    summary="The caller's in-app inbox",
+    **answers.ok(answers.Inbox),
+)
 async def list_notifications(
     who: Caller = Depends(caller),
     unread_only: bool = False,
@@ -133,7 +138,10 @@ async def _unread(who: Caller, regions: list[str], metadata: dict[str, Any]) -> 
 
 
 @router.get(
-    "/v1/notifications/unread-count", tags=["notifications"], summary="Unread notifications"
+    "/v1/notifications/unread-count",
+    tags=["notifications"],
+    summary="Unread notifications",
+    **answers.ok(answers.UnreadCount),
 )
 async def unread_count(who: Caller = Depends(caller), region: str | None = None) -> dict[str, Any]:
     regions = who.regions_param(region)
@@ -141,7 +149,12 @@ async def unread_count(who: Caller = Depends(caller), region: str | None = None)
     return {"unread": await _unread(who, regions, metadata), "regions": regions}
 
 
-@router.post("/v1/notifications/read", tags=["notifications"], summary="Mark notifications read")
+@router.post(
+    "/v1/notifications/read",
+    tags=["notifications"],
+    summary="Mark notifications read",
+    **answers.ok(answers.Marked),
+)
 async def mark_read(
     body: MarkReadIn, who: Caller = Depends(caller), region: str | None = None
 ) -> dict[str, Any]:
@@ -163,7 +176,10 @@ async def mark_read(
 
 
 @router.post(
-    "/v1/notifications/{notification_id}/read", tags=["notifications"], summary="Mark one read"
+    "/v1/notifications/{notification_id}/read",
+    tags=["notifications"],
+    summary="Mark one read",
+    **answers.ok(answers.Marked),
 )
 async def mark_one_read(notification_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     r = region_of_id(notification_id)
@@ -176,7 +192,10 @@ async def mark_one_read(notification_id: str, who: Caller = Depends(caller)) -> 
 
 
 @router.get(
-    "/v1/notifications/preferences", tags=["notifications"], summary="The caller's channels"
+    "/v1/notifications/preferences",
+    tags=["notifications"],
+    summary="The caller's channels",
+    **answers.ok(answers.Preferences),
 )
 async def get_preferences(who: Caller = Depends(caller)) -> dict[str, Any]:
     r = who.principal.home_region
@@ -190,6 +209,7 @@ async def get_preferences(who: Caller = Depends(caller)) -> dict[str, Any]:
     "/v1/notifications/preferences",
     tags=["notifications"],
     summary="Which channels the caller wants per kind of notification",
+    **answers.ok(answers.Preferences),
 )
 async def put_preferences(body: PreferencesIn, who: Caller = Depends(caller)) -> dict[str, Any]:
     request = pb.PutPreferencesRequest(
@@ -206,6 +226,7 @@ async def put_preferences(body: PreferencesIn, who: Caller = Depends(caller)) ->
     "/v1/notifications/working-hours",
     tags=["notifications"],
     summary="The tenant's default working hours (for users who set none, and campaigns)",
+    **answers.ok(answers.WorkingHours),
 )
 async def get_working_hours(who: Caller = Depends(caller)) -> dict[str, Any]:
     r = who.principal.home_region
@@ -219,6 +240,7 @@ async def get_working_hours(who: Caller = Depends(caller)) -> dict[str, Any]:
     "/v1/notifications/working-hours",
     tags=["notifications"],
     summary="Set the tenant's default working hours",
+    **answers.ok(answers.WorkingHours),
 )
 async def put_working_hours(body: WorkingHoursIn, who: Caller = Depends(caller)) -> dict[str, Any]:
     if not who.principal.has_role("admin"):
@@ -240,6 +262,7 @@ async def put_working_hours(body: WorkingHoursIn, who: Caller = Depends(caller))
     "/v1/notifications/deliveries",
     tags=["notifications"],
     summary="The delivery log: each planned message and every attempt",
+    **answers.ok(answers.NotificationDeliveries),
 )
 async def list_deliveries(
     who: Caller = Depends(caller),
@@ -271,7 +294,12 @@ async def list_deliveries(
 # ------------------------------------------------------------------ templates
 
 
-@router.get("/v1/templates", tags=["templates"], summary="Message templates (and the defaults)")
+@router.get(
+    "/v1/templates",
+    tags=["templates"],
+    summary="Message templates (and the defaults)",
+    **answers.ok(answers.Templates),
+)
 async def list_templates(
     who: Caller = Depends(caller), kind: str = "", locale: str = "", include_builtin: bool = True
 ) -> dict[str, Any]:
@@ -288,6 +316,7 @@ async def list_templates(
     "/v1/templates/{kind}/{locale}",
     tags=["templates"],
     summary="Save the tenant's template for one kind and locale (refused if it does not render)",
+    **answers.ok(answers.Template),
 )
 async def put_template(
     kind: str, locale: str, body: TemplateIn, who: Caller = Depends(caller)
@@ -334,6 +363,7 @@ async def delete_template(kind: str, locale: str, who: Caller = Depends(caller))
     status_code=201,
     tags=["campaigns"],
     summary="Send a template to a consented segment of one region's contacts",
+    **answers.ok(answers.Campaign, 201),
 )
 async def create_campaign(
     body: CampaignIn,
@@ -359,7 +389,12 @@ async def create_campaign(
     return schemas.to_json(created)
 
 
-@router.get("/v1/campaigns", tags=["campaigns"], summary="Campaigns and their counts")
+@router.get(
+    "/v1/campaigns",
+    tags=["campaigns"],
+    summary="Campaigns and their counts",
+    **answers.ok(answers.Campaigns),
+)
 async def list_campaigns(
     who: Caller = Depends(caller), region: str | None = None
 ) -> dict[str, Any]:
@@ -372,7 +407,12 @@ async def list_campaigns(
     return {"data": data}
 
 
-@router.get("/v1/campaigns/{campaign_id}", tags=["campaigns"], summary="Progress and counts")
+@router.get(
+    "/v1/campaigns/{campaign_id}",
+    tags=["campaigns"],
+    summary="Progress and counts",
+    **answers.ok(answers.Campaign),
+)
 async def get_campaign(campaign_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     r = region_of_id(campaign_id)
     reply = await _stub(who, r).GetCampaign(
@@ -413,7 +453,12 @@ async def _unsubscribe(token: str, gateway: Gateway) -> str:
     return str(reply.purpose)
 
 
-@router.post("/public/unsubscribe/{token}", tags=["public"], summary="One-click unsubscribe")
+@router.post(
+    "/public/unsubscribe/{token}",
+    tags=["public"],
+    summary="One-click unsubscribe",
+    **answers.ok(answers.Unsubscribed),
+)
 async def unsubscribe_post(token: str, gateway: Gateway = Depends(gateway_of)) -> dict[str, Any]:
     return {"unsubscribed": True, "purpose": await _unsubscribe(token, gateway)}
 
@@ -422,7 +467,7 @@ async def unsubscribe_post(token: str, gateway: Gateway = Depends(gateway_of)) -
     "/public/unsubscribe/{token}",
     tags=["public"],
     summary="The unsubscribe link of a campaign message",
-    response_class=HTMLResponse,
+    **answers.file(200, "text/html"),
 )
 async def unsubscribe_get(token: str, gateway: Gateway = Depends(gateway_of)) -> HTMLResponse:
     await _unsubscribe(token, gateway)

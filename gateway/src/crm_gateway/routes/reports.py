@@ -6,7 +6,8 @@ company ids or names; the gateway sums the regions' rows and only then derives r
 medians and rounded money. Because only such numbers cross, a tenant-wide report asks
 every region without a cross-region access grant. Ownership is enforced by each
 region's service from the caller's principal: a sales rep's report covers their own
-deals, a manager's their team's.
+deals, a manager's their team's; the owners a manager names are checked against the
+team in the directory here (the reporting service does not hold the directory).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from babel.numbers import get_currency_precision
 from fastapi import APIRouter, Depends, Query, Response
 
 from crm_api.crm.deals.v1 import deals_pb2
+from crm_api.crm.directory.v1 import directory_pb2
 from crm_api.crm.reporting.v1 import reporting_pb2 as pb
+from crm_gateway import answers
 from crm_gateway.access import Caller, caller, require_role
 from crm_gateway.problems import Problem, invalid
 from crm_kit.reporting_money import round_reporting
@@ -45,6 +48,30 @@ def _split(value: str, field: str) -> list[str]:
     if len(values) > 100:
         raise invalid(field, "at most 100 values")
     return values
+
+
+async def _check_team_owners(who: Caller, owners: list[str]) -> None:
+    """A manager reports on their own team: every owner named must be in it (the
+    tenant's directory, `PUT /v1/users/{id}`). Asking for anyone else's numbers is 403,
+    as for a sales rep, never a silently empty report."""
+    principal = who.principal
+    if not owners or principal.sees_whole_tenant or not principal.has_role("manager"):
+        return
+    members = {principal.user_id}
+    if principal.team:
+        reply = await who.stub("tasks", "directory", principal.home_region).ListUsers(
+            directory_pb2.ListUsersRequest(team=principal.team),
+            metadata=principal.to_metadata(),
+            timeout=who.timeout,
+        )
+        members |= {user.id for user in reply.users}
+    outside = sorted(set(owners) - members)
+    if outside:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a manager reports on their own team only; not in it: {', '.join(outside)}",
+        )
 
 
 def _regions(who: Caller, value: str) -> list[str]:
@@ -268,6 +295,7 @@ MEDIA = {"svg": "image/svg+xml", "png": "image/png", "csv": "text/csv; charset=u
     "/v1/reports/{name}",
     tags=["reports"],
     summary="A report from the read models, merged over regions (JSON, CSV, SVG or PNG)",
+    **answers.ok(answers.Report, 200, "text/csv", "image/svg+xml", "image/png"),
 )
 async def get_report(
     name: str,
@@ -299,6 +327,7 @@ async def get_report(
             granularity=granularity,
         ),
     )
+    await _check_team_owners(who, list(request.filter.owner_ids))
     metadata = who.principal.to_metadata()
     parts: list[pb.ReportPart] = list(
         await asyncio.gather(
@@ -343,6 +372,7 @@ async def get_report(
     "/v1/reports/rebuild",
     tags=["reports"],
     summary="Rebuild the tenant's read models from the regions' event history (admin)",
+    **answers.ok(answers.Rebuild),
 )
 async def rebuild(who: Caller = Depends(caller), region: str = "") -> dict[str, Any]:
     require_role(who, "admin")

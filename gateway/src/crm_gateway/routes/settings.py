@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.policy.v1 import policy_pb2
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import Caller, caller
 from crm_gateway.problems import Problem
 
@@ -22,7 +22,12 @@ def _require(who: Caller, *roles: str) -> None:
         raise Problem(404, "Not found")
 
 
-@router.post("/v1/custom-fields", status_code=201, summary="Define (or redefine) a custom field")
+@router.post(
+    "/v1/custom-fields",
+    status_code=201,
+    summary="Define (or redefine) a custom field",
+    **answers.ok(answers.CustomField, 201),
+)
 async def define_custom_field(
     body: schemas.CustomFieldIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -42,7 +47,9 @@ async def define_custom_field(
     return schemas.to_json(results[0])
 
 
-@router.get("/v1/custom-fields", summary="Custom field definitions")
+@router.get(
+    "/v1/custom-fields", summary="Custom field definitions", **answers.ok(answers.CustomFields)
+)
 async def list_custom_fields(
     who: Caller = Depends(caller), entity: str = "contact"
 ) -> dict[str, Any]:
@@ -55,7 +62,12 @@ async def list_custom_fields(
     return {"data": [schemas.to_json(d) for d in reply.definitions]}
 
 
-@router.get("/v1/compliance/policies", tags=["compliance"], summary="Residency and access policy")
+@router.get(
+    "/v1/compliance/policies",
+    tags=["compliance"],
+    summary="Residency and access policy",
+    **answers.ok(answers.Policy),
+)
 async def get_policy(who: Caller = Depends(caller)) -> dict[str, Any]:
     _require(who, "admin", "compliance_officer")
     who.gateway.forget_policy(who.principal.tenant_id)
@@ -66,6 +78,7 @@ async def get_policy(who: Caller = Depends(caller)) -> dict[str, Any]:
     "/v1/compliance/policies",
     tags=["compliance"],
     summary="Replace the residency and access policy",
+    **answers.ok(answers.Policy),
 )
 async def put_policy(body: schemas.PolicyIn, who: Caller = Depends(caller)) -> dict[str, Any]:
     _require(who, "admin", "compliance_officer")

@@ -9,7 +9,7 @@ from google.protobuf import field_mask_pb2
 
 from crm_api.crm.directory.v1 import directory_pb2
 from crm_api.crm.tasks.v1 import tasks_pb2 as pb
-from crm_gateway import schemas
+from crm_gateway import answers, schemas
 from crm_gateway.access import (
     Caller,
     caller,
@@ -48,6 +48,7 @@ def _task_message(body: schemas.TaskIn, *, only_set: bool) -> tuple[pb.Task, lis
     status_code=201,
     tags=["tasks"],
     summary="Create a task, stored with its deal or contact",
+    **answers.ok(answers.Task, 201),
 )
 async def create_task(
     body: schemas.TaskIn,
@@ -71,7 +72,12 @@ async def create_task(
     return schemas.to_json(created)
 
 
-@router.get("/v1/tasks", tags=["tasks"], summary="List tasks in one or more regions")
+@router.get(
+    "/v1/tasks",
+    tags=["tasks"],
+    summary="List tasks in one or more regions",
+    **answers.ok(answers.TaskPage),
+)
 async def list_tasks(
     who: Caller = Depends(caller),
     assignee_id: str = "",
@@ -110,7 +116,7 @@ async def list_tasks(
     }
 
 
-@router.get("/v1/tasks/{task_id}", tags=["tasks"], summary="One task")
+@router.get("/v1/tasks/{task_id}", tags=["tasks"], summary="One task", **answers.ok(answers.Task))
 async def get_task(task_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     region = region_of_id(task_id)
     task = await _stub(who, region).GetTask(
@@ -119,7 +125,12 @@ async def get_task(task_id: str, who: Caller = Depends(caller)) -> dict[str, Any
     return schemas.to_json(task)
 
 
-@router.patch("/v1/tasks/{task_id}", tags=["tasks"], summary="Change the fields sent")
+@router.patch(
+    "/v1/tasks/{task_id}",
+    tags=["tasks"],
+    summary="Change the fields sent",
+    **answers.ok(answers.Task),
+)
 async def update_task(
     task_id: str, body: schemas.TaskIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -140,7 +151,12 @@ async def update_task(
     return schemas.to_json(updated)
 
 
-@router.post("/v1/tasks/{task_id}/complete", tags=["tasks"], summary="Mark the task done")
+@router.post(
+    "/v1/tasks/{task_id}/complete",
+    tags=["tasks"],
+    summary="Mark the task done",
+    **answers.ok(answers.Task),
+)
 async def complete_task(task_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     region = region_of_id(task_id)
     task = await _stub(who, region).CompleteTask(
@@ -159,7 +175,11 @@ def _rule(body: schemas.AutomationRuleIn, rule_id: str) -> pb.AutomationRule:
 
 
 @router.post(
-    "/v1/automations", status_code=201, tags=["automations"], summary="Create an automation rule"
+    "/v1/automations",
+    status_code=201,
+    tags=["automations"],
+    summary="Create an automation rule",
+    **answers.ok(answers.AutomationRule, 201),
 )
 async def create_rule(
     body: schemas.AutomationRuleIn, who: Caller = Depends(caller)
@@ -177,7 +197,12 @@ async def create_rule(
     return schemas.to_json((await in_every_region(who, create))[0])
 
 
-@router.get("/v1/automations", tags=["automations"], summary="Automation rules")
+@router.get(
+    "/v1/automations",
+    tags=["automations"],
+    summary="Automation rules",
+    **answers.ok(answers.AutomationRules),
+)
 async def list_rules(who: Caller = Depends(caller)) -> dict[str, Any]:
     reply = await _stub(who, who.principal.home_region).ListAutomationRules(
         pb.ListAutomationRulesRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
@@ -185,7 +210,12 @@ async def list_rules(who: Caller = Depends(caller)) -> dict[str, Any]:
     return {"data": [schemas.to_json(r) for r in reply.rules]}
 
 
-@router.get("/v1/automations/{rule_id}", tags=["automations"], summary="One automation rule")
+@router.get(
+    "/v1/automations/{rule_id}",
+    tags=["automations"],
+    summary="One automation rule",
+    **answers.ok(answers.AutomationRule),
+)
 async def get_rule(rule_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
     rule = await _stub(who, who.principal.home_region).GetAutomationRule(
         pb.GetAutomationRuleRequest(id=rule_id),
@@ -195,7 +225,12 @@ async def get_rule(rule_id: str, who: Caller = Depends(caller)) -> dict[str, Any
     return schemas.to_json(rule)
 
 
-@router.put("/v1/automations/{rule_id}", tags=["automations"], summary="Replace an automation rule")
+@router.put(
+    "/v1/automations/{rule_id}",
+    tags=["automations"],
+    summary="Replace an automation rule",
+    **answers.ok(answers.AutomationRule),
+)
 async def update_rule(
     rule_id: str, body: schemas.AutomationRuleIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -232,7 +267,12 @@ def _directory(who: Caller, region: str) -> Any:
     return who.stub("tasks", "directory", region)
 
 
-@router.put("/v1/users/{user_id}", tags=["users"], summary="Create or replace a user of the tenant")
+@router.put(
+    "/v1/users/{user_id}",
+    tags=["users"],
+    summary="Create or replace a user of the tenant",
+    **answers.ok(answers.User),
+)
 async def put_user(
     user_id: str, body: schemas.UserIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
@@ -248,7 +288,9 @@ async def put_user(
     return schemas.to_json((await in_every_region(who, put))[0])
 
 
-@router.get("/v1/users", tags=["users"], summary="Users, by job role or team")
+@router.get(
+    "/v1/users", tags=["users"], summary="Users, by job role or team", **answers.ok(answers.Users)
+)
 async def list_users(
     who: Caller = Depends(caller), job_role: str = "", team: str = ""
 ) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
 from crm_tasks import automation, directory, models, privacy, rules, tasks
+from crm_tasks.links import PeerLinks
 from crm_tasks.scheduler import Scheduler
 from crm_tasks.settings import TasksSettings
 
@@ -33,6 +34,10 @@ class _Base(ServicerBase):
 
 
 class TasksServicer(_Base, tasks_pb2_grpc.TasksServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime)
+        self.links = PeerLinks(runtime.peers)
+
     async def CreateTask(
         self, request: pb.CreateTaskRequest, context: grpc.aio.ServicerContext
     ) -> pb.Task:
@@ -43,7 +48,9 @@ class TasksServicer(_Base, tasks_pb2_grpc.TasksServiceServicer):
             pb.Task,
             "task.create",
             lambda t: t.id,
-            lambda s: tasks.create_task(s, principal, self.region, self.runtime.outbox, request),
+            lambda s: tasks.create_task(
+                s, principal, self.region, self.runtime.outbox, self.links, request
+            ),
         )
 
     async def GetTask(
@@ -64,7 +71,9 @@ class TasksServicer(_Base, tasks_pb2_grpc.TasksServiceServicer):
             pb.Task,
             "task.update",
             lambda t: t.id,
-            lambda s: tasks.update_task(s, principal, self.region, self.runtime.outbox, request),
+            lambda s: tasks.update_task(
+                s, principal, self.region, self.runtime.outbox, self.links, request
+            ),
         )
 
     async def ListTasks(

@@ -31,6 +31,7 @@ from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
 from crm_tasks import directory, due, models
 from crm_tasks.convert import from_timestamp, task_to_pb, timestamp
+from crm_tasks.links import Links, check_links
 
 KINDS = ("task", "reminder")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -238,6 +239,7 @@ async def create_task(
     principal: Principal,
     region: str,
     outbox: Outbox,
+    links: Links,
     request: pb.CreateTaskRequest,
 ) -> pb.Task:
     msg = request.task
@@ -257,6 +259,7 @@ async def create_task(
         user.time_zone if user is not None else due.DEFAULT_ZONE
     )
     due_at = _due(msg, request.due_local, zone_name, violations)
+    await check_links(links, principal, {"deal_id": deal_id, "contact_id": contact_id}, violations)
     if violations:
         raise InvalidArgument(violations)
     row = await insert_task(
@@ -305,6 +308,7 @@ async def update_task(
     principal: Principal,
     region: str,
     outbox: Outbox,
+    links: Links,
     request: pb.UpdateTaskRequest,
 ) -> pb.Task:
     msg = request.task
@@ -356,6 +360,12 @@ async def update_task(
     values["time_zone"] = zone_name
     if "due_at" in mask:
         values["due_at"] = _due(msg, request.due_local, zone_name, violations)
+    changed_links: dict[str, str] = {
+        name: str(values[name])
+        for name in ("deal_id", "contact_id")
+        if name in values and values[name] != getattr(row, name)
+    }
+    await check_links(links, principal, changed_links, violations)
     if violations:
         raise InvalidArgument(violations)
     if values.get("status") == "open" and row.status == "done":
