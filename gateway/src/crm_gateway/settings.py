@@ -39,6 +39,7 @@ class GatewaySettings(CommonSettings):
                 # A typo must stop the start, not silently trust nobody (or everybody).
                 ipaddress.ip_network(str(item), strict=False)
         return value
+
     # The built web application (web/dist) to serve at `/`; empty: the API only.
     web_dir: str = ""
 

@@ -569,7 +569,7 @@ class PrivacyRequests:
                 raise FailedPrecondition(f"legal hold on {contact_id}: {hold.reason}")
         # Read before anything is erased: the contact's own row is the source of them.
         terms = await self.subject_terms(principal, contact_id)
-        copies_request = compliance_pb2.SubjectCopiesRequest(contact_id=contact_id, terms=terms)
+        subject = compliance_pb2.SubjectIdentifiers(contact_id=contact_id, terms=terms)
         results: list[ServiceResult] = []
         # Peers first, the contact itself last: until the end the subject stays findable,
         # so a failed step can be retried.
@@ -583,7 +583,7 @@ class PrivacyRequests:
             redacted: compliance_pb2.SubjectCopiesResponse = await self._call(
                 service,
                 self._copies_stub(service).RedactSubjectCopies,
-                copies_request,
+                compliance_pb2.RedactSubjectCopiesRequest(subject=subject),
                 principal,
             )
             results.append(
@@ -610,14 +610,14 @@ class PrivacyRequests:
                 copies_erased=erased_copies(own_copies),
             )
         )
-        await self._verify(principal, contact_id, copies_request, results)
+        await self._verify(principal, contact_id, subject, results)
         return results, terms
 
     async def _verify(
         self,
         principal: Principal,
         contact_id: str,
-        copies_request: compliance_pb2.SubjectCopiesRequest,
+        subject: compliance_pb2.SubjectIdentifiers,
         results: list[ServiceResult],
     ) -> None:
         """Every service must now export nothing for the subject (linked records) and
@@ -630,7 +630,7 @@ class PrivacyRequests:
             reply: compliance_pb2.SubjectCopiesResponse = await self._call(
                 service,
                 self._copies_stub(service).FindSubjectCopies,
-                copies_request,
+                compliance_pb2.FindSubjectCopiesRequest(subject=subject),
                 principal,
             )
             found[service] = reply.copies
@@ -639,7 +639,7 @@ class PrivacyRequests:
                 session,
                 principal.tenant_id,
                 contact_id,
-                copies_request.terms,
+                subject.terms,
                 self.runtime.copy_rules,
             )
         for result in results:

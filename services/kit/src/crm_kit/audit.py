@@ -334,29 +334,29 @@ class ComplianceServicer(compliance_pb2_grpc.ComplianceServiceServicer):
         return pb.CountResidencyResponse(service=self.service, region=self.region, counts=counts)
 
     async def FindSubjectCopies(
-        self, request: pb.SubjectCopiesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.FindSubjectCopiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubjectCopiesResponse:
         principal = _officer()
         async with transaction(self.runtime.sessions) as session:
             copies = await subject_copies.find(
                 session,
                 principal.tenant_id,
-                request.contact_id,
-                request.terms,
+                request.subject.contact_id,
+                request.subject.terms,
                 self.runtime.copy_rules,
             )
         return pb.SubjectCopiesResponse(service=self.service, region=self.region, copies=copies)
 
     async def RedactSubjectCopies(
-        self, request: pb.SubjectCopiesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RedactSubjectCopiesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubjectCopiesResponse:
         principal = _officer()
         async with transaction(self.runtime.sessions) as session:
             copies = await subject_copies.redact(
                 session,
                 principal.tenant_id,
-                request.contact_id,
-                request.terms,
+                request.subject.contact_id,
+                request.subject.terms,
                 self.runtime.copy_rules,
             )
         return pb.SubjectCopiesResponse(service=self.service, region=self.region, copies=copies)

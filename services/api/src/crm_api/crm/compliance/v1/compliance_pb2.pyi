@@ -305,7 +305,9 @@ class SubjectTerm(_message.Message):
 Global___SubjectTerm: _TypeAlias = SubjectTerm  # noqa: Y015
 
 @_typing.final
-class SubjectCopiesRequest(_message.Message):
+class SubjectIdentifiers(_message.Message):
+    """A data subject and the identifiers to look for (read before the subject is erased)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CONTACT_ID_FIELD_NUMBER: _builtins.int
@@ -325,7 +327,47 @@ class SubjectCopiesRequest(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SubjectCopiesRequest: _TypeAlias = SubjectCopiesRequest  # noqa: Y015
+Global___SubjectIdentifiers: _TypeAlias = SubjectIdentifiers  # noqa: Y015
+
+@_typing.final
+class FindSubjectCopiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subject(self) -> Global___SubjectIdentifiers: ...
+    def __init__(
+        self,
+        *,
+        subject: Global___SubjectIdentifiers | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindSubjectCopiesRequest: _TypeAlias = FindSubjectCopiesRequest  # noqa: Y015
+
+@_typing.final
+class RedactSubjectCopiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subject(self) -> Global___SubjectIdentifiers: ...
+    def __init__(
+        self,
+        *,
+        subject: Global___SubjectIdentifiers | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedactSubjectCopiesRequest: _TypeAlias = RedactSubjectCopiesRequest  # noqa: Y015
 
 @_typing.final
 class SubjectCopy(_message.Message):

@@ -54,12 +54,12 @@ class ComplianceServiceStub:
                 _registered_method=True)
         self.FindSubjectCopies = channel.unary_unary(
                 '/crm.compliance.v1.ComplianceService/FindSubjectCopies',
-                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.FindSubjectCopiesRequest.SerializeToString,
                 response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
                 _registered_method=True)
         self.RedactSubjectCopies = channel.unary_unary(
                 '/crm.compliance.v1.ComplianceService/RedactSubjectCopies',
-                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+                request_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.RedactSubjectCopiesRequest.SerializeToString,
                 response_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
                 _registered_method=True)
 
@@ -129,12 +129,12 @@ def add_ComplianceServiceServicer_to_server(servicer, server):
             ),
             'FindSubjectCopies': grpc.unary_unary_rpc_method_handler(
                     servicer.FindSubjectCopies,
-                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.FromString,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.FindSubjectCopiesRequest.FromString,
                     response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.SerializeToString,
             ),
             'RedactSubjectCopies': grpc.unary_unary_rpc_method_handler(
                     servicer.RedactSubjectCopies,
-                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.FromString,
+                    request_deserializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.RedactSubjectCopiesRequest.FromString,
                     response_serializer=crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.SerializeToString,
             ),
     }
@@ -247,7 +247,7 @@ class ComplianceService:
             request,
             target,
             '/crm.compliance.v1.ComplianceService/FindSubjectCopies',
-            crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.FindSubjectCopiesRequest.SerializeToString,
             crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
             options,
             channel_credentials,
@@ -274,7 +274,7 @@ class ComplianceService:
             request,
             target,
             '/crm.compliance.v1.ComplianceService/RedactSubjectCopies',
-            crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesRequest.SerializeToString,
+            crm_dot_compliance_dot_v1_dot_compliance__pb2.RedactSubjectCopiesRequest.SerializeToString,
             crm_dot_compliance_dot_v1_dot_compliance__pb2.SubjectCopiesResponse.FromString,
             options,
             channel_credentials,

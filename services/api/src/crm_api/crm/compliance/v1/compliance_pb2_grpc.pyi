@@ -42,12 +42,12 @@ class ComplianceServiceStub:
     """Recomputes the tenant's hash chain and reports altered or deleted records."""
     CountResidency: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.CountResidencyRequest, _compliance_pb2.CountResidencyResponse]
     """Records per required region of their subject, counted locally."""
-    FindSubjectCopies: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.SubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]
+    FindSubjectCopies: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.FindSubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]
     """Where a data subject's identifiers appear in this service's database, in any text,
     JSON, array or binary column of any table, linked to the subject or not. Only table
     and column names and row counts are returned, never the rows.
     """
-    RedactSubjectCopies: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.SubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]
+    RedactSubjectCopies: _grpc.UnaryUnaryMultiCallable[_compliance_pb2.RedactSubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]
     """Redacts (or, where a copy cannot be edited, deletes) every copy FindSubjectCopies
     finds, except in tables that must not change (the hash-chained audit trail, the
     outbox); returns what it changed.
@@ -67,12 +67,12 @@ class ComplianceServiceAsyncStub(ComplianceServiceStub):
     """Recomputes the tenant's hash chain and reports altered or deleted records."""
     CountResidency: _aio.UnaryUnaryMultiCallable[_compliance_pb2.CountResidencyRequest, _compliance_pb2.CountResidencyResponse]  # type: ignore[assignment]
     """Records per required region of their subject, counted locally."""
-    FindSubjectCopies: _aio.UnaryUnaryMultiCallable[_compliance_pb2.SubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]  # type: ignore[assignment]
+    FindSubjectCopies: _aio.UnaryUnaryMultiCallable[_compliance_pb2.FindSubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]  # type: ignore[assignment]
     """Where a data subject's identifiers appear in this service's database, in any text,
     JSON, array or binary column of any table, linked to the subject or not. Only table
     and column names and row counts are returned, never the rows.
     """
-    RedactSubjectCopies: _aio.UnaryUnaryMultiCallable[_compliance_pb2.SubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]  # type: ignore[assignment]
+    RedactSubjectCopies: _aio.UnaryUnaryMultiCallable[_compliance_pb2.RedactSubjectCopiesRequest, _compliance_pb2.SubjectCopiesResponse]  # type: ignore[assignment]
     """Redacts (or, where a copy cannot be edited, deletes) every copy FindSubjectCopies
     finds, except in tables that must not change (the hash-chained audit trail, the
     outbox); returns what it changed.
@@ -111,7 +111,7 @@ class ComplianceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def FindSubjectCopies(
         self,
-        request: _compliance_pb2.SubjectCopiesRequest,
+        request: _compliance_pb2.FindSubjectCopiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_compliance_pb2.SubjectCopiesResponse, _abc.Awaitable[_compliance_pb2.SubjectCopiesResponse]]:
         """Where a data subject's identifiers appear in this service's database, in any text,
@@ -122,7 +122,7 @@ class ComplianceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def RedactSubjectCopies(
         self,
-        request: _compliance_pb2.SubjectCopiesRequest,
+        request: _compliance_pb2.RedactSubjectCopiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_compliance_pb2.SubjectCopiesResponse, _abc.Awaitable[_compliance_pb2.SubjectCopiesResponse]]:
         """Redacts (or, where a copy cannot be edited, deletes) every copy FindSubjectCopies
