@@ -128,7 +128,7 @@ def refused() -> Callable[[Awaitable[Any], grpc.StatusCode], Awaitable[set[str]]
     return _refused
 
 
-async def _eventually(predicate: Callable[[], Any], *, within: float = 20.0, what: str = "") -> Any:
+async def _eventually(predicate: Callable[[], Any], *, within: float = 60.0, what: str = "") -> Any:
     """Polls `predicate` (sync or async) until it returns something truthy."""
     deadline = time.monotonic() + within
     while True:

@@ -135,7 +135,7 @@ def stream_messages(
     return read
 
 
-async def _eventually(predicate: Predicate, *, within: float = 20.0, what: str = "") -> None:
+async def _eventually(predicate: Predicate, *, within: float = 60.0, what: str = "") -> None:
     """Polls `predicate` (sync or async) until it is truthy; fails after `within` seconds."""
     deadline = time.monotonic() + within
     last_error: BaseException | None = None

@@ -236,7 +236,7 @@ async def eu(cluster: Cluster, tenant: str) -> AsyncIterator[Eu]:
 
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[Any]]:
-    async def wait(predicate: Callable[[], Any], *, within: float = 20.0, what: str = "") -> Any:
+    async def wait(predicate: Callable[[], Any], *, within: float = 60.0, what: str = "") -> Any:
         deadline = time.monotonic() + within
         while True:
             result = predicate()

@@ -77,7 +77,7 @@ def tenant() -> str:
 def eventually() -> Callable[..., Awaitable[Any]]:
     """`await eventually(predicate, within=20, what="...")`: polls until truthy."""
 
-    async def wait(predicate: Callable[[], Any], *, within: float = 20.0, what: str = "") -> Any:
+    async def wait(predicate: Callable[[], Any], *, within: float = 60.0, what: str = "") -> Any:
         deadline = time.monotonic() + within
         while True:
             result = predicate()
