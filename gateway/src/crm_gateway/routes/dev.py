@@ -27,6 +27,8 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 
 
 class DevUser(BaseModel):
+    model_config = {"extra": "forbid"}  # answers declare every field (OpenAPI)
+
     id: str
     display_name: str
     email: str
@@ -37,6 +39,8 @@ class DevUser(BaseModel):
 
 
 class DevDirectory(BaseModel):
+    model_config = {"extra": "forbid"}  # answers declare every field (OpenAPI)
+
     tenant: str
     data: list[DevUser]
     roles: list[str] = Field(description="every role a development token may carry")
@@ -54,6 +58,8 @@ class DevTokenIn(BaseModel):
 
 
 class DevToken(BaseModel):
+    model_config = {"extra": "forbid"}  # answers declare every field (OpenAPI)
+
     token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (the scheme's name)
     expires_in: int
