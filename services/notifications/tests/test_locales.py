@@ -20,15 +20,17 @@ SUBJECTS = {
     "en": "New task: Call back",
     "pt-BR": "Nova tarefa: Call back",
     "de": "Neue Aufgabe: Call back",
+    "ru": "Новая задача: Call back",
     "hi": "नया कार्य: Call back",
     "gu": "નવું કાર્ય: Call back",
     "fa": "وظیفهٔ جدید: Call back",
 }
-BABEL = {"en": "en", "pt-BR": "pt_BR", "de": "de", "hi": "hi", "gu": "gu", "fa": "fa"}
+BABEL = {"en": "en", "pt-BR": "pt_BR", "de": "de", "ru": "ru", "hi": "hi", "gu": "gu", "fa": "fa"}
 ZONES = {
     "en": "America/New_York",
     "pt-BR": "America/Sao_Paulo",
     "de": "Europe/Berlin",
+    "ru": "Europe/Moscow",
     "hi": "Asia/Kolkata",
     "gu": "Asia/Kolkata",
     "fa": "Asia/Tehran",

@@ -263,7 +263,7 @@ class Dispatcher:
             context["deal"] = {
                 "id": deal.id,
                 "title": deal.title,
-                "amount": deal.amount.amount or ctx.get("amount", "0"),
+                "amount": deal.amount.amount or ctx.get("amount", ""),
                 "currency": deal.amount.currency or ctx.get("currency", ""),
                 "stage": deal.stage_name,
             }

@@ -1,6 +1,6 @@
 """Message templates: per tenant and locale (Jinja2, sandboxed), rendered with Babel
 formatting for the recipient's locale and zone, with shipped defaults in en, pt-BR, de,
-hi, gu and fa.
+ru, hi, gu and fa.
 
 Right-to-left locales (fa) get `dir="rtl"` in HTML; in plain text every line starts
 with a RIGHT-TO-LEFT MARK and every inserted value is wrapped in FIRST STRONG ISOLATE
@@ -29,7 +29,7 @@ from crm_kit.errors import FieldViolation, InvalidArgument
 
 KINDS = ("task.created", "task.overdue", "reminder.due", "deal.won", "automation")
 CAMPAIGN_KIND = re.compile(r"^campaign\.[a-z0-9][a-z0-9_-]{0,62}$")
-SHIPPED_LOCALES = ("en", "pt-BR", "de", "hi", "gu", "fa")
+SHIPPED_LOCALES = ("en", "pt-BR", "de", "ru", "hi", "gu", "fa")
 RLM = "\u200f"
 FSI, PDI = "\u2068", "\u2069"
 MAX_TEMPLATE = 20_000
@@ -90,6 +90,15 @@ _LABELS: dict[str, dict[str, str]] = {
         "anniversary": "Jubiläum",
         "date": "Wichtiges Datum",
     },
+    "ru": {
+        "contact": "Контакт",
+        "deal": "Сделка",
+        "due": "Срок",
+        "birthday": "День рождения",
+        "contract_end": "Окончание договора",
+        "anniversary": "Годовщина",
+        "date": "Важная дата",
+    },
     "hi": {
         "contact": "संपर्क",
         "deal": "सौदा",
@@ -125,6 +134,7 @@ _DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("New task: {{ task.title }}", "You have a new task: {{ task.title }}."),
         "pt-BR": ("Nova tarefa: {{ task.title }}", "Você tem uma nova tarefa: {{ task.title }}."),
         "de": ("Neue Aufgabe: {{ task.title }}", "Sie haben eine neue Aufgabe: {{ task.title }}."),
+        "ru": ("Новая задача: {{ task.title }}", "Вам назначена новая задача: {{ task.title }}."),
         "hi": ("नया कार्य: {{ task.title }}", "आपको एक नया कार्य सौंपा गया है: {{ task.title }}।"),
         "gu": ("નવું કાર્ય: {{ task.title }}", "તમને એક નવું કાર્ય સોંપવામાં આવ્યું છે: {{ task.title }}."),
         "fa": ("وظیفهٔ جدید: {{ task.title }}", "یک وظیفهٔ جدید به شما سپرده شد: {{ task.title }}."),
@@ -141,6 +151,10 @@ _DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
         "de": (
             "Überfällig: {{ task.title }}",
             "Die Aufgabe {{ task.title }} von {{ assignee.name }} ist überfällig.",
+        ),
+        "ru": (
+            "Просрочено: {{ task.title }}",
+            "Задача {{ task.title }}, назначенная {{ assignee.name }}, просрочена.",
         ),
         "hi": (
             "समय-सीमा पार: {{ task.title }}",
@@ -168,6 +182,10 @@ _DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "Erinnerung: {{ contact.name }}",
             "{{ reminder.label }} von {{ contact.name }} in {{ reminder.days_before }} Tag(en).",
         ),
+        "ru": (
+            "Напоминание: {{ contact.name }}",
+            "{{ reminder.label }}: {{ contact.name }}, через {{ reminder.days_before }} дн.",
+        ),
         "hi": (
             "अनुस्मारक: {{ contact.name }}",
             "{{ contact.name }} का {{ reminder.label }} {{ reminder.days_before }} दिन में है।",
@@ -184,38 +202,47 @@ _DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
     "deal.won": {
         "en": (
             "Deal won: {{ deal.title }}",
-            "{{ owner.name }} won {{ deal.title }} worth {{ deal.amount|money(deal.currency) }}.",
+            "{{ owner.name }} won {{ deal.title }}{% if deal.amount %} worth "
+            "{{ deal.amount|money(deal.currency) }}{% endif %}.",
         ),
         "pt-BR": (
             "Negócio ganho: {{ deal.title }}",
-            "{{ owner.name }} ganhou {{ deal.title }} no valor de "
-            "{{ deal.amount|money(deal.currency) }}.",
+            "{{ owner.name }} ganhou {{ deal.title }}{% if deal.amount %} no valor de "
+            "{{ deal.amount|money(deal.currency) }}{% endif %}.",
         ),
         "de": (
             "Deal gewonnen: {{ deal.title }}",
-            "{{ owner.name }} hat {{ deal.title }} im Wert von "
-            "{{ deal.amount|money(deal.currency) }} gewonnen.",
+            "{{ owner.name }} hat {{ deal.title }}{% if deal.amount %} im Wert von "
+            "{{ deal.amount|money(deal.currency) }}{% endif %} gewonnen.",
+        ),
+        "ru": (
+            "Сделка выиграна: {{ deal.title }}",
+            "{{ owner.name }}: сделка {{ deal.title }} выиграна{% if deal.amount %} на сумму "
+            "{{ deal.amount|money(deal.currency) }}{% endif %}.",
         ),
         "hi": (
             "सौदा जीता: {{ deal.title }}",
-            "{{ owner.name }} ने {{ deal.amount|money(deal.currency) }} का सौदा "
+            "{{ owner.name }} ने {% if deal.amount %}{{ deal.amount|money(deal.currency) }} का "
+            "{% endif %}सौदा "
             "{{ deal.title }} जीता।",
         ),
         "gu": (
             "સોદો જીત્યો: {{ deal.title }}",
-            "{{ owner.name }} એ {{ deal.amount|money(deal.currency) }} નો સોદો "
+            "{{ owner.name }} એ {% if deal.amount %}{{ deal.amount|money(deal.currency) }} નો "
+            "{% endif %}સોદો "
             "{{ deal.title }} જીત્યો.",
         ),
         "fa": (
             "معامله برنده شد: {{ deal.title }}",
-            "{{ owner.name }} معاملهٔ {{ deal.title }} به ارزش "
-            "{{ deal.amount|money(deal.currency) }} را برنده شد.",
+            "{{ owner.name }} معاملهٔ {{ deal.title }}{% if deal.amount %} به ارزش "
+            "{{ deal.amount|money(deal.currency) }}{% endif %} را برنده شد.",
         ),
     },
     "automation": {
         "en": ("Automation notice", "{{ message }}"),
         "pt-BR": ("Aviso de automação", "{{ message }}"),
         "de": ("Automatisierungshinweis", "{{ message }}"),
+        "ru": ("Уведомление автоматизации", "{{ message }}"),
         "hi": ("स्वचालन सूचना", "{{ message }}"),
         "gu": ("ઓટોમેશન સૂચના", "{{ message }}"),
         "fa": ("اعلان خودکار", "{{ message }}"),
@@ -230,8 +257,8 @@ def _details(locale: str) -> str:
         + labels["due"]
         + ": {{ task.due_at|datetime }}{% endif %}"
         "{% if contact %}\n" + labels["contact"] + ": {{ contact.name }}{% endif %}"
-        "{% if deal %}\n" + labels["deal"] + ": {{ deal.title }} "
-        "({{ deal.amount|money(deal.currency) }}){% endif %}"
+        "{% if deal %}\n" + labels["deal"] + ": {{ deal.title }}"
+        "{% if deal.amount %} ({{ deal.amount|money(deal.currency) }}){% endif %}{% endif %}"
     )
 
 

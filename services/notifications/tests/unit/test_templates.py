@@ -22,9 +22,37 @@ def test_every_shipped_default_renders_with_sample_data(shipped: TemplateText) -
     assert rendered.rtl == (shipped.locale == "fa")
 
 
-def test_every_kind_ships_all_six_locales() -> None:
+def test_every_kind_ships_all_seven_locales() -> None:
     shipped = {(t.kind, t.locale) for t in templates.builtins()}
     assert shipped == {(k, loc) for k in templates.KINDS for loc in templates.SHIPPED_LOCALES}
+    assert set(templates.SHIPPED_LOCALES) == {"en", "pt-BR", "de", "ru", "hi", "gu", "fa"}
+
+
+@pytest.mark.parametrize("locale", templates.SHIPPED_LOCALES)
+def test_a_deal_won_without_an_amount_reads_as_a_sentence(locale: str) -> None:
+    # A web-form deal has no amount yet: no "worth ." and no empty "()" in the details.
+    shipped = templates.builtin("deal.won", locale)
+    assert shipped is not None
+    context = templates.sample_context("deal.won", locale)
+    context["deal"] = {**context["deal"], "amount": "", "currency": ""}
+    rendered = templates.render(shipped, context, zone=ZoneInfo("UTC"))
+    plain = rendered.text.replace("\u200f", "").replace("\u2068", "").replace("\u2069", "")
+    assert " ." not in plain and "()" not in plain and "worth" not in plain
+    with_amount = templates.render(
+        shipped, templates.sample_context("deal.won", locale), zone=ZoneInfo("UTC")
+    )
+    assert with_amount.text != rendered.text
+
+
+def test_russian_formats_money_and_dates_the_russian_way() -> None:
+    shipped = templates.builtin("deal.won", "ru")
+    assert shipped is not None
+    context = templates.sample_context("deal.won", "ru")
+    context["deal"] = {**context["deal"], "amount": "1234567.5", "currency": "RUB"}
+    rendered = templates.render(shipped, context, zone=ZoneInfo("Europe/Moscow"))
+    assert rendered.subject.startswith("Сделка выиграна")
+    # Babel's ru: a no-break space between thousands, a comma before the kopecks.
+    assert "1\xa0234\xa0567,50\xa0₽" in rendered.text
 
 
 def _refused(template: TemplateText) -> dict[str, str]:
