@@ -303,6 +303,60 @@ async def test_nats_outage_loses_nothing_and_duplicates_nothing(
         await connection.close()
 
 
+async def test_a_commit_wakes_the_idle_relay_and_it_does_not_poll_meanwhile(
+    engines: Cluster,
+    sessions: async_sessionmaker[AsyncSession],
+    eventually: Eventually,
+) -> None:
+    # An hour between fallback polls: only the commit itself can get the event out.
+    outbox = Outbox(SERVICE, REGION)
+    connection = NatsConnection(engines.nats.url, REGION, "relay-wake-test")
+    connection.start()
+    await asyncio.wait_for(connection.connected(), timeout=10)
+    relay = OutboxRelay(sessions, connection, outbox, idle_poll_interval=3600)
+    passes = 0
+    publish_batch = relay.publish_batch
+
+    async def counted(js: JetStreamContext) -> int:
+        nonlocal passes
+        passes += 1
+        return await publish_batch(js)
+
+    relay.publish_batch = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: passes >= 1, what="the relay's first pass")
+        for i in range(3):
+            async with transaction(sessions) as session:
+                await outbox.add(
+                    session,
+                    ALICE,
+                    "contact",
+                    "created",
+                    contacts_pb2.ContactCreated(contact_id=f"wake-{i}"),
+                )
+                # Inside the transaction the row is not visible: no wake-up yet.
+                await asyncio.sleep(0.05)
+            await eventually(
+                _is_zero(lambda: unpublished(sessions)), what=f"event {i} to be published"
+            )
+        # A rolled-back write wakes nobody.
+        before = passes
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                await outbox.add(
+                    session, ALICE, "contact", "created", contacts_pb2.ContactCreated()
+                )
+                raise RuntimeError("abort")
+        await asyncio.sleep(0.5)
+        assert passes == before
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await connection.close()
+
+
 async def test_trace_context_rides_with_the_event(
     sessions: async_sessionmaker[AsyncSession],
     js: JetStreamContext,

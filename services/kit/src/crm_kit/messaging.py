@@ -6,6 +6,10 @@ A service writes its state change and its events in one database transaction
 `FOR UPDATE SKIP LOCKED` (so replicas never double-send) and publishes each with
 `Nats-Msg-Id` = event id (so JetStream drops a re-publish after a crash). While NATS
 is down rows simply wait in the table: accepted writes are never lost.
+
+The relay is woken when a transaction that wrote to the outbox commits (woken earlier it
+would find nothing yet and sleep); it polls only as a fallback, for rows another replica
+left behind when it crashed.
 """
 
 from __future__ import annotations
@@ -132,6 +136,11 @@ class Outbox:
         self.service = service
         self.region = region
         self.written = asyncio.Event()
+        # One bound method, so the listener is registered once per session.
+        self._wake_relay = self._committed
+
+    def _committed(self, _session: Any) -> None:
+        self.written.set()
 
     async def add(
         self,
@@ -166,7 +175,10 @@ class Outbox:
                 headers=headers,
             )
         )
-        self.written.set()
+        # Wake the relay after the commit, when the row is visible to it.
+        sync_session = session.sync_session
+        if not sa.event.contains(sync_session, "after_commit", self._wake_relay):
+            sa.event.listen(sync_session, "after_commit", self._wake_relay, once=True)
         return event_id
 
 
@@ -181,13 +193,17 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval: float = 0.5,
+        idle_poll_interval: float = 10.0,
         retention: timedelta = timedelta(days=7),
     ) -> None:
         self.factory = factory
         self.connection = connection
         self.outbox = outbox
         self.batch_size = batch_size
+        # The first retry after a failure; doubled up to 5 s while failures go on.
         self.poll_interval = poll_interval
+        # The fallback poll while idle (commits wake the relay at once).
+        self.idle_poll_interval = idle_poll_interval
         self.retention = retention
 
     async def run(self) -> None:
@@ -196,9 +212,12 @@ class OutboxRelay:
         backoff = self.poll_interval
         passes = 0
         while True:
+            # Cleared before the pass: a commit during the pass wakes the next one.
+            self.outbox.written.clear()
             try:
                 published = await self.publish_batch(js)
                 backoff = self.poll_interval
+                wait = self.idle_poll_interval
                 passes += 1
                 if passes % 1000 == 0:
                     await self.prune()
@@ -207,11 +226,11 @@ class OutboxRelay:
             except Exception as exc:
                 log.warning("outbox relay: publish failed, will retry: %s", exc)
                 published = 0
+                wait = backoff
                 backoff = min(backoff * 2, 5.0)
             if published < self.batch_size:
-                self.outbox.written.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.outbox.written.wait(), timeout=backoff)
+                    await asyncio.wait_for(self.outbox.written.wait(), timeout=wait)
 
     async def publish_batch(self, js: JetStreamContext) -> int:
         """Claims and publishes one batch; returns how many were published."""
