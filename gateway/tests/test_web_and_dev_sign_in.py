@@ -87,7 +87,10 @@ def test_a_web_dir_without_a_build_is_refused(tmp_path: Path) -> None:
 
 
 async def test_dev_sign_in_does_not_exist_with_the_identity_providers_keys() -> None:
-    production = GatewaySettings(jwks_url="https://login.example.com/.well-known/jwks.json")
+    production = GatewaySettings(
+        jwks_url="https://login.example.com/.well-known/jwks.json",
+        jwt_issuer="https://login.example.com/",
+    )
     async with _client(production) as client:
         assert (await client.get("/v1/dev/users", params={"tenant": "demo"})).status_code == 404
         reply = await client.post(

@@ -195,6 +195,7 @@ def test_gateway_probes_and_auth(render: Render) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     env = {e["name"]: e for e in container["env"]}
     assert "CRM_JWKS_URL" in env and "CRM_JWT_SECRET" not in env
+    assert "CRM_JWT_ISSUER" in env  # the gateway refuses to start with JWKS but no issuer
     assert not [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
     assert env["CRM_SERVICE_ENDPOINTS"]["valueFrom"]["configMapKeyRef"]["key"] == (
         "service-endpoints.json"

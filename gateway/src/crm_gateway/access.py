@@ -7,6 +7,7 @@ target service writes an audit record for it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -226,13 +227,18 @@ async def caller(
             "send Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    token = authorization.split(" ", 1)[1].strip()
     try:
-        principal = gateway.verifier.verify(authorization.split(" ", 1)[1].strip())
+        if gateway.verifier.fetches_keys:
+            # A key not yet cached is fetched over HTTP: not on the event loop.
+            principal = await asyncio.to_thread(gateway.verifier.verify, token)
+        else:
+            principal = gateway.verifier.verify(token)
     except InvalidToken as exc:
         raise Problem(
             401, "Unauthorized", f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
         ) from exc
-    await gateway.record_elevated_login(principal, authorization.split(" ", 1)[1].strip())
+    await gateway.record_elevated_login(principal, token)
     return Caller(principal=principal, gateway=gateway)
 
 

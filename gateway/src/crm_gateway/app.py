@@ -46,7 +46,12 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     clients = Clients(config.service_endpoints)
     gateway = Gateway(
         clients,
-        TokenVerifier(secret=config.jwt_secret, jwks_url=config.jwks_url, regions=config.regions),
+        TokenVerifier(
+            secret=config.jwt_secret,
+            jwks_url=config.jwks_url,
+            issuer=config.jwt_issuer,
+            regions=config.regions,
+        ),
         list(config.regions),
         config.grpc_timeout,
         config.policy_cache_seconds,

@@ -17,6 +17,8 @@ class GatewaySettings(CommonSettings):
     # Development signing key; production sets jwks_url instead.
     jwt_secret: str = ""
     jwks_url: str = ""
+    # The identity provider's issuer (`iss`), required with jwks_url.
+    jwt_issuer: str = ""
     # {"contacts": {"eu": "host:port", ...}, ...}
     service_endpoints: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Deadline of every gRPC call, seconds.

@@ -17,7 +17,7 @@ from google.rpc import code_pb2, error_details_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_kit import ids
-from crm_kit.auth import AUDIENCE, InvalidToken, TokenVerifier, mint_token
+from crm_kit.auth import AUDIENCE, DEV_ISSUER, InvalidToken, TokenVerifier, mint_token
 from crm_kit.context import Principal
 from crm_kit.db import idempotency_table
 from crm_kit.errors import Conflict, FieldViolation, InvalidArgument, NotFound, Unavailable
@@ -123,6 +123,7 @@ def test_token_signed_with_another_key_is_refused() -> None:
 def test_token_for_another_audience_is_refused() -> None:
     now = int(time.time())
     claims = {
+        "iss": DEV_ISSUER,
         "sub": "u_1",
         "tenant": "acme",
         "roles": ["admin"],
@@ -151,7 +152,14 @@ def test_token_from_an_unknown_region_is_refused() -> None:
 
 def test_token_without_a_known_role_is_refused() -> None:
     now = int(time.time())
-    claims = {"aud": AUDIENCE, "sub": "u_1", "tenant": "acme", "region": "eu", "exp": now + 600}
+    claims = {
+        "iss": DEV_ISSUER,
+        "aud": AUDIENCE,
+        "sub": "u_1",
+        "tenant": "acme",
+        "region": "eu",
+        "exp": now + 600,
+    }
     token = jwt.encode({**claims, "roles": ["root"]}, SECRET, algorithm="HS256")
     with pytest.raises(InvalidToken):
         verifier().verify(token)

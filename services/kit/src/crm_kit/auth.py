@@ -1,7 +1,9 @@
 """Bearer JWTs: verified by the gateway, minted locally by `crm token`.
 
 Production verifies RS256/ES256 tokens from the identity provider's JWKS
-(CRM_JWKS_URL); development uses a shared HS256 signing key (CRM_JWT_SECRET).
+(CRM_JWKS_URL) issued by that provider (CRM_JWT_ISSUER); development uses a shared
+HS256 signing key (CRM_JWT_SECRET). Either way a token must name its audience, issuer,
+subject and expiry: a token that omits a claim is not trusted for lacking it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from crm_kit.context import ROLES, Principal
 
 AUDIENCE = "atlas-crm"
 DEV_ISSUER = "atlas-crm-dev"
+REQUIRED_CLAIMS = ["aud", "iss", "sub", "exp"]
+# Clocks of the identity provider and of the gateway may differ a little.
+LEEWAY_SECONDS = 30
 
 
 class InvalidToken(Exception):
@@ -52,21 +57,46 @@ def mint_token(
 
 class TokenVerifier:
     def __init__(
-        self, *, secret: str = "", jwks_url: str = "", regions: Sequence[str] = ()
+        self,
+        *,
+        secret: str = "",
+        jwks_url: str = "",
+        issuer: str = "",
+        regions: Sequence[str] = (),
     ) -> None:
         if not secret and not jwks_url:
             raise ValueError("configure CRM_JWT_SECRET (development) or CRM_JWKS_URL")
+        if jwks_url and not issuer:
+            # Any tenant of a shared identity provider could otherwise sign in here.
+            raise ValueError("CRM_JWKS_URL needs CRM_JWT_ISSUER, the provider's issuer")
         self.secret = secret
+        self.issuer = issuer or DEV_ISSUER
         self.regions = tuple(regions)
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=5) if jwks_url else None
+
+    @property
+    def fetches_keys(self) -> bool:
+        """True when verifying may fetch the provider's keys (blocking I/O)."""
+        return self._jwks is not None
 
     def verify(self, token: str) -> Principal:
         try:
             if self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token).key
-                claims = jwt.decode(token, key, algorithms=["RS256", "ES256"], audience=AUDIENCE)
+                # Only asymmetric algorithms: a token "signed" with the public key as an
+                # HMAC secret, or with alg "none", never gets this far.
+                key: Any = self._jwks.get_signing_key_from_jwt(token).key
+                algorithms = ["RS256", "ES256"]
             else:
-                claims = jwt.decode(token, self.secret, algorithms=["HS256"], audience=AUDIENCE)
+                key, algorithms = self.secret, ["HS256"]
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=AUDIENCE,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS},
+            )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
         tenant, user, region = claims.get("tenant"), claims.get("sub"), claims.get("region")
