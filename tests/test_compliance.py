@@ -46,6 +46,11 @@ async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> Any:
     return response.json() if response.content else {}
 
 
+# The first bytes of real files: an attachment's type is read from its content.
+PDF_BYTES = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+JPEG_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+
+
 class World:
     """A fresh tenant with an admin and an officer in one region, and helpers."""
 
@@ -191,6 +196,16 @@ async def test_export_contains_exactly_the_subjects_data_from_every_service(
     anna = await world.person("Anna", "Exportova", "DE", "anna.exportova@example.com")
     other = await world.person("Otto", "Otherman", "FR", "otto.otherman@example.com")
 
+    sheet = PDF_BYTES + b"Anna Exportova, 3 windows"
+    await ok(
+        api.post(
+            "/v1/attachments",
+            params={"deal_id": anna["deal"]["id"], "filename": "measurement.pdf"},
+            content=sheet,
+            headers={**world.admin, "Content-Type": "application/pdf"},
+        ),
+        201,
+    )
     # Found by email (the officer does not need to know the id).
     request = await world.request("export", email="Anna.Exportova@example.com")
     assert request["status"] == "completed", request
@@ -215,12 +230,17 @@ async def test_export_contains_exactly_the_subjects_data_from_every_service(
     assert anna["contact"]["id"] in ids["contacts"]
     assert anna["deal"]["id"] in ids["deals"]
     assert anna["task"]["id"] in ids["tasks"]
-    everything = b"".join(archive.read(name) for name in names).decode()
+    # (An attached PDF is bytes, not text: read as text it only needs to show the ids.)
+    everything = b"".join(archive.read(name) for name in names).decode(errors="replace")
     assert "prefers mornings" in everything  # the note
     for leak in (other["contact"]["id"], other["deal"]["id"], other["task"]["id"], "Otherman"):
         assert leak not in everything
     rows = list(csv.DictReader(io.StringIO(archive.read("deals/deal.csv").decode())))
     assert [row["id"] for row in rows] == [anna["deal"]["id"]]
+    # The file attached to her deal is in the export as it was uploaded.
+    (described,) = csv.DictReader(io.StringIO(archive.read("contacts/attachment.csv").decode()))
+    assert described["filename"] == "measurement.pdf"
+    assert archive.read(f"contacts/attachments/{described['id']}-measurement.pdf") == sheet
 
     # The download is audited, as an export by the officer.
     audit = await ok(
@@ -243,6 +263,15 @@ async def test_erasure_leaves_no_trace_and_the_signed_receipt_verifies(
     world = await World(api, token_for, "br", db).setup()
     bruna = await world.person("Bruna", "Apagadinha", "BR", "bruna.apagadinha@example.com")
     keep = await world.person("Caio", "Ficasempre", "BR", "caio.ficasempre@example.com")
+    contract = await ok(
+        api.post(
+            "/v1/attachments",
+            params={"contact_id": bruna["contact"]["id"]},
+            files={"file": ("Apagadinha-contrato.pdf", PDF_BYTES, "application/pdf")},
+            headers=world.admin,
+        ),
+        201,
+    )
     needles = ["Apagadinha", "bruna.apagadinha@example.com", bruna["contact"]["id"]]
     assert await traces(db, "br", needles[:2])  # the scan does see the data beforehand
 
@@ -256,6 +285,8 @@ async def test_erasure_leaves_no_trace_and_the_signed_receipt_verifies(
     # request and its receipt must name them, and in the id-only audit trail).
     found = await traces(db, "br", needles[:2])
     assert found == [], found
+    gone = await api.get(f"/v1/attachments/{contract['id']}", headers=world.admin)
+    assert gone.status_code == 404  # the signed contract went with her
     for service, table in (("contacts", "contacts"), ("deals", "deals"), ("tasks", "tasks")):
         rows = await db(
             service,
@@ -896,6 +927,16 @@ async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves
             headers=world.admin,
         )
     )
+    photo = JPEG_BYTES + b"window photo"
+    await ok(
+        api.post(
+            "/v1/attachments",
+            params={"deal_id": luis["deal"]["id"]},
+            files={"file": ("window.jpg", photo, "image/jpeg")},
+            headers=world.admin,
+        ),
+        201,
+    )
     before = {
         table: len(await db(svc, "br", f"SELECT 1 FROM {table} WHERE {col} = $1", value))  # noqa: S608
         for svc, table, col, value in (
@@ -931,7 +972,7 @@ async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves
     assert person["emails"] == ["luis.mudanca@example.com"]
     assert person["address"]["country"] == "PT" and person["last_name"] == "Mudanca"
     notes = await ok(api.get(f"/v1/contacts/{new_id}/notes", headers=world.officer))
-    assert [n["body"] for n in notes["data"]] == ["Luis prefers mornings"]
+    assert [n["body"] for n in notes["data"] if n["kind"] == "note"] == ["Luis prefers mornings"]
     deals = await db("deals", "eu", "SELECT id, title FROM deals WHERE contact_id = $1", new_id)
     assert [d["title"] for d in deals] == ["Windows for Mudanca"]
     new_deal = deals[0]["id"]
@@ -941,6 +982,16 @@ async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves
         "tasks", "eu", "SELECT title, deal_id FROM tasks WHERE contact_id = $1", new_id
     )
     assert [(t["title"], t["deal_id"]) for t in tasks] == [("Call Mudanca", new_deal)]
+    # The photo of the window moved with him, still on his (new) deal.
+    (file,) = (await ok(api.get(f"/v1/deals/{new_deal}/attachments", headers=world.officer)))[
+        "data"
+    ]
+    assert file["id"].startswith("eu_") and file["contact_id"] == new_id
+    assert file["deal_id"] == new_deal and file["filename"] == "window.jpg"
+    download = await api.get(f"/v1/attachments/{file['id']}", headers=world.officer)
+    assert download.status_code == 200 and download.content == photo
+    listed = [n["attachment_id"] for n in notes["data"] if n["kind"] == "attachment"]
+    assert listed == [file["id"]]  # the timeline names the moved file by its new id
     assert stay["contact"]["id"].startswith("br_")
 
     # The move is audited in both regions, and residency holds.

@@ -187,6 +187,8 @@ class Duplicates(Answer):
 TimelineEntry = proto_model(contacts_pb2.TimelineEntry)
 Timeline = listing(TimelineEntry, "Timeline", next_cursor=str | None)
 Consent = proto_model(contacts_pb2.Consent)
+Attachment = proto_model(contacts_pb2.Attachment)
+AttachmentList = listing(Attachment, "AttachmentList")
 
 
 class Consents(Answer):

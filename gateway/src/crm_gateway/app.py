@@ -21,6 +21,7 @@ from crm_gateway.guards import BodyLimit, TextGuard
 from crm_gateway.limits import bounded_query
 from crm_gateway.problems import problem_response
 from crm_gateway.routes import (
+    attachments,
     companies,
     compliance,
     contacts,
@@ -73,6 +74,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.state.gateway = gateway
     problems.install(app)
     openapi.install(app)
+    app.include_router(attachments.router)
     app.include_router(contacts.router)
     app.include_router(companies.router)
     app.include_router(deals.router)
@@ -90,7 +92,13 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     # Innermost first: the text guard reads JSON bodies that the body limit counts.
     app.add_middleware(TextGuard, max_bytes=config.max_body_bytes)
     app.add_middleware(
-        BodyLimit, max_bytes=config.max_body_bytes, larger={"/v1/imports": config.max_import_bytes}
+        BodyLimit,
+        max_bytes=config.max_body_bytes,
+        larger={
+            "/v1/imports": config.max_import_bytes,
+            # A file of 10 MiB in a multipart body; the service refuses a larger file.
+            "/v1/attachments": 11 * 1_048_576,
+        },
     )
     if config.trusted_proxies:
         # The client's address (per-address limits, what a submission records) comes from

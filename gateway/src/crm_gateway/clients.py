@@ -19,6 +19,7 @@ from crm_api.crm.privacy.v1 import privacy_pb2_grpc
 from crm_api.crm.reporting.v1 import reporting_pb2_grpc
 from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_gateway.problems import Problem
+from crm_kit.peers import MESSAGE_LIMITS
 
 S = TypeVar("S")
 
@@ -68,6 +69,7 @@ class Clients:
                 )
             self._channels[key] = grpc.aio.insecure_channel(
                 target,
+                options=MESSAGE_LIMITS,
                 interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
             )
         return self._channels[key]

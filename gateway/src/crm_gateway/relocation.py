@@ -57,7 +57,7 @@ async def relocate(
     new_contact_id = new_id(new_region)
     old_meta = await who.metadata(old_region)
     new_meta = await who.metadata(new_region)
-    # 1. Copy out of the old region, every service (contacts first: ids map from it).
+    # 1. Copy out of the old region, every service.
     copies: dict[str, pb.CopyOutResponse] = {}
     for service in STUBS:
         try:
@@ -77,8 +77,9 @@ async def relocate(
     copied: list[str] = []
     id_map: dict[str, str] = {contact_id: new_contact_id}
     try:
-        # 2. Copy into the new region.
-        for service, copy in copies.items():
+        # 2. Copy into the new region; contacts last, so that its rows that point at
+        # other services' records (a file on a deal) get their new ids.
+        for service, copy in sorted(copies.items(), key=lambda item: item[0] == "contacts"):
             if not copy.rows:
                 continue
             copied.append(service)

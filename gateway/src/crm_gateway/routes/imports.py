@@ -53,8 +53,9 @@ def _stub(who: Caller, region: str) -> Any:
 # ---------------------------------------------------------------- imports
 
 
-async def _file_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The uploaded file in chunks: a multipart `file` part or the raw body."""
+async def file_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The uploaded file in chunks: a multipart `file` part or the raw body (also for
+    attachments; Starlette parses a form once and keeps it)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         form = await request.form(max_files=1)
@@ -112,7 +113,7 @@ async def _send_file(
     sequence = 0
     previous: bytes | None = None
     # One chunk is held back so the last one can be sent with last=true.
-    async for data in _file_chunks(request):
+    async for data in file_chunks(request):
         if previous is not None:
             await _stub(who, region).UploadImportChunk(
                 pb.UploadImportChunkRequest(id=job_id, sequence=sequence, data=previous),

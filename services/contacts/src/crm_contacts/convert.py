@@ -97,6 +97,21 @@ def timeline_to_pb(row: models.TimelineEntry) -> pb.TimelineEntry:
         occurred_at=timestamp(row.occurred_at),
         author_id=row.author_id,
         created_at=timestamp(row.created_at),
+        attachment_id=row.attachment_id,
+    )
+
+
+def attachment_to_pb(row: models.Attachment) -> pb.Attachment:
+    return pb.Attachment(
+        id=row.id,
+        contact_id=row.contact_id,
+        deal_id=row.deal_id,
+        filename=row.filename,
+        media_type=row.media_type,
+        size=row.size,
+        sha256=row.sha256,
+        uploaded_by=row.uploaded_by,
+        created_at=timestamp(row.created_at),
     )
 
 

@@ -131,8 +131,42 @@ class TimelineEntry(Base):
     occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     author_id: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    # kind "attachment": the file added.
+    attachment_id: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
     __table_args__ = (sa.Index("ix_timeline_contact_time", "contact_id", "occurred_at", "id"),)
+
+
+class Attachment(Base):
+    """A file on a contact (or on one of its deals): personal data, kept with the contact."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    contact_id: Mapped[str] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    deal_id: Mapped[str] = mapped_column(sa.Text, default="")
+    filename: Mapped[str] = mapped_column(sa.Text)
+    media_type: Mapped[str] = mapped_column(sa.Text)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.Text)
+    uploaded_by: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (sa.Index("ix_attachments_contact", "contact_id", "created_at"),)
+
+
+class AttachmentChunk(Base):
+    """An attachment's bytes in pieces, so no message or row has to hold a whole file."""
+
+    __tablename__ = "attachment_chunks"
+
+    attachment_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("attachments.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class Consent(Base):

@@ -44,7 +44,12 @@ async def export_subject(
     if contact is None:
         return response
     response.records.append(_record("contact", contact))
-    for kind, model in (("timeline_entry", models.TimelineEntry), ("consent", models.Consent)):
+    for kind, model in (
+        ("timeline_entry", models.TimelineEntry),
+        ("consent", models.Consent),
+        # The files' descriptions; their bytes go into the export's ZIP beside them.
+        ("attachment", models.Attachment),
+    ):
         rows = await session.scalars(
             sa.select(model).where(model.contact_id == contact_id).order_by(model.id)
         )
@@ -77,6 +82,7 @@ async def erase_subject(
         ("timeline_entry", models.TimelineEntry),
         ("consent", models.Consent),
         ("company_membership", models.CompanyMember),
+        ("attachment", models.Attachment),  # their pieces go with them (ON DELETE CASCADE)
     ):
         result = await session.execute(sa.delete(model).where(model.contact_id == contact_id))
         counts[kind] = result.rowcount  # type: ignore[attr-defined]

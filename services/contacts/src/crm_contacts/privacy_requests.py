@@ -44,7 +44,7 @@ from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as pb
 from crm_api.crm.contacts.v1 import contacts_pb2
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from crm_contacts import contacts, models, privacy
+from crm_contacts import attachments, contacts, models, privacy
 from crm_contacts.convert import timestamp
 from crm_contacts.normalize import normalize_email, normalize_phone
 from crm_kit import clock, subject_copies
@@ -741,7 +741,9 @@ class PrivacyRequests:
         exports = await self.export_everywhere(
             principal.with_changes(idempotency_key=""), contact_id
         )
-        content = export_zip(request_id, contact_id, exports)
+        async with transaction(self.runtime.sessions) as session:
+            files = await attachments.files_of(session, contact_id)
+        content = export_zip(request_id, contact_id, exports, files)
         async with transaction(self.runtime.sessions) as session:
             await audit_as(session, principal, self.region, "export.privacy_request", request_id)
         return pb.DownloadExportResponse(
@@ -754,9 +756,13 @@ class StepFailed(Exception):
 
 
 def export_zip(
-    request_id: str, contact_id: str, exports: Sequence[privacy_pb2.ExportSubjectResponse]
+    request_id: str,
+    contact_id: str,
+    exports: Sequence[privacy_pb2.ExportSubjectResponse],
+    files: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
-    """subject.json with everything, and one CSV per service and kind of record."""
+    """subject.json with everything, one CSV per service and kind of record, and the
+    files attached to the person as they were uploaded."""
     document: dict[str, Any] = {
         "request_id": request_id,
         "contact_id": contact_id,
@@ -790,6 +796,8 @@ def export_zip(
                     }
                 )
             archive.writestr(name, text.getvalue())
+        for name, data in files:
+            archive.writestr(name, data)
     return buffer.getvalue()
 
 

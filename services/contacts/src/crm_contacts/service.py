@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from typing import TypeVar
 
 import grpc
@@ -16,6 +17,7 @@ from crm_api.crm.contacts.v1 import contacts_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2, policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
 from crm_contacts import (
+    attachments,
     companies,
     contacts,
     custom_field_defs,
@@ -27,10 +29,11 @@ from crm_contacts import (
 )
 from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit import task_access, teams
+from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
-from crm_kit.errors import PermissionDenied
+from crm_kit.errors import InvalidArgument, PermissionDenied
 from crm_kit.relocation import OwnedTable
-from crm_kit.requests import idempotent
+from crm_kit.requests import audit_cross_region, idempotent
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
 
@@ -161,6 +164,86 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             "timeline.read",
             request.contact_id,
             lambda s: timeline.list_entries(s, principal, request),
+        )
+
+    async def UploadAttachment(
+        self,
+        requests: AsyncIterator[pb.UploadAttachmentRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.Attachment:
+        principal = caller()
+        described: pb.Attachment | None = None
+        pieces: list[bytes] = []
+        size = 0
+        async for message in requests:
+            if described is None:
+                described = message.attachment
+            size += len(message.data)
+            if size > attachments.MAX_FILE_BYTES:
+                # Refused while it arrives: the rest is never held in memory.
+                raise InvalidArgument.single(
+                    "file",
+                    f"a file may be at most {attachments.MAX_FILE_BYTES // 1048576} MiB",
+                )
+            pieces.append(message.data)
+        if described is None:
+            raise InvalidArgument.single("attachment", "describe the file in the first message")
+        content = b"".join(pieces)
+        # What Idempotency-Key compares: the description and the content's digest.
+        fingerprint = pb.Attachment()
+        fingerprint.CopyFrom(described)
+        fingerprint.sha256 = hashlib.sha256(content).hexdigest()
+        return await self.write(
+            "UploadAttachment",
+            fingerprint,
+            pb.Attachment,
+            "attachments.add",
+            lambda a: a.contact_id,
+            lambda s: attachments.upload(s, principal, described, content),
+        )
+
+    async def ListAttachments(
+        self, request: pb.ListAttachmentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAttachmentsResponse:
+        principal = caller()
+        return await self.read(
+            "attachments.read",
+            request.contact_id,
+            lambda s: attachments.list_attachments(s, principal, request),
+        )
+
+    async def GetAttachmentContent(
+        self, request: pb.GetAttachmentContentRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AttachmentContent]:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            contact_id = ""
+            async for piece in attachments.content(session, principal, request.id):
+                contact_id = contact_id or piece.attachment.contact_id
+                yield piece
+            await audit_cross_region(
+                session, principal, self.region, "attachments.read", contact_id
+            )
+
+    async def DeleteAttachment(
+        self, request: pb.DeleteAttachmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteAttachmentResponse:
+        principal = caller()
+
+        async def work(session: AsyncSession) -> pb.DeleteAttachmentResponse:
+            contact_id = await attachments.delete(session, principal, request.id)
+            await audit_cross_region(
+                session, principal, self.region, "attachments.delete", contact_id
+            )
+            return pb.DeleteAttachmentResponse()
+
+        return await idempotent(
+            self.runtime.sessions,
+            principal,
+            "DeleteAttachment",
+            request,
+            pb.DeleteAttachmentResponse,
+            work,
         )
 
     async def RecordConsent(
@@ -435,6 +518,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         PrivacyRequestsServicer(runtime), server
     )
     runtime.residency_counter = privacy_requests.count_contacts
+    runtime.subject_tables.append(SubjectTable("attachment", "attachments"))
     # Erasure (crm_kit.subject_copies): a contact's own row is about that contact; the
     # signing keys and the signed requests and receipts never change.
     runtime.copy_rules = runtime.copy_rules.extend(
@@ -444,7 +528,10 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # which lives in its own region; everything about the person moves.
     runtime.owned_tables += [
         OwnedTable(models.Contact, contact_column="id"),
-        OwnedTable(models.TimelineEntry, contact_column="contact_id"),
+        # Deal ids are remapped: the gateway copies contacts in after deals.
+        OwnedTable(models.Attachment, contact_column="contact_id", remap=("deal_id",)),
+        OwnedTable(models.AttachmentChunk, parent=("attachment_id", "attachments")),
+        OwnedTable(models.TimelineEntry, contact_column="contact_id", remap=("attachment_id",)),
         OwnedTable(models.Consent, contact_column="contact_id"),
     ]
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in

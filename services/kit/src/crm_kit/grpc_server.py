@@ -28,6 +28,7 @@ from prometheus_client import Counter, Histogram
 from crm_kit import errors
 from crm_kit.context import Principal, reset_principal, set_principal
 from crm_kit.db import is_unavailable
+from crm_kit.peers import MESSAGE_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if handler.unary_stream is not None:
             return self._streaming(handler, handler_call_details.method)
+        if handler.stream_unary is not None:
+            return self._uploading(handler, handler_call_details.method)
         if handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
@@ -146,6 +149,21 @@ class CrmServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return grpc.unary_stream_rpc_method_handler(
             streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _uploading(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """Client streaming (an upload in pieces): served like a unary call."""
+        inner = handler.stream_unary
+
+        async def uploading(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+            async with _served(method, context):
+                return await inner(requests, context)
+            raise AssertionError("unreachable: _served re-raises or aborts")
+
+        return grpc.stream_unary_rpc_method_handler(
+            uploading,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -214,7 +232,7 @@ async def serve(
     """
     server = grpc.aio.server(
         interceptors=[aio_server_interceptor(), CrmServerInterceptor()],  # type: ignore[no-untyped-call]
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        options=[("grpc.so_reuseport", 0), *MESSAGE_LIMITS],
     )
     names = list(register(server))
     health = health_aio.HealthServicer()

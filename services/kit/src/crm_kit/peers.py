@@ -18,6 +18,13 @@ from crm_kit.context import Principal
 
 S = TypeVar("S")
 
+# Both ends of every channel (servers, peers, the gateway): a relocation's copy or a
+# privacy export carries a subject's files (at most 40 MiB, base64 in JSON).
+MESSAGE_LIMITS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
 
 def system_principal(tenant_id: str) -> Principal:
     """The principal automation, schedulers and consumers act as within a tenant."""
@@ -40,6 +47,7 @@ class Peers:
                 # A peer that restarts is found again within seconds, not after
                 # gRPC's default exponential backoff of up to two minutes.
                 options=[
+                    *MESSAGE_LIMITS,
                     ("grpc.initial_reconnect_backoff_ms", 250),
                     ("grpc.min_reconnect_backoff_ms", 250),
                     ("grpc.max_reconnect_backoff_ms", 2000),

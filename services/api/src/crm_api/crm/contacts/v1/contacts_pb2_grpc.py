@@ -82,6 +82,26 @@ class ContactsServiceStub:
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListTimelineRequest.SerializeToString,
                 response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListTimelineResponse.FromString,
                 _registered_method=True)
+        self.UploadAttachment = channel.stream_unary(
+                '/crm.contacts.v1.ContactsService/UploadAttachment',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.UploadAttachmentRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.Attachment.FromString,
+                _registered_method=True)
+        self.ListAttachments = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/ListAttachments',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListAttachmentsRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListAttachmentsResponse.FromString,
+                _registered_method=True)
+        self.GetAttachmentContent = channel.unary_stream(
+                '/crm.contacts.v1.ContactsService/GetAttachmentContent',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.GetAttachmentContentRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.AttachmentContent.FromString,
+                _registered_method=True)
+        self.DeleteAttachment = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/DeleteAttachment',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteAttachmentRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteAttachmentResponse.FromString,
+                _registered_method=True)
         self.RecordConsent = channel.unary_unary(
                 '/crm.contacts.v1.ContactsService/RecordConsent',
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.RecordConsentRequest.SerializeToString,
@@ -194,6 +214,34 @@ class ContactsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadAttachment(self, request_iterator, context):
+        """Files on a contact or on one of its deals, stored with the contact (its region).
+        The first message names the file, the following ones carry its bytes in order;
+        the whole file is kept or nothing is (too large, a refused type: INVALID_ARGUMENT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAttachments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAttachmentContent(self, request, context):
+        """The file's description first, then its bytes in pieces.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAttachment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordConsent(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -298,6 +346,26 @@ def add_ContactsServiceServicer_to_server(servicer, server):
                     servicer.ListTimeline,
                     request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListTimelineRequest.FromString,
                     response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListTimelineResponse.SerializeToString,
+            ),
+            'UploadAttachment': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadAttachment,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.UploadAttachmentRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.Attachment.SerializeToString,
+            ),
+            'ListAttachments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAttachments,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListAttachmentsRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListAttachmentsResponse.SerializeToString,
+            ),
+            'GetAttachmentContent': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetAttachmentContent,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.GetAttachmentContentRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.AttachmentContent.SerializeToString,
+            ),
+            'DeleteAttachment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAttachment,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteAttachmentRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteAttachmentResponse.SerializeToString,
             ),
             'RecordConsent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordConsent,
@@ -591,6 +659,114 @@ class ContactsService:
             '/crm.contacts.v1.ContactsService/ListTimeline',
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListTimelineRequest.SerializeToString,
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadAttachment(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/crm.contacts.v1.ContactsService/UploadAttachment',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.UploadAttachmentRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.Attachment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAttachments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/ListAttachments',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ListAttachmentsRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ListAttachmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAttachmentContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/GetAttachmentContent',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.GetAttachmentContentRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.AttachmentContent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/DeleteAttachment',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteAttachmentRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteAttachmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,15 @@ class ContactsServiceStub:
     """Folds `merged_id` into `survivor_id`; both histories are kept."""
     AddTimelineEntry: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.AddTimelineEntryRequest, _contacts_pb2.TimelineEntry]
     ListTimeline: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListTimelineRequest, _contacts_pb2.ListTimelineResponse]
+    UploadAttachment: _grpc.StreamUnaryMultiCallable[_contacts_pb2.UploadAttachmentRequest, _contacts_pb2.Attachment]
+    """Files on a contact or on one of its deals, stored with the contact (its region).
+    The first message names the file, the following ones carry its bytes in order;
+    the whole file is kept or nothing is (too large, a refused type: INVALID_ARGUMENT).
+    """
+    ListAttachments: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListAttachmentsRequest, _contacts_pb2.ListAttachmentsResponse]
+    GetAttachmentContent: _grpc.UnaryStreamMultiCallable[_contacts_pb2.GetAttachmentContentRequest, _contacts_pb2.AttachmentContent]
+    """The file's description first, then its bytes in pieces."""
+    DeleteAttachment: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DeleteAttachmentRequest, _contacts_pb2.DeleteAttachmentResponse]
     RecordConsent: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.RecordConsentRequest, _contacts_pb2.Consent]
     ListConsents: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListConsentsRequest, _contacts_pb2.ListConsentsResponse]
     """The current state per purpose, plus the full history."""
@@ -88,6 +97,15 @@ class ContactsServiceAsyncStub(ContactsServiceStub):
     """Folds `merged_id` into `survivor_id`; both histories are kept."""
     AddTimelineEntry: _aio.UnaryUnaryMultiCallable[_contacts_pb2.AddTimelineEntryRequest, _contacts_pb2.TimelineEntry]  # type: ignore[assignment]
     ListTimeline: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListTimelineRequest, _contacts_pb2.ListTimelineResponse]  # type: ignore[assignment]
+    UploadAttachment: _aio.StreamUnaryMultiCallable[_contacts_pb2.UploadAttachmentRequest, _contacts_pb2.Attachment]  # type: ignore[assignment]
+    """Files on a contact or on one of its deals, stored with the contact (its region).
+    The first message names the file, the following ones carry its bytes in order;
+    the whole file is kept or nothing is (too large, a refused type: INVALID_ARGUMENT).
+    """
+    ListAttachments: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListAttachmentsRequest, _contacts_pb2.ListAttachmentsResponse]  # type: ignore[assignment]
+    GetAttachmentContent: _aio.UnaryStreamMultiCallable[_contacts_pb2.GetAttachmentContentRequest, _contacts_pb2.AttachmentContent]  # type: ignore[assignment]
+    """The file's description first, then its bytes in pieces."""
+    DeleteAttachment: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DeleteAttachmentRequest, _contacts_pb2.DeleteAttachmentResponse]  # type: ignore[assignment]
     RecordConsent: _aio.UnaryUnaryMultiCallable[_contacts_pb2.RecordConsentRequest, _contacts_pb2.Consent]  # type: ignore[assignment]
     ListConsents: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListConsentsRequest, _contacts_pb2.ListConsentsResponse]  # type: ignore[assignment]
     """The current state per purpose, plus the full history."""
@@ -176,6 +194,39 @@ class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _contacts_pb2.ListTimelineRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_contacts_pb2.ListTimelineResponse, _abc.Awaitable[_contacts_pb2.ListTimelineResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UploadAttachment(
+        self,
+        request_iterator: _MaybeAsyncIterator[_contacts_pb2.UploadAttachmentRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.Attachment, _abc.Awaitable[_contacts_pb2.Attachment]]:
+        """Files on a contact or on one of its deals, stored with the contact (its region).
+        The first message names the file, the following ones carry its bytes in order;
+        the whole file is kept or nothing is (too large, a refused type: INVALID_ARGUMENT).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAttachments(
+        self,
+        request: _contacts_pb2.ListAttachmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.ListAttachmentsResponse, _abc.Awaitable[_contacts_pb2.ListAttachmentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAttachmentContent(
+        self,
+        request: _contacts_pb2.GetAttachmentContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_contacts_pb2.AttachmentContent], _abc.AsyncIterator[_contacts_pb2.AttachmentContent]]:
+        """The file's description first, then its bytes in pieces."""
+
+    @_abc_1.abstractmethod
+    def DeleteAttachment(
+        self,
+        request: _contacts_pb2.DeleteAttachmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.DeleteAttachmentResponse, _abc.Awaitable[_contacts_pb2.DeleteAttachmentResponse]]: ...
 
     @_abc_1.abstractmethod
     def RecordConsent(
