@@ -331,10 +331,74 @@ test("the manager's dashboard shows the API's numbers for the same filter", asyn
   expect(problems.filter((p) => /Content Security Policy|Refused/.test(p))).toEqual([]);
 });
 
+test('an import with a bad row runs through the wizard to its error report', async ({ page }) => {
+  // An import is a background job in the importer's region: give it room on a busy machine.
+  test.setTimeout(180_000);
+  await signIn(page, admin);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Import' }).click();
+  const csv = [
+    'Vorname;Nachname;E-Mail;Handy;Land;Notiz',
+    'Lena;Vogel;lena.vogel@example.org;0151 23456789;DE;VIP',
+    'Max;Bauer;not-an-email;030 1234567;DE;',
+    'Ute;Klein;ute.klein@example.org;0171 7654321;DE;',
+  ].join('\r\n');
+  await page.locator('input[type="file"]').setInputFiles({
+    name: 'kunden.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from(csv, 'utf8'),
+  });
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await expect(page.getByTestId('import-file-info')).toContainText('kunden.csv: 6 columns');
+  // The suggested mapping, edited: the phone column named for sure, the note ignored.
+  await expect(page.getByRole('combobox', { name: 'Field for Vorname' })).toHaveValue('First name');
+  await page.getByRole('combobox', { name: 'Field for Handy' }).click();
+  await page.getByRole('option', { name: 'Phone', exact: true }).click();
+  await page.getByRole('combobox', { name: 'Field for Notiz' }).click();
+  await page.getByRole('option', { name: 'Ignore this column' }).click();
+  await expect(page.getByRole('combobox', { name: 'Field for Notiz' })).toHaveValue('Ignore this column');
+  await shoot(page, '27-import-mapping');
+
+  await page.getByRole('button', { name: 'Dry run', exact: true }).click();
+  const dryRun = page.getByTestId('import-dry-run');
+  await expect(dryRun.getByTestId('count-total')).toHaveText('3');
+  await expect(dryRun.getByTestId('count-failed')).toHaveText('1');
+  const errors = page.getByTestId('import-errors').locator('tbody tr');
+  await expect(errors).toHaveCount(1);
+  await expect(errors.first().locator('td').first()).toHaveText('3');
+  await expect(errors.first()).toContainText(/mail/i);
+  await shoot(page, '28-import-dry-run');
+
+  await page.getByRole('button', { name: 'Import 2 rows' }).click();
+  const run = page.getByTestId('import-run');
+  await expect(run.getByTestId('import-status')).toHaveText('Completed');
+  await expect(run.getByTestId('count-created')).toHaveText('2');
+  await expect(run.getByTestId('count-failed')).toHaveText('1');
+  await expect(run.getByTestId('import-progress').locator('[role="progressbar"]')).toHaveAttribute(
+    'aria-valuenow',
+    '100',
+  );
+  await shoot(page, '29-import-done');
+  const [report] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download the error report' }).click(),
+  ]);
+  expect(report.suggestedFilename()).toBe('kunden-errors.csv');
+  const text = readFileSync(await report.path(), 'utf8');
+  expect(text).toContain('not-an-email');
+  expect(text).toContain('3');
+});
+
 test('a sales rep is offered no reports, and Russian is the seventh language', async ({ page }) => {
   await signIn(page, rita);
   const nav = page.getByRole('navigation', { name: 'Main' });
-  await expect(nav.getByRole('link')).toHaveText(['My day', 'Contacts', 'Companies', 'Pipeline', 'Tasks']);
+  await expect(nav.getByRole('link')).toHaveText([
+    'My day',
+    'Contacts',
+    'Companies',
+    'Pipeline',
+    'Tasks',
+    'Import',
+  ]);
   await page.goto('/reports');
   await expect(page.getByRole('heading', { name: 'Not found' })).toBeVisible();
   await page.getByTestId('language').click();

@@ -103,6 +103,7 @@ test('an admin signs in and sees the day', async ({ page }) => {
     'Pipeline',
     'Tasks',
     'Reports',
+    'Import',
   ]);
   await shoot(page, '01-home-admin');
   expect(problems.filter((p) => /Content Security Policy|Refused/.test(p))).toEqual([]);
@@ -128,6 +129,7 @@ test('a sales rep signs in and is offered no settings or compliance', async ({ p
     'Companies',
     'Pipeline',
     'Tasks',
+    'Import',
   ]);
   await expect(page.getByText(/settings|compliance|reports/i)).toHaveCount(0);
   await shoot(page, '02-home-sales-rep');

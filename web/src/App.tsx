@@ -17,6 +17,7 @@ const Tasks = lazy(() => import('./pages/Tasks'));
 const Companies = lazy(() => import('./pages/Companies'));
 const CompanyPage = lazy(() => import('./pages/CompanyPage'));
 const Reports = lazy(() => import('./pages/Reports'));
+const Imports = lazy(() => import('./pages/Imports'));
 const NotFound = lazy(() => import('./pages/NotFound'));
 
 export function App() {
@@ -38,6 +39,7 @@ export function App() {
               <Route path="companies" element={<Companies />} />
               <Route path="companies/:companyId" element={<CompanyPage />} />
               <Route path="reports" element={<Reports />} />
+              <Route path="imports" element={<Imports />} />
               <Route path="sign-in" element={<Navigate to="/" replace />} />
               <Route path="*" element={<NotFound />} />
             </Route>

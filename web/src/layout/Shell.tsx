@@ -23,6 +23,7 @@ import {
   IconHome,
   IconLayoutKanban,
   IconLogout,
+  IconUpload,
 } from '@tabler/icons-react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Suspense } from 'react';
@@ -42,6 +43,7 @@ const ICONS: Record<string, typeof IconHome> = {
   '/pipeline': IconLayoutKanban,
   '/tasks': IconChecklist,
   '/reports': IconChartBar,
+  '/imports': IconUpload,
 };
 
 export function useUnreadCount() {

@@ -154,6 +154,7 @@ describe('navigation by role', () => {
       '/companies',
       '/pipeline',
       '/tasks',
+      '/imports',
     ]);
     expect(navFor('compliance_officer').map((i) => i.to)).toEqual(['/', '/contacts', '/companies']);
     expect(mayUse('compliance_officer', '/pipeline')).toBe(false);

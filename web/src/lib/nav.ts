@@ -23,6 +23,7 @@ export const NAV: readonly NavItem[] = [
   { to: '/pipeline', label: 'nav.pipeline', roles: ['admin', 'manager', 'sales_rep'] },
   { to: '/tasks', label: 'nav.tasks', roles: ['admin', 'manager', 'sales_rep'] },
   { to: '/reports', label: 'nav.reports', roles: ['admin', 'manager'] },
+  { to: '/imports', label: 'nav.imports', roles: ['admin', 'manager', 'sales_rep'] },
 ];
 
 /** Pages reached from a screen rather than the menu, allowed to whoever may use that screen. */

@@ -7,6 +7,7 @@ import { companyPlace, peopleOf } from './companies';
 import { documentFileName, stageHistory } from './deal';
 import { mayUse, navFor } from './nav';
 import { funnelOption, ratio, reportFiltersFrom, reportFiltersTo, reportQuery } from './reports';
+import { importFormat, progress, remap, rowErrors } from './imports';
 import { orderTasks } from './tasks';
 import { utcToZoned, zonedToUtc } from './time';
 
@@ -276,5 +277,43 @@ describe('the new screens by role, and Russian', () => {
     expect(negotiate(['ru-RU'])).toBe('ru');
     expect(direction('ru')).toBe('ltr');
     expect(formatters('ru', 'Europe/Moscow').money('1299.9', 'RUB')).toBe('1\u00a0299,90\u00a0₽');
+  });
+});
+
+describe('the import wizard', () => {
+  it('tells the API the format by the file name', () => {
+    expect(importFormat('Kunden.CSV')).toBe('csv');
+    expect(importFormat('clients.xlsx')).toBe('xlsx');
+    expect(importFormat('notes.pdf')).toBeNull();
+  });
+
+  it('lets one column fill a field: choosing it again moves it', () => {
+    const mapping = { Vorname: 'first_name', Name: 'last_name', Handy: '', Notiz: '' };
+    expect(remap(mapping, 'Handy', 'phone')).toEqual({
+      Vorname: 'first_name',
+      Name: 'last_name',
+      Handy: 'phone',
+      Notiz: '',
+    });
+    expect(remap(mapping, 'Notiz', 'last_name')).toEqual({
+      Vorname: 'first_name',
+      Name: '',
+      Handy: '',
+      Notiz: 'last_name',
+    });
+    expect(remap(mapping, 'Vorname', '')).toMatchObject({ Vorname: '', Name: 'last_name' });
+  });
+
+  it('shows every refused row of the dry run in file order, and says how many are not shown', () => {
+    const row = (n: number, action: string, error = '') => ({ row: n, action, error, region: 'eu', contact: {} });
+    const counts = { total: 600, created: 590, updated: 0, skipped: 0, failed: 10, processed: 600, forwarded: 0 };
+    const { rows, notShown } = rowErrors({
+      preview: [row(4, 'error', 'phone: not a phone number'), row(2, 'create'), row(3, 'error', 'email: invalid')],
+      counts,
+    });
+    expect(rows.map((r) => r.row)).toEqual([3, 4]);
+    expect(notShown).toBe(8);
+    expect(progress({ total: 600, processed: 150 })).toBe(25);
+    expect(progress({ total: 0, processed: 0 })).toBe(0);
   });
 });
