@@ -764,6 +764,14 @@ async def test_the_board_filters_by_team_with_counts_and_totals_of_that_team(
         ),
         201,
     )
+    contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Lena", "last_name": "Vogel", "address": {"country": "DE"}},
+            headers=admin,
+        ),
+        201,
+    )
     for title, owner, team, amount in (
         ("Olga's windows", "olga", "install", "100.00"),
         ("Max's door", "max", "install", "50.00"),
@@ -774,6 +782,7 @@ async def test_the_board_filters_by_team_with_counts_and_totals_of_that_team(
                 "/v1/deals",
                 json={
                     "title": title,
+                    "contact_id": contact["id"],
                     "owner_id": owner,
                     "owner_team": team,
                     "pipeline_id": pipeline["id"],
