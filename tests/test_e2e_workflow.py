@@ -734,3 +734,73 @@ async def test_the_board_and_the_revenue_report_round_the_same_money_the_same_wa
 
     in_report = await eventually(revenue, "the won deal in the revenue report")
     assert on_board == in_report == "5.00"
+
+
+async def test_the_board_filters_by_team_with_counts_and_totals_of_that_team(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = f"teams-{uuid.uuid4().hex[:6]}"
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+
+    async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> dict[str, Any]:
+        response = await reply
+        assert response.status_code == status, response.text
+        return dict(response.json()) if response.content else {}
+
+    for user, team in (("olga", "install"), ("max", "install"), ("sven", "north")):
+        await ok(api.put(f"/v1/users/{user}", json={"team": team}, headers=admin))
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Teams",
+                "stages": [
+                    {"name": "New"},
+                    {"name": "Won", "kind": "won"},
+                    {"name": "Lost", "kind": "lost"},
+                ],
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Lena", "last_name": "Vogel", "address": {"country": "DE"}},
+            headers=admin,
+        ),
+        201,
+    )
+    for title, owner, team, amount in (
+        ("Olga's windows", "olga", "install", "100.00"),
+        ("Max's door", "max", "install", "50.00"),
+        ("Sven's roof", "sven", "north", "7.00"),
+    ):
+        await ok(
+            api.post(
+                "/v1/deals",
+                json={
+                    "title": title,
+                    "contact_id": contact["id"],
+                    "owner_id": owner,
+                    "owner_team": team,
+                    "pipeline_id": pipeline["id"],
+                    "amount": {"amount": amount, "currency": "EUR"},
+                },
+                headers=admin,
+            ),
+            201,
+        )
+    url = f"/v1/pipelines/{pipeline['id']}/board"
+    install = (await ok(api.get(url, params={"team": "install"}, headers=admin)))["columns"][0]
+    assert sorted(d["title"] for d in install["deals"]) == ["Max's door", "Olga's windows"]
+    assert install["count"] == 2
+    assert install["total"]["amount"] == "150.00"
+    north = (await ok(api.get(url, params={"team": "north"}, headers=admin)))["columns"][0]
+    assert [d["title"] for d in north["deals"]] == ["Sven's roof"]
+    # Team and owner combine; the whole board is still there without a filter.
+    both = await ok(api.get(url, params={"team": "install", "owner_id": "sven"}, headers=admin))
+    assert both["columns"][0]["count"] == 0
+    everyone = await ok(api.get(url, headers=admin))
+    assert everyone["columns"][0]["count"] == 3

@@ -96,7 +96,15 @@ test('an admin signs in and sees the day', async ({ page }) => {
   await expect(page.getByText('Overdue', { exact: true })).toBeVisible();
   await expect(page.getByRole('link', { name: 'Six windows' })).toBeVisible();
   const nav = page.getByRole('navigation', { name: 'Main' });
-  await expect(nav.getByRole('link')).toHaveText(['My day', 'Contacts', 'Pipeline']);
+  await expect(nav.getByRole('link')).toHaveText([
+    'My day',
+    'Contacts',
+    'Companies',
+    'Pipeline',
+    'Tasks',
+    'Reports',
+    'Import',
+  ]);
   await shoot(page, '01-home-admin');
   expect(problems.filter((p) => /Content Security Policy|Refused/.test(p))).toEqual([]);
   // The token lives in the tab's session storage, never in the URL.
@@ -115,8 +123,15 @@ test('a sales rep signs in and is offered no settings or compliance', async ({ p
   await page.keyboard.press('Escape');
   await signIn(page, rita);
   const nav = page.getByRole('navigation', { name: 'Main' });
-  await expect(nav.getByRole('link')).toHaveText(['My day', 'Contacts', 'Pipeline']);
-  await expect(page.getByText(/settings|compliance/i)).toHaveCount(0);
+  await expect(nav.getByRole('link')).toHaveText([
+    'My day',
+    'Contacts',
+    'Companies',
+    'Pipeline',
+    'Tasks',
+    'Import',
+  ]);
+  await expect(page.getByText(/settings|compliance|reports/i)).toHaveCount(0);
   await shoot(page, '02-home-sales-rep');
 });
 

@@ -12,6 +12,12 @@ const Contacts = lazy(() => import('./pages/Contacts'));
 const ContactCreate = lazy(() => import('./pages/ContactCreate'));
 const ContactPage = lazy(() => import('./pages/ContactPage'));
 const PipelineBoard = lazy(() => import('./pages/PipelineBoard'));
+const DealPage = lazy(() => import('./pages/DealPage'));
+const Tasks = lazy(() => import('./pages/Tasks'));
+const Companies = lazy(() => import('./pages/Companies'));
+const CompanyPage = lazy(() => import('./pages/CompanyPage'));
+const Reports = lazy(() => import('./pages/Reports'));
+const Imports = lazy(() => import('./pages/Imports'));
 const NotFound = lazy(() => import('./pages/NotFound'));
 
 export function App() {
@@ -28,6 +34,12 @@ export function App() {
               <Route path="contacts/new" element={<ContactCreate />} />
               <Route path="contacts/:contactId" element={<ContactPage />} />
               <Route path="pipeline" element={<PipelineBoard />} />
+              <Route path="deals/:dealId" element={<DealPage />} />
+              <Route path="tasks" element={<Tasks />} />
+              <Route path="companies" element={<Companies />} />
+              <Route path="companies/:companyId" element={<CompanyPage />} />
+              <Route path="reports" element={<Reports />} />
+              <Route path="imports" element={<Imports />} />
               <Route path="sign-in" element={<Navigate to="/" replace />} />
               <Route path="*" element={<NotFound />} />
             </Route>

@@ -5918,6 +5918,8 @@ export interface operations {
         parameters: {
             query?: {
                 owner_id?: string;
+                /** @description only the deals whose owner is in this team */
+                team?: string;
                 /** @description comma-separated; default: your home region */
                 region?: string | null;
             };

@@ -68,12 +68,28 @@ export interface Pipeline {
   stages: Stage[];
 }
 
+export interface StageChange {
+  from_stage_id: string;
+  to_stage_id: string;
+  moved_by: string;
+  moved_at: string;
+}
+
 export interface Deal {
   id: string;
   region: string;
   title: string;
   contact_id: string;
+  company_id?: string;
   owner_id: string;
+  owner_team?: string;
+  source?: string;
+  expected_close_date?: string;
+  lost_reason?: string;
+  description?: string;
+  custom_fields?: Record<string, unknown>;
+  history?: StageChange[];
+  closed_at?: string | null;
   pipeline_id: string;
   stage_id: string;
   stage_name: string;
@@ -111,6 +127,119 @@ export interface Task {
   due_at: string | null;
   time_zone: string;
   due_local: string;
+  assignee_team?: string;
+  description?: string;
+  completed_at?: string | null;
+}
+
+export interface DealDocument {
+  id: string;
+  deal_id: string;
+  template_key: string;
+  title: string;
+  created_at: string;
+  pdf_size: number;
+}
+
+export interface DocumentTemplate {
+  key: string;
+  name: string;
+  locale: string;
+}
+
+export interface CompanyMember {
+  contact_id: string;
+  role: string;
+  display_name: string;
+}
+
+export interface Company {
+  id: string;
+  region: string;
+  name: string;
+  domain: string;
+  industry: string;
+  address: Address;
+  phones: string[];
+  owner_id: string;
+  owner_team: string;
+  tags: string[];
+  members: CompanyMember[];
+  created_at: string;
+  version: number;
+}
+
+export type ReportName = 'funnel' | 'win_rate' | 'revenue' | 'activity' | 'lead_sources' | 'forecast';
+
+export interface FunnelRow {
+  pipeline_id: string;
+  pipeline: string;
+  stage_id: string;
+  stage: string;
+  kind: string;
+  deals: number;
+  value: string;
+  entered: number;
+  conversion_to_next: string | null;
+}
+
+export interface WinRateRow {
+  deals_won: number;
+  deals_lost: number;
+  win_rate: string | null;
+  value_won: string;
+  average_deal_size: string | null;
+  cycle_days_median: number | null;
+  cycle_days_p90: number | null;
+}
+
+export interface RevenueRow {
+  period: string;
+  granularity: string;
+  deals: number;
+  value: string;
+}
+
+export interface ActivityRow {
+  owner_id: string;
+  calls: number;
+  tasks_on_time: number;
+  tasks_late: number;
+  overdue_now: number;
+  deals_won: number;
+  deals_lost: number;
+}
+
+export interface LeadSourceRow {
+  source: string;
+  deals: number;
+  won: number;
+  lost: number;
+  conversion_to_won: string | null;
+}
+
+export interface ForecastRow {
+  month: string;
+  deals: number;
+  value: string;
+  weighted: string;
+}
+
+export interface ReportRows {
+  funnel: FunnelRow;
+  win_rate: WinRateRow;
+  revenue: RevenueRow;
+  activity: ActivityRow;
+  lead_sources: LeadSourceRow;
+  forecast: ForecastRow;
+}
+
+export interface Report<N extends ReportName = ReportName> {
+  report: N;
+  regions: string[];
+  reporting_currency: string;
+  missing_rates: { currency: string; on: string }[];
+  data: ReportRows[N][];
 }
 
 export interface DirectoryUser {

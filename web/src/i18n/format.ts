@@ -4,6 +4,8 @@ export interface Formatters {
   date: (iso: string | null | undefined) => string;
   dateTime: (iso: string | null | undefined) => string;
   number: (value: number) => string;
+  /** 0.4286 → "42.9%" */
+  percent: (value: number) => string;
   money: (amount: string | number | null | undefined, currency: string | undefined) => string;
   relative: (iso: string | null | undefined, now?: Date) => string;
 }
@@ -17,6 +19,7 @@ export function formatters(locale: string, timeZone: string | undefined): Format
     timeZone: zone,
   });
   const number = new Intl.NumberFormat(locale);
+  const percent = new Intl.NumberFormat(locale, { style: 'percent', maximumFractionDigits: 1 });
   const relative = new Intl.RelativeTimeFormat(locale, { numeric: 'auto' });
   const parse = (iso: string | null | undefined): Date | null => {
     if (!iso) return null;
@@ -33,6 +36,7 @@ export function formatters(locale: string, timeZone: string | undefined): Format
       return value ? dateTime.format(value) : '';
     },
     number: (value) => number.format(value),
+    percent: (value) => percent.format(value),
     money: (amount, currency) => {
       if (amount === null || amount === undefined || amount === '' || !currency) return '';
       const value = typeof amount === 'number' ? amount : Number(amount);

@@ -7,6 +7,7 @@ export const LANGUAGES = [
   { code: 'hi', name: 'हिन्दी', dir: 'ltr' },
   { code: 'gu', name: 'ગુજરાતી', dir: 'ltr' },
   { code: 'fa', name: 'فارسی', dir: 'rtl' },
+  { code: 'ru', name: 'Русский', dir: 'ltr' },
 ] as const;
 
 export type Language = (typeof LANGUAGES)[number]['code'];
@@ -34,6 +35,7 @@ export const CATALOGS: Record<Exclude<Language, 'en'>, () => Promise<Catalog>> =
   hi: () => import('./messages/hi').then((m) => m.hi),
   gu: () => import('./messages/gu').then((m) => m.gu),
   fa: () => import('./messages/fa').then((m) => m.fa),
+  ru: () => import('./messages/ru').then((m) => m.ru),
 };
 
 export function interpolate(template: string, values: Record<string, string | number> = {}): string {

@@ -14,7 +14,17 @@ import {
   UnstyledButton,
 } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
-import { IconAddressBook, IconBell, IconHome, IconLayoutKanban, IconLogout } from '@tabler/icons-react';
+import {
+  IconAddressBook,
+  IconBell,
+  IconBuilding,
+  IconChartBar,
+  IconChecklist,
+  IconHome,
+  IconLayoutKanban,
+  IconLogout,
+  IconUpload,
+} from '@tabler/icons-react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Suspense } from 'react';
 import { NavLink as RouterLink, Outlet, useLocation } from 'react-router';
@@ -29,7 +39,11 @@ import { mayUse, navFor } from '../lib/nav';
 const ICONS: Record<string, typeof IconHome> = {
   '/': IconHome,
   '/contacts': IconAddressBook,
+  '/companies': IconBuilding,
   '/pipeline': IconLayoutKanban,
+  '/tasks': IconChecklist,
+  '/reports': IconChartBar,
+  '/imports': IconUpload,
 };
 
 export function useUnreadCount() {

@@ -56,3 +56,32 @@ export function nextTarget(
   if (key === back) return Math.max(index - 1, 0);
   return index;
 }
+
+export interface BoardFilters {
+  pipeline: string;
+  owner: string;
+  team: string;
+}
+
+/** The board's filters live in the URL, so a filtered board is a link to share. */
+export function boardFiltersFrom(params: URLSearchParams): BoardFilters {
+  return {
+    pipeline: params.get('pipeline') ?? '',
+    owner: params.get('owner') ?? '',
+    team: params.get('team') ?? '',
+  };
+}
+
+export function boardFiltersTo(filters: BoardFilters): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const key of ['pipeline', 'owner', 'team'] as const) {
+    const value = filters[key].trim();
+    if (value) params.set(key, value);
+  }
+  return params;
+}
+
+/** Each contact on the board once: one read per contact, however many deals it has. */
+export function contactIds(board: Board): string[] {
+  return [...new Set(board.columns.flatMap((c) => c.deals.map((d) => d.contact_id)).filter(Boolean))];
+}

@@ -5,6 +5,10 @@ import { formatters } from '../i18n/format';
 import { de } from '../i18n/messages/de';
 import { en } from '../i18n/messages/en';
 import { fa } from '../i18n/messages/fa';
+import { gu } from '../i18n/messages/gu';
+import { hi } from '../i18n/messages/hi';
+import { ptBR } from '../i18n/messages/pt-BR';
+import { ru } from '../i18n/messages/ru';
 import { moveCard, nextTarget } from './board';
 import { fieldErrors, filtersFrom, filtersTo } from './contacts';
 import { mayUse, navFor } from './nav';
@@ -144,8 +148,15 @@ describe('contacts', () => {
 
 describe('navigation by role', () => {
   it('shows a sales rep no settings or compliance, and hides the board from officers', () => {
-    expect(navFor('sales_rep').map((i) => i.to)).toEqual(['/', '/contacts', '/pipeline']);
-    expect(navFor('compliance_officer').map((i) => i.to)).toEqual(['/', '/contacts']);
+    expect(navFor('sales_rep').map((i) => i.to)).toEqual([
+      '/',
+      '/contacts',
+      '/companies',
+      '/pipeline',
+      '/tasks',
+      '/imports',
+    ]);
+    expect(navFor('compliance_officer').map((i) => i.to)).toEqual(['/', '/contacts', '/companies']);
     expect(mayUse('compliance_officer', '/pipeline')).toBe(false);
     expect(mayUse('sales_rep', '/contacts/eu_01ABC')).toBe(true);
   });
@@ -165,7 +176,7 @@ describe('languages', () => {
   });
 
   it('has every message in every language, with the same placeholders', () => {
-    for (const catalog of [de, fa]) {
+    for (const catalog of [de, fa, ptBR, hi, gu, ru]) {
       expect(Object.keys(catalog).sort()).toEqual(Object.keys(en).sort());
       for (const [key, text] of Object.entries(en)) {
         const names = (s: string) => (s.match(/\{\w+\}/g) ?? []).sort();

@@ -15,14 +15,27 @@ export const NAV: readonly NavItem[] = [
     label: 'nav.contacts',
     roles: ['admin', 'manager', 'sales_rep', 'compliance_officer'],
   },
+  {
+    to: '/companies',
+    label: 'nav.companies',
+    roles: ['admin', 'manager', 'sales_rep', 'compliance_officer'],
+  },
   { to: '/pipeline', label: 'nav.pipeline', roles: ['admin', 'manager', 'sales_rep'] },
+  { to: '/tasks', label: 'nav.tasks', roles: ['admin', 'manager', 'sales_rep'] },
+  { to: '/reports', label: 'nav.reports', roles: ['admin', 'manager'] },
+  { to: '/imports', label: 'nav.imports', roles: ['admin', 'manager', 'sales_rep'] },
 ];
+
+/** Pages reached from a screen rather than the menu, allowed to whoever may use that screen. */
+const INNER: readonly { prefix: string; as: string }[] = [{ prefix: '/deals/', as: '/pipeline' }];
 
 export function navFor(role: Role): NavItem[] {
   return NAV.filter((item) => item.roles.includes(role));
 }
 
 export function mayUse(role: Role, path: string): boolean {
+  const inner = INNER.find((i) => path.startsWith(i.prefix));
+  if (inner) return mayUse(role, inner.as);
   const item = [...NAV]
     .sort((a, b) => b.to.length - a.to.length)
     .find((i) => (i.to === '/' ? path === '/' : path === i.to || path.startsWith(`${i.to}/`)));

@@ -277,7 +277,7 @@ function ContactDeals({ contactId, region }: { contactId: string; region: string
           {deals.data.data.map((deal) => (
             <Group key={deal.id} justify="space-between" wrap="nowrap">
               <div>
-                <Anchor component={Link} to={`/pipeline?pipeline=${deal.pipeline_id}`} size="sm">
+                <Anchor component={Link} to={`/deals/${deal.id}`} size="sm">
                   {deal.title}
                 </Anchor>
                 <Text size="xs" c="dimmed">

@@ -29,14 +29,26 @@ import {
 } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { IconAddressBook, IconDots, IconUser } from '@tabler/icons-react';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type KeyboardEvent } from 'react';
+import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { createContext, useContext, useState, type KeyboardEvent } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
-import type { Board, BoardColumn, Deal, Pipeline, Stage } from '../api/types';
+import type { Board, BoardColumn, Contact, Deal, DirectoryUser, Pipeline, Stage } from '../api/types';
+import { useSignedIn } from '../auth/useSession';
 import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
-import { moveCard, nextTarget } from '../lib/board';
+import {
+  boardFiltersFrom,
+  boardFiltersTo,
+  contactIds,
+  moveCard,
+  nextTarget,
+  type BoardFilters,
+} from '../lib/board';
+import { fullName } from '../lib/contacts';
+
+/** Contact names by id, read once per contact on the board (the board carries only ids). */
+const ContactNames = createContext<Map<string, string>>(new Map());
 
 // The column under the pointer, else the nearest one.
 const collision: CollisionDetection = (args) => {
@@ -46,15 +58,29 @@ const collision: CollisionDetection = (args) => {
 
 export default function PipelineBoard() {
   const { t } = useI18n();
+  const session = useSignedIn();
   const [params, setParams] = useSearchParams();
+  const filters = boardFiltersFrom(params);
+  const update = (changes: Partial<BoardFilters>) =>
+    setParams(boardFiltersTo({ ...boardFiltersFrom(params), ...changes }), { replace: true });
   const pipelines = useQuery({
     queryKey: ['pipelines'],
     queryFn: () => call<{ data: Pipeline[] }>(api.GET('/v1/pipelines', {})).then((r) => r.data),
   });
+  // A sales rep's board holds only their own deals: the filters are for those who see more.
+  const seesOthers = session.role === 'admin' || session.role === 'manager';
+  const users = useQuery({
+    queryKey: ['users'],
+    queryFn: () =>
+      call<{ data: DirectoryUser[] }>(api.GET('/v1/users', {})).then((r) => r.data),
+    enabled: seesOthers,
+    staleTime: 300_000,
+  });
+  const teams = [...new Set((users.data ?? []).map((u) => u.team).filter(Boolean))].sort();
   const chosen =
-    params.get('pipeline') ??
-    pipelines.data?.find((p) => p.is_default)?.id ??
-    pipelines.data?.[0]?.id ??
+    filters.pipeline ||
+    pipelines.data?.find((p) => p.is_default)?.id ||
+    pipelines.data?.[0]?.id ||
     '';
 
   return (
@@ -63,16 +89,47 @@ export default function PipelineBoard() {
         <Title order={1} size="h2">
           {t('board.title')}
         </Title>
-        {pipelines.data && pipelines.data.length > 0 ? (
-          <Select
-            aria-label={t('board.pipeline')}
-            w={240}
-            allowDeselect={false}
-            value={chosen}
-            onChange={(value) => value && setParams({ pipeline: value }, { replace: true })}
-            data={pipelines.data.map((p) => ({ value: p.id, label: p.name }))}
-          />
-        ) : null}
+        <Group gap="sm">
+          {seesOthers ? (
+            <>
+              <Select
+                aria-label={t('board.owner')}
+                placeholder={t('board.anyOwner')}
+                w={190}
+                clearable
+                searchable
+                value={filters.owner || null}
+                onChange={(value) => update({ owner: value ?? '' })}
+                data={mergeOption(
+                  (users.data ?? []).map((u) => ({ value: u.id, label: u.display_name || u.id })),
+                  filters.owner,
+                )}
+              />
+              <Select
+                aria-label={t('board.team')}
+                placeholder={t('board.anyTeam')}
+                w={170}
+                clearable
+                value={filters.team || null}
+                onChange={(value) => update({ team: value ?? '' })}
+                data={mergeOption(
+                  teams.map((team) => ({ value: team, label: team })),
+                  filters.team,
+                )}
+              />
+            </>
+          ) : null}
+          {pipelines.data && pipelines.data.length > 0 ? (
+            <Select
+              aria-label={t('board.pipeline')}
+              w={240}
+              allowDeselect={false}
+              value={chosen}
+              onChange={(value) => value && update({ pipeline: value })}
+              data={pipelines.data.map((p) => ({ value: p.id, label: p.name }))}
+            />
+          ) : null}
+        </Group>
       </Group>
       {pipelines.isPending ? (
         <Loading label={t('common.loading')} />
@@ -81,17 +138,24 @@ export default function PipelineBoard() {
       ) : !chosen ? (
         <Empty title={t('board.noPipelines')} />
       ) : (
-        <BoardView pipelineId={chosen} />
+        <BoardView pipelineId={chosen} owner={filters.owner} team={filters.team} />
       )}
     </Stack>
   );
 }
 
-function BoardView({ pipelineId }: { pipelineId: string }) {
+/** A filter value from the URL stays selectable even if the directory does not list it. */
+function mergeOption(options: { value: string; label: string }[], value: string) {
+  return value && !options.some((o) => o.value === value)
+    ? [...options, { value, label: value }]
+    : options;
+}
+
+function BoardView({ pipelineId, owner, team }: { pipelineId: string; owner: string; team: string }) {
   const { t, format, dir } = useI18n();
   const errorText = useErrorText();
   const queryClient = useQueryClient();
-  const queryKey = ['board', pipelineId];
+  const queryKey = ['board', pipelineId, owner, team];
   const [dragging, setDragging] = useState<Deal | null>(null);
   // Keyboard moves: Space or Enter picks a card up, arrows choose the column, Space or
   // Enter drops it there, Escape puts it back.
@@ -101,7 +165,10 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
     queryFn: () =>
       call<Board>(
         api.GET('/v1/pipelines/{pipeline_id}/board', {
-          params: { path: { pipeline_id: pipelineId } },
+          params: {
+            path: { pipeline_id: pipelineId },
+            query: { owner_id: owner || undefined, team: team || undefined },
+          },
         }),
       ),
   });
@@ -149,6 +216,20 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
   const sensors = useSensors(
     useSensor(PointerSensor, { activationConstraint: { distance: 6 } }),
   );
+  // One read per contact (cached across screens); the API has no batch read of contacts.
+  const contacts = useQueries({
+    queries: (board.data ? contactIds(board.data) : []).map((id) => ({
+      queryKey: ['contact', id],
+      queryFn: () =>
+        call<Contact>(api.GET('/v1/contacts/{contact_id}', { params: { path: { contact_id: id } } })),
+      retry: false,
+      staleTime: 300_000,
+    })),
+  });
+  const names = new Map<string, string>();
+  for (const contact of contacts) {
+    if (contact.data) names.set(contact.data.id, fullName(contact.data));
+  }
 
   if (board.isPending) return <Loading label={t('common.loading')} />;
   if (board.isError) return <ErrorState error={board.error} onRetry={() => void board.refetch()} />;
@@ -191,6 +272,7 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
   };
 
   return (
+    <ContactNames.Provider value={names}>
     <Stack gap="sm">
       {data.missing_rates.length ? (
         <Alert color="yellow" variant="light">
@@ -230,6 +312,7 @@ function BoardView({ pipelineId }: { pipelineId: string }) {
         </DragOverlay>
       </DndContext>
     </Stack>
+    </ContactNames.Provider>
   );
 }
 
@@ -374,11 +457,28 @@ function CardBody({
   t: ReturnType<typeof useI18n>['t'];
   bare?: boolean;
 }) {
+  const names = useContext(ContactNames);
+  const contactName = deal.contact_id ? names.get(deal.contact_id) : undefined;
+  // A link on a card: a click opens it, a drag still moves the card (so no native link
+  // drag), and Enter on it follows the link instead of picking the card up.
+  const stop = {
+    draggable: false,
+    onKeyDown: (e: { stopPropagation: () => void }) => e.stopPropagation(),
+  };
   const body = (
     <Stack gap={4} miw={0}>
-      <Text fw={600} size="sm" lineClamp={2}>
+      <Anchor
+        component={Link}
+        to={`/deals/${deal.id}`}
+        fw={600}
+        size="sm"
+        c="dark"
+        lineClamp={2}
+        data-testid="deal-link"
+        {...stop}
+      >
         {deal.title}
-      </Text>
+      </Anchor>
       <Text size="sm" fw={500} c="indigo.8">
         {format.money(deal.amount?.amount, deal.amount?.currency)}
       </Text>
@@ -387,21 +487,22 @@ function CardBody({
         <Text size="xs" c="dimmed" truncate>
           {deal.owner_id}
         </Text>
-        {deal.contact_id ? (
+      </Group>
+      {deal.contact_id ? (
+        <Group gap={6} wrap="nowrap">
+          <IconAddressBook size={12} />
           <Anchor
             component={Link}
             to={`/contacts/${deal.contact_id}`}
-            aria-label={t('nav.contacts')}
-            title={t('nav.contacts')}
-            c="dimmed"
-            lh={1}
-            onPointerDown={(e) => e.stopPropagation()}
-            onKeyDown={(e) => e.stopPropagation()}
+            size="xs"
+            truncate
+            data-testid="deal-contact"
+            {...stop}
           >
-            <IconAddressBook size={14} />
+            {contactName ?? t('deal.contact')}
           </Anchor>
-        ) : null}
-      </Group>
+        </Group>
+      ) : null}
       <Text size="xs" c="dimmed">
         {t('board.age', { age: format.relative(deal.stage_entered_at || deal.created_at) })}
       </Text>

@@ -83,6 +83,7 @@ async def board(
     pipeline_id: str,
     who: Caller = Depends(caller),
     owner_id: str = "",
+    team: str = Query("", description="only the deals whose owner is in this team"),
     region: str | None = Query(None, description="comma-separated; default: your home region"),
 ) -> dict[str, Any]:
     regions = who.regions_param(region)
@@ -90,7 +91,7 @@ async def board(
     for r in regions:
         boards.append(
             await _stub(who, r).GetBoard(
-                pb.GetBoardRequest(pipeline_id=pipeline_id, owner_id=owner_id),
+                pb.GetBoardRequest(pipeline_id=pipeline_id, owner_id=owner_id, owner_team=team),
                 metadata=await who.metadata(r),
                 timeout=who.timeout,
             )

@@ -37,6 +37,8 @@ async def get_board(
     conditions = [visible(deal, principal), deal.pipeline_id == view.pipeline.id]
     if request.owner_id:
         conditions.append(deal.owner_id == request.owner_id)
+    if request.owner_team:
+        conditions.append(deal.owner_team == request.owner_team)
 
     sums = await session.execute(
         sa.select(deal.stage_id, deal.currency, sa.func.count(), sa.func.sum(deal.amount))

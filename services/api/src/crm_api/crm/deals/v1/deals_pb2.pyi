@@ -483,17 +483,21 @@ class GetBoardRequest(_message.Message):
 
     PIPELINE_ID_FIELD_NUMBER: _builtins.int
     OWNER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
     pipeline_id: _builtins.str
     owner_id: _builtins.str
+    owner_team: _builtins.str
+    """Only the deals of this team (the deal's owner_team); empty: every team visible."""
     def __init__(
         self,
         *,
         pipeline_id: _builtins.str = ...,
         owner_id: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_id", b"owner_id", "pipeline_id", b"pipeline_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
