@@ -457,6 +457,7 @@ ProviderCreated = proto_model(
     integrations_pb2.CreateProviderResponse, name="ProviderCreated", add={"webhook_url": str}
 )
 CallRecord = proto_model(integrations_pb2.CallRecord)
+CallStarted = proto_model(integrations_pb2.StartCallResponse, name="CallStarted")
 EmailRecord = proto_model(integrations_pb2.EmailRecord)
 Webhook = proto_model(integrations_pb2.Webhook)
 WebhookOut = proto_model(integrations_pb2.Webhook, name="WebhookOut", drop=("secret",))

@@ -110,6 +110,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/contacts/{contact_id}/call": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Click-to-call: the telephony provider connects your phone with the contact's */
+        post: operations["call_contact_v1_contacts__contact_id__call_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/companies": {
         parameters: {
             query?: never;
@@ -1690,40 +1707,6 @@ export interface components {
             /** Deals */
             deals: components["schemas"]["Deal"][];
         };
-        /** CallIn */
-        CallIn: {
-            /**
-             * Call Id
-             * @default
-             */
-            call_id?: string;
-            /** Direction */
-            direction: string;
-            /** From */
-            from: string;
-            /** To */
-            to: string;
-            /**
-             * Duration
-             * @default 0
-             */
-            duration?: number;
-            /**
-             * Recording Url
-             * @default
-             */
-            recording_url?: string;
-            /**
-             * Status
-             * @default
-             */
-            status?: string;
-            /**
-             * Started At
-             * @default
-             */
-            started_at?: string;
-        };
         /** CallRecord */
         CallRecord: {
             /** Id */
@@ -1740,6 +1723,19 @@ export interface components {
             timeline_entry_id: string;
             /** Duplicate */
             duplicate: boolean;
+        };
+        /** CallStarted */
+        CallStarted: {
+            /** Call Id */
+            call_id: string;
+            /** Provider Id */
+            provider_id: string;
+            /** Contact Id */
+            contact_id: string;
+            /** From Number */
+            from_number: string;
+            /** To Number */
+            to_number: string;
         };
         /** Campaign */
         Campaign: {
@@ -3146,6 +3142,8 @@ export interface components {
             kind: string;
             /** Secret */
             secret: string;
+            /** Call Secret */
+            call_secret: string;
             /** Webhook Url */
             webhook_url: string;
         };
@@ -3168,6 +3166,12 @@ export interface components {
              * @default
              */
             default_country?: string;
+            /**
+             * Call Url
+             * @description telephony: where click-to-call requests are POSTed (signed with the call_secret shown once)
+             * @default
+             */
+            call_url?: string;
         };
         /** Rebuild */
         Rebuild: {
@@ -3993,6 +3997,54 @@ export interface components {
             end?: string;
             /** Days */
             days?: number[];
+        };
+        /** CallIn */
+        crm_gateway__routes__contacts__CallIn: {
+            /**
+             * Phone
+             * @description one of the contact's numbers
+             * @default
+             */
+            phone?: string;
+            /**
+             * Provider Id
+             * @default
+             */
+            provider_id?: string;
+        };
+        /** CallIn */
+        crm_gateway__routes__integrations__CallIn: {
+            /**
+             * Call Id
+             * @default
+             */
+            call_id?: string;
+            /** Direction */
+            direction: string;
+            /** From */
+            from: string;
+            /** To */
+            to: string;
+            /**
+             * Duration
+             * @default 0
+             */
+            duration?: number;
+            /**
+             * Recording Url
+             * @default
+             */
+            recording_url?: string;
+            /**
+             * Status
+             * @default
+             */
+            status?: string;
+            /**
+             * Started At
+             * @default
+             */
+            started_at?: string;
         };
         /** FieldError */
         FieldError: {
@@ -4845,6 +4897,106 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    call_contact_v1_contacts__contact_id__call_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contact_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["crm_gateway__routes__contacts__CallIn"] | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallStarted"];
                 };
             };
             /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
@@ -8897,7 +9049,7 @@ export interface operations {
     query_audit_v1_compliance_audit_get: {
         parameters: {
             query?: {
-                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation */
+                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation, contact (click-to-call, opt-outs) */
                 kind?: string | null;
                 actor?: string | null;
                 since?: string | null;
@@ -12116,7 +12268,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CallIn"];
+                "application/json": components["schemas"]["crm_gateway__routes__integrations__CallIn"];
             };
         };
         responses: {
