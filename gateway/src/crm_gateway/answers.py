@@ -438,6 +438,9 @@ class Unsubscribed(Answer):
     purpose: str
 
 
+SmsReceived = proto_model(notifications_pb2.ReceiveSmsResponse, name="SmsReceived")
+
+
 # ---------------------------------------------------------------- integrations
 
 Form = proto_model(integrations_pb2.Form, drop=("tenant_id",), add={"submit_url": str})

@@ -964,6 +964,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/public/sms/{region}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Inbound SMS from the region's SMS provider (a STOP reply opts out) */
+        post: operations["receive_sms_public_sms__region__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/forms": {
         parameters: {
             query?: never;
@@ -1766,6 +1783,8 @@ export interface components {
             created_at?: string;
             /** Created By */
             created_by: string;
+            /** Channel */
+            channel: string;
         };
         /** CampaignIn */
         CampaignIn: {
@@ -1776,6 +1795,12 @@ export interface components {
             /** Template Kind */
             template_kind: string;
             segment?: components["schemas"]["SegmentIn"];
+            /**
+             * Channel
+             * @description email or sms
+             * @default email
+             */
+            channel?: string;
             /**
              * Region
              * @default
@@ -3430,6 +3455,13 @@ export interface components {
              * @default false
              */
             allow_private_webhook_targets?: boolean;
+        };
+        /** SmsReceived */
+        SmsReceived: {
+            /** Opt Out */
+            opt_out: boolean;
+            /** Withdrawn */
+            withdrawn: number;
         };
         /** Stage */
         Stage: {
@@ -10744,6 +10776,96 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Unsubscribed"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receive_sms_public_sms__region__post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Crm-Timestamp"?: string;
+                "X-Crm-Signature"?: string;
+            };
+            path: {
+                region: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description E.164 sender */
+                    from: string;
+                    to?: string;
+                    text?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SmsReceived"];
                 };
             };
             /** @description Malformed request (e.g. a multipart body that cannot be parsed) */

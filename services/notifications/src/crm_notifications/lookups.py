@@ -99,7 +99,9 @@ class Lookups:
                 return consent.status
         return ""
 
-    async def withdraw_consent(self, tenant: str, contact_id: str, purpose: str) -> None:
+    async def withdraw_consent(
+        self, tenant: str, contact_id: str, purpose: str, source: str = "unsubscribe_link"
+    ) -> None:
         await self._call(
             "contacts",
             contacts_pb2_grpc.ContactsServiceStub,
@@ -110,7 +112,7 @@ class Lookups:
                     purpose=purpose,
                     lawful_basis="consent",
                     status="withdrawn",
-                    source="unsubscribe_link",
+                    source=source,
                 )
             ),
             tenant,

@@ -152,6 +152,8 @@ class Campaign(Base):
     purpose: Mapped[str] = mapped_column(sa.Text)
     segment: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     template_kind: Mapped[str] = mapped_column(sa.Text)
+    # email or sms
+    channel: Mapped[str] = mapped_column(sa.Text, default="email", server_default="email")
     # running (segment being expanded), sending, done
     status: Mapped[str] = mapped_column(sa.Text, default="running")
     # The contacts listing resumes here after a restart.

@@ -164,7 +164,15 @@ class NotificationsServicer(_Base, notifications_pb2_grpc.NotificationsServiceSe
         # Public: the signed token is the authority, not the (absent) principal.
         _ = current_principal() or Principal(tenant_id="", user_id="public")
         return await campaigns.unsubscribe(
-            self.runtime.sessions, self.lookups, self.settings, request.token
+            self.runtime.sessions, self.lookups, self.settings, self.region, request.token
+        )
+
+    async def ReceiveSms(
+        self, request: pb.ReceiveSmsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveSmsResponse:
+        # Public: the provider's signature is the authority.
+        return await campaigns.receive_sms(
+            self.runtime.sessions, self.lookups, self.settings, self.region, request
         )
 
 
