@@ -439,6 +439,8 @@ class Unsubscribed(Answer):
 
 
 SmsReceived = proto_model(notifications_pb2.ReceiveSmsResponse, name="SmsReceived")
+GreetingRule = proto_model(notifications_pb2.GreetingRule)
+GreetingRules = listing(GreetingRule, "GreetingRules")
 
 
 # ---------------------------------------------------------------- integrations

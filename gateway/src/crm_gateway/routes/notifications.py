@@ -425,6 +425,49 @@ async def get_campaign(campaign_id: str, who: Caller = Depends(caller)) -> dict[
     return schemas.to_json(reply)
 
 
+# ------------------------------------------------------------------ greeting rules
+
+
+class GreetingRuleIn(schemas.Strict):
+    enabled: bool = True
+    channel: str = Field("email", pattern="^(email|sms)$", description="email or sms")
+    purpose: str = Field(max_length=64, description="consent purpose, e.g. greetings")
+    local_time: str = Field("10:00", max_length=5, description="HH:MM in the contact's zone")
+
+
+@router.put(
+    "/v1/greetings/{kind}",
+    tags=["campaigns"],
+    summary="Greet consented contacts on their birthday (kind: birthday)",
+    **answers.ok(answers.GreetingRule),
+)
+async def put_greeting_rule(
+    kind: str, body: GreetingRuleIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    require_role(who, "admin")
+    request = pb.PutGreetingRuleRequest(rule=pb.GreetingRule(kind=kind, **body.model_dump()))
+
+    async def put(r: str, metadata: Any) -> Any:
+        return await _stub(who, r).PutGreetingRule(request, metadata=metadata, timeout=who.timeout)
+
+    # Tenant configuration: every region greets its own contacts by the same rule.
+    return schemas.to_json((await in_every_region(who, put))[0])
+
+
+@router.get(
+    "/v1/greetings",
+    tags=["campaigns"],
+    summary="The tenant's greeting rules",
+    **answers.ok(answers.GreetingRules),
+)
+async def list_greeting_rules(who: Caller = Depends(caller)) -> dict[str, Any]:
+    r = who.principal.home_region
+    reply = await _stub(who, r).ListGreetingRules(
+        pb.ListGreetingRulesRequest(), metadata=await who.metadata(r), timeout=who.timeout
+    )
+    return {"data": [schemas.to_json(rule) for rule in reply.rules]}
+
+
 # ------------------------------------------------------------------ public
 
 

@@ -118,6 +118,17 @@ class Lookups:
             tenant,
         )
 
+    async def upcoming_dates(self, on_date: str) -> list[contacts_pb2.UpcomingDate]:
+        """Important dates on `on_date` (birthdays by month and day) of every tenant."""
+        reply: contacts_pb2.ListUpcomingDatesResponse = await self._call(
+            "contacts",
+            contacts_pb2_grpc.ContactsServiceStub,
+            "ListUpcomingDates",
+            contacts_pb2.ListUpcomingDatesRequest(on_date=on_date),
+            "*",
+        )
+        return list(reply.dates)
+
     async def list_contacts(
         self, tenant: str, request: contacts_pb2.ListContactsRequest
     ) -> contacts_pb2.ListContactsResponse:

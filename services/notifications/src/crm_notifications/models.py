@@ -182,3 +182,19 @@ class WorkingHoursDefault(Base):
     days: Mapped[list[int]] = mapped_column(ARRAY(sa.Integer))
     updated_by: Mapped[str] = mapped_column(sa.Text, default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class GreetingRule(Base):
+    """A tenant's greeting rule (kind "birthday"): tenant configuration, no personal data;
+    the gateway writes every region's copy."""
+
+    __tablename__ = "greeting_rules"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    channel: Mapped[str] = mapped_column(sa.Text, default="email")
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    local_time: Mapped[str] = mapped_column(sa.Text, default="10:00")
+    updated_by: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

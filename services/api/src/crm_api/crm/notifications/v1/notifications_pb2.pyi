@@ -927,3 +927,100 @@ class ReceiveSmsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReceiveSmsResponse: _TypeAlias = ReceiveSmsResponse  # noqa: Y015
+
+@_typing.final
+class GreetingRule(_message.Message):
+    """Greets contacts on an important date (today: "birthday") in their language, at
+    `local_time` in their time zone, once per year, only with consent for `purpose`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"birthday" """
+    enabled: _builtins.bool
+    channel: _builtins.str
+    """"email" or "sms" """
+    purpose: _builtins.str
+    """The consent purpose that must be granted, e.g. "greetings"."""
+    local_time: _builtins.str
+    """HH:MM in the contact's zone (default 10:00)."""
+    updated_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        channel: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        local_time: _builtins.str = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "enabled", b"enabled", "kind", b"kind", "local_time", b"local_time", "purpose", b"purpose", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GreetingRule: _TypeAlias = GreetingRule  # noqa: Y015
+
+@_typing.final
+class PutGreetingRuleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___GreetingRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___GreetingRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutGreetingRuleRequest: _TypeAlias = PutGreetingRuleRequest  # noqa: Y015
+
+@_typing.final
+class ListGreetingRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGreetingRulesRequest: _TypeAlias = ListGreetingRulesRequest  # noqa: Y015
+
+@_typing.final
+class ListGreetingRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___GreetingRule]: ...
+    def __init__(
+        self,
+        *,
+        rules: _abc.Iterable[Global___GreetingRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGreetingRulesResponse: _TypeAlias = ListGreetingRulesResponse  # noqa: Y015
