@@ -1758,6 +1758,40 @@ export interface components {
             /** Deals */
             deals: components["schemas"]["Deal"][];
         };
+        /** CallIn */
+        CallIn: {
+            /**
+             * Call Id
+             * @default
+             */
+            call_id?: string;
+            /** Direction */
+            direction: string;
+            /** From */
+            from: string;
+            /** To */
+            to: string;
+            /**
+             * Duration
+             * @default 0
+             */
+            duration?: number;
+            /**
+             * Recording Url
+             * @default
+             */
+            recording_url?: string;
+            /**
+             * Status
+             * @default
+             */
+            status?: string;
+            /**
+             * Started At
+             * @default
+             */
+            started_at?: string;
+        };
         /** CallRecord */
         CallRecord: {
             /** Id */
@@ -1845,6 +1879,20 @@ export interface components {
         Campaigns: {
             /** Data */
             data: components["schemas"]["Campaign"][];
+        };
+        /** ClickToCallIn */
+        ClickToCallIn: {
+            /**
+             * Phone
+             * @description one of the contact's numbers
+             * @default
+             */
+            phone?: string;
+            /**
+             * Provider Id
+             * @default
+             */
+            provider_id?: string;
         };
         /** Company */
         Company: {
@@ -4109,54 +4157,6 @@ export interface components {
             /** Days */
             days?: number[];
         };
-        /** CallIn */
-        crm_gateway__routes__contacts__CallIn: {
-            /**
-             * Phone
-             * @description one of the contact's numbers
-             * @default
-             */
-            phone?: string;
-            /**
-             * Provider Id
-             * @default
-             */
-            provider_id?: string;
-        };
-        /** CallIn */
-        crm_gateway__routes__integrations__CallIn: {
-            /**
-             * Call Id
-             * @default
-             */
-            call_id?: string;
-            /** Direction */
-            direction: string;
-            /** From */
-            from: string;
-            /** To */
-            to: string;
-            /**
-             * Duration
-             * @default 0
-             */
-            duration?: number;
-            /**
-             * Recording Url
-             * @default
-             */
-            recording_url?: string;
-            /**
-             * Status
-             * @default
-             */
-            status?: string;
-            /**
-             * Started At
-             * @default
-             */
-            started_at?: string;
-        };
         /** FieldError */
         FieldError: {
             /**
@@ -5097,7 +5097,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["crm_gateway__routes__contacts__CallIn"] | null;
+                "application/json": components["schemas"]["ClickToCallIn"] | null;
             };
         };
         responses: {
@@ -12636,7 +12636,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["crm_gateway__routes__integrations__CallIn"];
+                "application/json": components["schemas"]["CallIn"];
             };
         };
         responses: {

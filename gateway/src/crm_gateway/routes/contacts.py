@@ -319,7 +319,7 @@ async def list_consents(contact_id: str, who: Caller = Depends(caller)) -> dict[
     }
 
 
-class CallIn(schemas.Strict):
+class ClickToCallIn(schemas.Strict):
     phone: str = Field("", max_length=50, description="one of the contact's numbers")
     provider_id: str = Field("", max_length=100)
 
@@ -330,10 +330,10 @@ class CallIn(schemas.Strict):
     **answers.ok(answers.CallStarted),
 )
 async def call_contact(
-    contact_id: str, body: CallIn | None = None, who: Caller = Depends(caller)
+    contact_id: str, body: ClickToCallIn | None = None, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
     region = region_of_id(contact_id, "contact_id")
-    body = body or CallIn()
+    body = body or ClickToCallIn()
     reply = await who.stub("integrations", "integrations", region).StartCall(
         ipb.StartCallRequest(contact_id=contact_id, phone=body.phone, provider_id=body.provider_id),
         metadata=await who.metadata(region),
