@@ -440,6 +440,11 @@ class Unsubscribed(Answer):
     purpose: str
 
 
+SmsReceived = proto_model(notifications_pb2.ReceiveSmsResponse, name="SmsReceived")
+GreetingRule = proto_model(notifications_pb2.GreetingRule)
+GreetingRules = listing(GreetingRule, "GreetingRules")
+
+
 # ---------------------------------------------------------------- integrations
 
 Form = proto_model(integrations_pb2.Form, drop=("tenant_id",), add={"submit_url": str})
@@ -459,6 +464,7 @@ ProviderCreated = proto_model(
     integrations_pb2.CreateProviderResponse, name="ProviderCreated", add={"webhook_url": str}
 )
 CallRecord = proto_model(integrations_pb2.CallRecord)
+CallStarted = proto_model(integrations_pb2.StartCallResponse, name="CallStarted")
 EmailRecord = proto_model(integrations_pb2.EmailRecord)
 Webhook = proto_model(integrations_pb2.Webhook)
 WebhookOut = proto_model(integrations_pb2.Webhook, name="WebhookOut", drop=("secret",))

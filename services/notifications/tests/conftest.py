@@ -131,7 +131,8 @@ def _restart(cluster: Cluster, process: Process) -> None:
 @pytest.fixture(scope="session")
 def cluster(system: Cluster, mailbox: Mailbox, receiver: Receiver) -> Iterator[Cluster]:
     """The shared system; notifications-eu sends to this session's SMTP server and HTTP
-    receiver, retries after 60 s (doubling) and dead-letters after 3 attempts."""
+    receiver, retries after 60 s (doubling), dead-letters after 3 attempts and looks for
+    birthdays to greet twice a second."""
     process = next(p for p in system.processes if p.name == "notifications-eu")
     original = dict(process.env)
     provider = {"url": f"http://127.0.0.1:{receiver.port}/chat", "secret": PROVIDER_SECRET}
@@ -148,6 +149,7 @@ def cluster(system: Cluster, mailbox: Mailbox, receiver: Receiver) -> Iterator[C
             "CRM_NOTIFY_BACKOFF_SECONDS": "60",
             "CRM_NOTIFY_DISPATCH_INTERVAL": "0.2",
             "CRM_CAMPAIGN_RATE": "50",
+            "CRM_GREETING_INTERVAL": "0.5",
         }
     )
     _restart(system, process)

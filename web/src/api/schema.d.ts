@@ -179,6 +179,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/contacts/{contact_id}/call": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Click-to-call: the telephony provider connects your phone with the contact's */
+        post: operations["call_contact_v1_contacts__contact_id__call_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/companies": {
         parameters: {
             query?: never;
@@ -998,6 +1015,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/greetings/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Greet consented contacts on their birthday (kind: birthday) */
+        put: operations["put_greeting_rule_v1_greetings__kind__put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/greetings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's greeting rules */
+        get: operations["list_greeting_rules_v1_greetings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/public/unsubscribe/{token}": {
         parameters: {
             query?: never;
@@ -1010,6 +1061,23 @@ export interface paths {
         put?: never;
         /** One-click unsubscribe */
         post: operations["unsubscribe_post_public_unsubscribe__token__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/public/sms/{region}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Inbound SMS from the region's SMS provider (a STOP reply opts out) */
+        post: operations["receive_sms_public_sms__region__post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1836,6 +1904,19 @@ export interface components {
             /** Duplicate */
             duplicate: boolean;
         };
+        /** CallStarted */
+        CallStarted: {
+            /** Call Id */
+            call_id: string;
+            /** Provider Id */
+            provider_id: string;
+            /** Contact Id */
+            contact_id: string;
+            /** From Number */
+            from_number: string;
+            /** To Number */
+            to_number: string;
+        };
         /** Campaign */
         Campaign: {
             /** Id */
@@ -1865,6 +1946,8 @@ export interface components {
             created_at?: string;
             /** Created By */
             created_by: string;
+            /** Channel */
+            channel: string;
         };
         /** CampaignIn */
         CampaignIn: {
@@ -1876,6 +1959,12 @@ export interface components {
             template_kind: string;
             segment?: components["schemas"]["SegmentIn"];
             /**
+             * Channel
+             * @description email or sms
+             * @default email
+             */
+            channel?: string;
+            /**
              * Region
              * @default
              */
@@ -1885,6 +1974,20 @@ export interface components {
         Campaigns: {
             /** Data */
             data: components["schemas"]["Campaign"][];
+        };
+        /** ClickToCallIn */
+        ClickToCallIn: {
+            /**
+             * Phone
+             * @description one of the contact's numbers
+             * @default
+             */
+            phone?: string;
+            /**
+             * Provider Id
+             * @default
+             */
+            provider_id?: string;
         };
         /** Company */
         Company: {
@@ -2730,6 +2833,51 @@ export interface components {
             /** Template Key */
             template_key: string;
         };
+        /** GreetingRule */
+        GreetingRule: {
+            /** Kind */
+            kind: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Channel */
+            channel: string;
+            /** Purpose */
+            purpose: string;
+            /** Local Time */
+            local_time: string;
+            /** Updated By */
+            updated_by: string;
+        };
+        /** GreetingRuleIn */
+        GreetingRuleIn: {
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /**
+             * Channel
+             * @description email or sms
+             * @default email
+             */
+            channel?: string;
+            /**
+             * Purpose
+             * @description consent purpose, e.g. greetings
+             */
+            purpose: string;
+            /**
+             * Local Time
+             * @description HH:MM in the contact's zone
+             * @default 10:00
+             */
+            local_time?: string;
+        };
+        /** GreetingRules */
+        GreetingRules: {
+            /** Data */
+            data: components["schemas"]["GreetingRule"][];
+        };
         /** ImportCounts */
         ImportCounts: {
             /** Total */
@@ -3241,6 +3389,8 @@ export interface components {
             kind: string;
             /** Secret */
             secret: string;
+            /** Call Secret */
+            call_secret: string;
             /** Webhook Url */
             webhook_url: string;
         };
@@ -3263,6 +3413,12 @@ export interface components {
              * @default
              */
             default_country?: string;
+            /**
+             * Call Url
+             * @description telephony: where click-to-call requests are POSTed (signed with the call_secret shown once)
+             * @default
+             */
+            call_url?: string;
         };
         /** Rebuild */
         Rebuild: {
@@ -3521,6 +3677,13 @@ export interface components {
              * @default false
              */
             allow_private_webhook_targets?: boolean;
+        };
+        /** SmsReceived */
+        SmsReceived: {
+            /** Opt Out */
+            opt_out: boolean;
+            /** Withdrawn */
+            withdrawn: number;
         };
         /** Stage */
         Stage: {
@@ -5328,6 +5491,106 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Consent"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    call_contact_v1_contacts__contact_id__call_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contact_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ClickToCallIn"] | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallStarted"];
                 };
             };
             /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
@@ -9382,7 +9645,7 @@ export interface operations {
     query_audit_v1_compliance_audit_get: {
         parameters: {
             query?: {
-                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation */
+                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation, contact (click-to-call, opt-outs) */
                 kind?: string | null;
                 actor?: string | null;
                 since?: string | null;
@@ -11008,6 +11271,173 @@ export interface operations {
             };
         };
     };
+    put_greeting_rule_v1_greetings__kind__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kind: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GreetingRuleIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GreetingRule"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_greeting_rules_v1_greetings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GreetingRules"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     unsubscribe_get_public_unsubscribe__token__get: {
         parameters: {
             query?: never;
@@ -11077,6 +11507,96 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Unsubscribed"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receive_sms_public_sms__region__post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Crm-Timestamp"?: string;
+                "X-Crm-Signature"?: string;
+            };
+            path: {
+                region: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description E.164 sender */
+                    from: string;
+                    to?: string;
+                    text?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SmsReceived"];
                 };
             };
             /** @description Malformed request (e.g. a multipart body that cannot be parsed) */

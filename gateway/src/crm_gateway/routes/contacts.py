@@ -9,9 +9,11 @@ import grpc
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import RedirectResponse
 from google.protobuf import field_mask_pb2, timestamp_pb2
+from pydantic import Field
 
 from crm_api.crm.compliance.v1 import privacy_requests_pb2 as requests_pb
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
+from crm_api.crm.integrations.v1 import integrations_pb2 as ipb
 from crm_gateway import answers, schemas
 from crm_gateway.access import Caller, caller, idempotency_key, region_of_id
 from crm_gateway.pagination import Hit, merged_page
@@ -315,6 +317,30 @@ async def list_consents(contact_id: str, who: Caller = Depends(caller)) -> dict[
         "current": [schemas.to_json(c) for c in reply.current],
         "history": [schemas.to_json(c) for c in reply.history],
     }
+
+
+class ClickToCallIn(schemas.Strict):
+    phone: str = Field("", max_length=50, description="one of the contact's numbers")
+    provider_id: str = Field("", max_length=100)
+
+
+@router.post(
+    "/{contact_id}/call",
+    summary="Click-to-call: the telephony provider connects your phone with the contact's",
+    **answers.ok(answers.CallStarted),
+)
+async def call_contact(
+    contact_id: str, body: ClickToCallIn | None = None, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    region = region_of_id(contact_id, "contact_id")
+    body = body or ClickToCallIn()
+    reply = await who.stub("integrations", "integrations", region).StartCall(
+        ipb.StartCallRequest(contact_id=contact_id, phone=body.phone, provider_id=body.provider_id),
+        metadata=await who.metadata(region),
+        # The provider is asked within the call; leave it room to answer.
+        timeout=max(who.timeout, 15),
+    )
+    return schemas.to_json(reply)
 
 
 __all__ = ["Problem", "router"]

@@ -298,6 +298,12 @@ class ProviderIn(schemas.Strict):
     name: str = Field("", max_length=200)
     default_owner_id: str = ""
     default_country: str = ""
+    call_url: str = Field(
+        "",
+        max_length=2000,
+        description="telephony: where click-to-call requests are POSTed (signed with the "
+        "call_secret shown once)",
+    )
 
 
 @router.post(

@@ -1,5 +1,6 @@
 """/v1/notifications (inbox, preferences, the tenant's default working hours, delivery log),
-/v1/templates, /v1/campaigns and the public unsubscribe link /public/unsubscribe/{token}.
+/v1/templates, /v1/campaigns, the public unsubscribe link /public/unsubscribe/{token} and
+inbound SMS from a region's SMS provider, /public/sms/{region}.
 
 A user's notifications live in the region of what they are about (a task in br gives a
 notification in br), so the inbox lists the caller's home region unless `region=` names
@@ -13,7 +14,8 @@ import base64
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+import grpc
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
@@ -83,6 +85,7 @@ class CampaignIn(schemas.Strict):
     purpose: str = Field(max_length=64)
     template_kind: str = Field(max_length=80)
     segment: SegmentIn = Field(default_factory=SegmentIn)
+    channel: str = Field("email", pattern="^(email|sms)$", description="email or sms")
     # The contacts' region (a campaign reaches one region's contacts).
     region: str = ""
 
@@ -380,6 +383,7 @@ async def create_campaign(
                 purpose=body.purpose,
                 template_kind=body.template_kind,
                 segment=pb.Segment(**body.segment.model_dump()),
+                channel=body.channel,
             )
         ),
         metadata=await who.metadata(r, idempotency_key(key)),
@@ -419,6 +423,49 @@ async def get_campaign(campaign_id: str, who: Caller = Depends(caller)) -> dict[
         pb.GetCampaignRequest(id=campaign_id), metadata=await who.metadata(r), timeout=who.timeout
     )
     return schemas.to_json(reply)
+
+
+# ------------------------------------------------------------------ greeting rules
+
+
+class GreetingRuleIn(schemas.Strict):
+    enabled: bool = True
+    channel: str = Field("email", pattern="^(email|sms)$", description="email or sms")
+    purpose: str = Field(max_length=64, description="consent purpose, e.g. greetings")
+    local_time: str = Field("10:00", max_length=5, description="HH:MM in the contact's zone")
+
+
+@router.put(
+    "/v1/greetings/{kind}",
+    tags=["campaigns"],
+    summary="Greet consented contacts on their birthday (kind: birthday)",
+    **answers.ok(answers.GreetingRule),
+)
+async def put_greeting_rule(
+    kind: str, body: GreetingRuleIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    require_role(who, "admin")
+    request = pb.PutGreetingRuleRequest(rule=pb.GreetingRule(kind=kind, **body.model_dump()))
+
+    async def put(r: str, metadata: Any) -> Any:
+        return await _stub(who, r).PutGreetingRule(request, metadata=metadata, timeout=who.timeout)
+
+    # Tenant configuration: every region greets its own contacts by the same rule.
+    return schemas.to_json((await in_every_region(who, put))[0])
+
+
+@router.get(
+    "/v1/greetings",
+    tags=["campaigns"],
+    summary="The tenant's greeting rules",
+    **answers.ok(answers.GreetingRules),
+)
+async def list_greeting_rules(who: Caller = Depends(caller)) -> dict[str, Any]:
+    r = who.principal.home_region
+    reply = await _stub(who, r).ListGreetingRules(
+        pb.ListGreetingRulesRequest(), metadata=await who.metadata(r), timeout=who.timeout
+    )
+    return {"data": [schemas.to_json(rule) for rule in reply.rules]}
 
 
 # ------------------------------------------------------------------ public
@@ -475,3 +522,56 @@ async def unsubscribe_get(token: str, gateway: Gateway = Depends(gateway_of)) ->
         "<!DOCTYPE html><html><body><p>You are unsubscribed. "
         "You will receive no more of these messages.</p></body></html>"
     )
+
+
+MAX_SMS_BODY = 10_000
+
+
+@router.post(
+    "/public/sms/{region}",
+    tags=["public"],
+    summary="Inbound SMS from the region's SMS provider (a STOP reply opts out)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["from"],
+                        "properties": {
+                            "from": {"type": "string", "description": "E.164 sender"},
+                            "to": {"type": "string"},
+                            "text": {"type": "string"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+    **answers.ok(answers.SmsReceived),
+)
+async def receive_sms(
+    region: str,
+    request: Request,
+    gateway: Gateway = Depends(gateway_of),
+    timestamp: str = Header("", alias="X-Crm-Timestamp", max_length=20),
+    signature: str = Header("", alias="X-Crm-Signature", max_length=200),
+) -> dict[str, Any]:
+    if region not in gateway.regions:
+        raise Problem(404, "Not found", f"no region {region}")
+    body = await request.body()
+    if len(body) > MAX_SMS_BODY:
+        raise invalid("body", f"at most {MAX_SMS_BODY} bytes")
+    if not timestamp or not signature:
+        raise Problem(401, "Unauthorized", "sign with X-Crm-Timestamp and X-Crm-Signature")
+    try:
+        reply = await gateway.clients.stub("notifications", "notifications", region).ReceiveSms(
+            pb.ReceiveSmsRequest(body=body, timestamp=timestamp, signature=signature),
+            timeout=gateway.timeout,
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.PERMISSION_DENIED:
+            raise Problem(401, "Unauthorized", error.details() or "bad signature") from error
+        raise
+    return schemas.to_json(reply)

@@ -133,7 +133,32 @@ class Provider(Base):
     secret_hash: Mapped[str] = mapped_column(sa.Text)
     default_owner_id: Mapped[str] = mapped_column(sa.Text, default="")
     default_country: Mapped[str] = mapped_column(sa.Text, default="")
+    # Telephony: click-to-call requests go here, signed with call_secret.
+    call_url: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    call_secret: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(TS, server_default=_now())
+
+
+class CallRequest(Base):
+    """A click-to-call the provider accepted: its call id links the provider's callbacks
+    to the contact and to the user who clicked."""
+
+    __tablename__ = "call_requests"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    provider_id: Mapped[str] = mapped_column(sa.Text)
+    external_id: Mapped[str] = mapped_column(sa.Text)
+    user_id: Mapped[str] = mapped_column(sa.Text)
+    contact_id: Mapped[str] = mapped_column(sa.Text)
+    from_number: Mapped[str] = mapped_column(sa.Text)
+    to_number: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=_now())
+
+    __table_args__ = (
+        sa.UniqueConstraint("provider_id", "external_id"),
+        sa.Index("ix_call_requests_tenant_contact", "tenant_id", "contact_id"),
+    )
 
 
 class Call(Base):

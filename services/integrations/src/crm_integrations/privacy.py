@@ -1,7 +1,8 @@
 """crm.privacy.v1.PrivacyService: what integrations holds about one contact.
 
-Submissions, calls and inbound emails are linked to a contact id; import files and
-row errors are deleted when their job ends, so they are not kept per person.
+Submissions, calls, click-to-call requests and inbound emails are linked to a contact
+id; import files and row errors are deleted when their job ends, so they are not kept
+per person.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SERVICE = "integrations"
 KINDS: tuple[tuple[str, Any], ...] = (
     ("form_submission", models.Submission),
     ("call", models.Call),
+    ("call_request", models.CallRequest),
     ("inbound_email", models.InboundEmail),
 )
 

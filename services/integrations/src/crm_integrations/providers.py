@@ -4,17 +4,29 @@ and emails matched to a contact by normalized phone or email and logged on its t
 An unknown caller becomes a new lead; a missed inbound call becomes a "call back" task
 for the contact's owner. Peer calls carry idempotency keys derived from the provider's
 own call or message id, so a provider that retries after a timeout logs nothing twice.
+
+Click-to-call: a telephony provider with a `call_url` is asked (a POST signed per
+Standard Webhooks with the provider's `call_secret`, the target checked like a webhook's)
+to connect the calling user's directory phone with the contact's. Its answer's call id
+is stored with the contact and the user, so the provider's later callbacks for that call
+land on that contact's timeline credited to that user. Nothing is stored when the
+provider does not answer: the caller gets 503 and may click again.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks.webhooks import Webhook as Signer
 
 from crm_api.crm.contacts.v1 import contacts_pb2 as cpb
+from crm_api.crm.directory.v1 import directory_pb2 as dpb
 from crm_api.crm.events.v1 import integrations_pb2 as events
 from crm_api.crm.integrations.v1 import integrations_pb2 as pb
 from crm_api.crm.tasks.v1 import tasks_pb2 as tpb
@@ -28,10 +40,19 @@ from crm_integrations.common import (
     sha256,
 )
 from crm_integrations.forms import require_admin
+from crm_integrations.webhooks import check_target, new_webhook_secret
 from crm_kit import clock
+from crm_kit.audit import append_audit
 from crm_kit.context import Principal
 from crm_kit.db import transaction
-from crm_kit.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from crm_kit.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from crm_kit.ids import new_id
 from crm_kit.messaging import Outbox
 from crm_kit.placement import normalize_country
@@ -54,9 +75,17 @@ async def create_provider(
             country = normalize_country(request.default_country, "default_country")
         except InvalidArgument as exc:
             violations.extend(exc.violations)
+    call_url = request.call_url.strip()
+    if call_url and request.kind != "telephony":
+        violations.append(FieldViolation("call_url", "only telephony providers place calls"))
     if violations:
         raise InvalidArgument(violations)
+    if call_url:
+        settings = await session.get(models.TenantSettings, principal.tenant_id)
+        allow = bool(settings and settings.allow_private_webhook_targets)
+        await check_target(call_url, allow, "call_url")
     secret = new_secret("psk_")
+    call_secret = new_webhook_secret() if call_url else ""
     row = models.Provider(
         id=new_id(region),
         tenant_id=principal.tenant_id,
@@ -65,10 +94,14 @@ async def create_provider(
         secret_hash=sha256(secret),
         default_owner_id=request.default_owner_id.strip() or principal.user_id,
         default_country=country,
+        call_url=call_url,
+        call_secret=call_secret,
     )
     session.add(row)
     await session.flush()
-    return pb.CreateProviderResponse(id=row.id, kind=row.kind, secret=secret)
+    return pb.CreateProviderResponse(
+        id=row.id, kind=row.kind, secret=secret, call_secret=call_secret
+    )
 
 
 async def authenticate(
@@ -90,11 +123,188 @@ class Providers:
         outbox: Outbox,
         downstream: Downstream,
         region: str,
+        call_timeout: float = 5.0,
     ) -> None:
         self.sessions = sessions
         self.outbox = outbox
         self.downstream = downstream
         self.region = region
+        self.call_timeout = call_timeout
+
+    # ---------------------------------------------------------------- click-to-call
+
+    async def start_call(
+        self, principal: Principal, request: pb.StartCallRequest
+    ) -> pb.StartCallResponse:
+        reader = principal.with_changes(idempotency_key="")
+        # As the user: a contact they may not see is "not found" here too.
+        contact: cpb.Contact = await self.downstream.call(
+            "contacts",
+            self.downstream.contacts.GetContact,
+            cpb.GetContactRequest(id=request.contact_id),
+            reader,
+        )
+        provider, allow = await self._call_provider(principal, request.provider_id.strip())
+        country = contact.address.country or provider.default_country
+        violations: list[FieldViolation] = []
+        to_number = ""
+        if not contact.phones:
+            violations.append(FieldViolation("contact.phones", "the contact has no phone number"))
+        elif request.phone.strip():
+            try:
+                wanted = normalize_phone(request.phone, country)
+            except ValueError as exc:
+                violations.append(FieldViolation("phone", str(exc)))
+            else:
+                if wanted in contact.phones:
+                    to_number = wanted
+                else:
+                    violations.append(FieldViolation("phone", "not one of the contact's numbers"))
+        else:
+            to_number = contact.phones[0]
+        from_number = ""
+        own_phone = await self._user_phone(principal)
+        if not own_phone:
+            violations.append(
+                FieldViolation(
+                    "user.phone",
+                    "you have no phone in the user directory (an admin sets it with "
+                    "PUT /v1/users/{id})",
+                )
+            )
+        else:
+            try:
+                from_number = normalize_phone(own_phone, provider.default_country)
+            except ValueError as exc:
+                violations.append(FieldViolation("user.phone", f"your directory phone: {exc}"))
+        if violations:
+            raise InvalidArgument(violations)
+        await check_target(provider.call_url, allow, "call_url")
+        request_id = new_id(self.region)
+        call_id = await self._ask_provider(
+            provider,
+            request_id,
+            {
+                "id": request_id,
+                "type": "call.requested",
+                "tenant_id": principal.tenant_id,
+                "user_id": principal.user_id,
+                "contact_id": contact.id,
+                "from": from_number,
+                "to": to_number,
+            },
+        )
+        async with transaction(self.sessions) as session:
+            await session.execute(
+                pg_insert(models.CallRequest)
+                .values(
+                    id=request_id,
+                    tenant_id=principal.tenant_id,
+                    provider_id=provider.id,
+                    external_id=call_id,
+                    user_id=principal.user_id,
+                    contact_id=contact.id,
+                    from_number=from_number,
+                    to_number=to_number,
+                )
+                .on_conflict_do_nothing()
+            )
+            # The contact's number went to the provider on this user's request.
+            await append_audit(
+                session,
+                tenant_id=principal.tenant_id,
+                actor_id=principal.user_id,
+                actor_home_region=principal.home_region or self.region,
+                region=self.region,
+                action="call.start",
+                record_id=contact.id,
+                legal_basis=principal.cross_region_basis or "home region",
+            )
+        return pb.StartCallResponse(
+            call_id=call_id,
+            provider_id=provider.id,
+            contact_id=contact.id,
+            from_number=from_number,
+            to_number=to_number,
+        )
+
+    async def _call_provider(
+        self, principal: Principal, provider_id: str
+    ) -> tuple[models.Provider, bool]:
+        async with transaction(self.sessions) as session:
+            query = sa.select(models.Provider).where(
+                models.Provider.tenant_id == principal.tenant_id,
+                models.Provider.kind == "telephony",
+                models.Provider.call_url != "",
+            )
+            if provider_id:
+                query = query.where(models.Provider.id == provider_id)
+            provider = await session.scalar(
+                query.order_by(models.Provider.created_at.desc(), models.Provider.id.desc())
+            )
+            settings = await session.get(models.TenantSettings, principal.tenant_id)
+        if provider is None:
+            if provider_id:
+                raise InvalidArgument.single(
+                    "provider_id", "no telephony provider with a call_url has this id here"
+                )
+            raise FailedPrecondition(
+                f"no telephony provider with a call_url is configured in region {self.region}"
+            )
+        return provider, bool(settings and settings.allow_private_webhook_targets)
+
+    async def _user_phone(self, principal: Principal) -> str:
+        try:
+            user: dpb.User = await self.downstream.call(
+                "directory",
+                self.downstream.directory.GetUser,
+                dpb.GetUserRequest(id=principal.user_id),
+                acting(principal.tenant_id, self.region),
+            )
+        except NotFound:
+            return ""
+        return str(user.phone).strip()
+
+    async def _ask_provider(
+        self, provider: models.Provider, request_id: str, payload: dict[str, str]
+    ) -> str:
+        """POSTs the signed request; the provider's call id, or Unavailable."""
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+        sent_at = datetime.now(UTC)
+        signature = Signer(provider.call_secret).sign(request_id, sent_at, body)
+        try:
+            async with httpx.AsyncClient(
+                timeout=self.call_timeout, follow_redirects=False
+            ) as client:
+                reply = await client.post(
+                    provider.call_url,
+                    content=body.encode(),
+                    headers={
+                        "content-type": "application/json",
+                        "webhook-id": request_id,
+                        "webhook-timestamp": str(int(sent_at.timestamp())),
+                        "webhook-signature": signature,
+                        "idempotency-key": request_id,
+                        "user-agent": "AtlasCRM-Telephony/1.0",
+                    },
+                )
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"the telephony provider did not answer: {type(exc).__name__}"
+            ) from exc
+        if 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
+            raise FailedPrecondition(
+                f"the telephony provider refused the call: HTTP {reply.status_code}"
+            )
+        if not 200 <= reply.status_code < 300:
+            raise Unavailable(f"the telephony provider answered HTTP {reply.status_code}")
+        try:
+            call_id = str(reply.json()["call_id"]).strip()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Unavailable("the telephony provider's answer has no call_id") from exc
+        if not call_id or len(call_id) > 200:
+            raise Unavailable("the telephony provider's answer has no usable call_id")
+        return call_id
 
     async def log_call(self, request: pb.LogCallRequest) -> pb.CallRecord:
         provider = await authenticate(
@@ -127,12 +337,34 @@ class Providers:
                     models.Call.external_id == external_id,
                 )
             )
+            placed = await session.scalar(
+                sa.select(models.CallRequest).where(
+                    models.CallRequest.provider_id == provider.id,
+                    models.CallRequest.external_id == external_id,
+                )
+            )
         if existing is not None:
             return _call_pb(existing, duplicate=True)
         principal = acting(provider.tenant_id, self.region)
         key = f"call:{provider.id}:{external_id}"
         missed = status != "completed"
-        matches = await self.downstream.find_contacts(principal, phone=phone)
+        matches: list[cpb.Contact] = []
+        if placed is not None:
+            # A click-to-call: the contact that was clicked, credited to who clicked.
+            principal = acting(provider.tenant_id, self.region, user=placed.user_id)
+            try:
+                matches = [
+                    await self.downstream.call(
+                        "contacts",
+                        self.downstream.contacts.GetContact,
+                        cpb.GetContactRequest(id=placed.contact_id),
+                        principal,
+                    )
+                ]
+            except NotFound:
+                matches = []
+        if not matches:
+            matches = await self.downstream.find_contacts(principal, phone=phone)
         new_lead = not matches
         if matches:
             contact = matches[0]

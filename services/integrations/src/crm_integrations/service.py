@@ -36,7 +36,11 @@ class IntegrationsServicer(ServicerBase, integrations_pb2_grpc.IntegrationsServi
             runtime.sessions, runtime.outbox, self.downstream, self.region, settings
         )
         self.providers = providers.Providers(
-            runtime.sessions, runtime.outbox, self.downstream, self.region
+            runtime.sessions,
+            runtime.outbox,
+            self.downstream,
+            self.region,
+            call_timeout=settings.webhook_timeout,
         )
         self.importer = imports.Importer(
             runtime.sessions, self.downstream, self.region, settings, list(self.regions)
@@ -154,6 +158,11 @@ class IntegrationsServicer(ServicerBase, integrations_pb2_grpc.IntegrationsServi
         self, request: pb.LogEmailRequest, context: grpc.aio.ServicerContext
     ) -> pb.EmailRecord:
         return await self.providers.log_email(request)
+
+    async def StartCall(
+        self, request: pb.StartCallRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StartCallResponse:
+        return await self.providers.start_call(caller(), request)
 
     # ------------------------------------------------------------------ imports
 
@@ -290,11 +299,13 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     runtime.subject_tables += [
         SubjectTable("submission", "submissions"),
         SubjectTable("call", "calls"),
+        SubjectTable("call_request", "call_requests"),
         SubjectTable("inbound_email", "inbound_emails"),
     ]
     runtime.owned_tables += [
         OwnedTable(models.Submission, contact_column="contact_id"),
         OwnedTable(models.Call, contact_column="contact_id"),
+        OwnedTable(models.CallRequest, contact_column="contact_id"),
         OwnedTable(models.InboundEmail, contact_column="contact_id"),
     ]
     servicer = IntegrationsServicer(runtime, settings)

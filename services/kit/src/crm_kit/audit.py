@@ -43,6 +43,8 @@ POLICY_CHANGE = "policy_change"
 ELEVATED_LOGIN = "elevated_login"
 RETENTION = "retention"
 RELOCATION = "relocation"
+# Messages and calls to a contact on a user's request, and consents they withdrew.
+CONTACT = "contact"
 KINDS = (
     CROSS_REGION,
     EXPORT,
@@ -51,6 +53,7 @@ KINDS = (
     ELEVATED_LOGIN,
     RETENTION,
     RELOCATION,
+    CONTACT,
 )
 
 _PREFIX_KINDS = {
@@ -61,6 +64,8 @@ _PREFIX_KINDS = {
     "login.": ELEVATED_LOGIN,
     "retention.": RETENTION,
     "relocation.": RELOCATION,
+    "call.": CONTACT,
+    "consent.": CONTACT,
 }
 
 

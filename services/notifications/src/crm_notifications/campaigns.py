@@ -1,11 +1,19 @@
 """Campaigns: a templated message to a segment of contacts (the contacts service's list
-filters), only to contacts whose consent for the campaign's purpose is granted, in each
-contact's working hours (the tenant's default working hours, else 09:00-18:00 Monday to
-Friday, in the contact's zone), throttled, each message with a signed unsubscribe link.
+filters) by email or SMS, only to contacts whose consent for the campaign's purpose is
+granted, in each contact's working hours (the tenant's default working hours, else
+09:00-18:00 Monday to Friday, in the contact's zone), throttled, each message with a
+signed unsubscribe link.
 
 Consent is checked twice: when the segment is expanded (skipped_consent counts those)
 and again right before each send, so a contact who unsubscribes or is erased meanwhile
-never receives the message.
+never receives the message. One delivery row per campaign, contact and channel (a unique
+key), written in the transaction that advances the segment listing: at most one message
+per contact per campaign, also across restarts.
+
+Opt-out: the unsubscribe link, or a reply to an SMS starting with a stop keyword (STOP,
+PARAR, СТОП, ...) posted by the region's SMS provider, signed with its secret. A reply
+withdraws the consent of the purpose of the latest message that number got from each
+tenant. Every withdrawal is audited (action consent.withdraw).
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ import hmac
 import json
 import logging
 import re
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.crm.contacts.v1 import contacts_pb2
 from crm_api.crm.notifications.v1 import notifications_pb2 as pb
 from crm_kit import clock
+from crm_kit.audit import append_audit
 from crm_kit.context import Principal
 from crm_kit.errors import (
     FailedPrecondition,
@@ -38,6 +49,7 @@ from crm_kit.errors import (
 )
 from crm_kit.ids import new_id
 from crm_notifications import models, templates
+from crm_notifications.channels import sign
 from crm_notifications.lookups import Gone, Lookups
 from crm_notifications.planner import message_id
 from crm_notifications.quiet import Schedule, WorkingHours
@@ -51,6 +63,38 @@ log = logging.getLogger(__name__)
 PURPOSE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 SEGMENT_FIELDS = ("query", "owner_id", "tag", "lifecycle_stage", "source", "country", "company_id")
 PAGE = 100
+CAMPAIGN_CHANNELS = ("email", "sms")
+# First words of an SMS reply that opt out (casefolded), in the shipped languages and the
+# carriers' usual English set.
+STOP_WORDS = frozenset(
+    {
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "cancel",
+        "end",
+        "quit",
+        "parar",
+        "pare",
+        "sair",
+        "cancelar",
+        "descadastrar",
+        "stopp",
+        "abmelden",
+        "abbestellen",
+        "стоп",
+        "отписаться",
+        "отписка",
+        "रोकें",
+        "बंद",
+        "બંધ",
+        "રોકો",
+        "توقف",
+        "لغو",
+    }
+)
+# How far the SMS provider's X-Crm-Timestamp may be from our wall clock (replays).
+SMS_TOLERANCE_SECONDS = 300
 
 
 class NoConsent(Exception):
@@ -91,8 +135,13 @@ def read_token(secret: str, token: str) -> tuple[str, str, str, str]:
 # ------------------------------------------------------------------ API
 
 
-def _validate(campaign: pb.Campaign) -> dict[str, Any]:
+def _validate(campaign: pb.Campaign, settings: NotificationsSettings) -> dict[str, Any]:
     violations = []
+    channel = campaign.channel.strip() or "email"
+    if channel not in CAMPAIGN_CHANNELS:
+        violations.append(FieldViolation("channel", "email or sms"))
+    elif channel == "sms" and "sms" not in settings.notify_providers:
+        violations.append(FieldViolation("channel", "no SMS provider is configured in this region"))
     name = campaign.name.strip()
     if not name or len(name) > 200:
         violations.append(FieldViolation("name", "required, at most 200 characters"))
@@ -109,6 +158,7 @@ def _validate(campaign: pb.Campaign) -> dict[str, Any]:
         "purpose": campaign.purpose.strip(),
         "template_kind": campaign.template_kind.strip(),
         "segment": segment,
+        "channel": channel,
     }
 
 
@@ -125,7 +175,7 @@ async def create(
         raise FailedPrecondition(
             "no unsubscribe signing secret is configured (CRM_UNSUBSCRIBE_SECRET)"
         )
-    values = _validate(campaign)
+    values = _validate(campaign, settings)
     exists = await session.scalar(
         sa.select(sa.func.count())
         .select_from(models.Template)
@@ -202,6 +252,7 @@ async def to_pb(session: AsyncSession, row: models.Campaign) -> pb.Campaign:
         purpose=row.purpose,
         segment=pb.Segment(**row.segment),
         template_kind=row.template_kind,
+        channel=row.channel,
         status=status,
         matched=row.matched,
         sent=total("sent"),
@@ -219,28 +270,118 @@ async def unsubscribe(
     sessions: async_sessionmaker[AsyncSession],
     lookups: Lookups,
     settings: NotificationsSettings,
+    region: str,
     token: str,
 ) -> pb.UnsubscribeResponse:
     tenant, contact_id, purpose, _ = read_token(settings.unsubscribe_secret, token)
+    await withdraw(
+        sessions, lookups, region, tenant, contact_id, purpose, "unsubscribe_link", "public:link"
+    )
+    return pb.UnsubscribeResponse(purpose=purpose)
+
+
+async def withdraw(
+    sessions: async_sessionmaker[AsyncSession],
+    lookups: Lookups,
+    region: str,
+    tenant: str,
+    contact_id: str,
+    purpose: str,
+    source: str,
+    actor: str,
+) -> None:
+    """Withdraws the contact's consent for `purpose` (in contacts) and drops the messages
+    of that purpose still waiting for them; audited."""
     # An erased contact has nothing left to withdraw.
     with contextlib.suppress(Gone):
-        await lookups.withdraw_consent(tenant, contact_id, purpose)
-    # Messages of this purpose still waiting for this contact are not sent.
+        await lookups.withdraw_consent(tenant, contact_id, purpose, source)
     async with sessions() as session, session.begin():
-        campaign_ids = sa.select(models.Campaign.id).where(
-            models.Campaign.tenant_id == tenant, models.Campaign.purpose == purpose
-        )
         await session.execute(
             sa.update(models.Delivery)
             .where(
                 models.Delivery.tenant_id == tenant,
                 models.Delivery.recipient_id == contact_id,
+                models.Delivery.recipient_type == "contact",
                 models.Delivery.status == "pending",
-                models.Delivery.campaign_id.in_(campaign_ids),
+                models.Delivery.context["purpose"].astext == purpose,
             )
-            .values(status="skipped", last_error="consent: withdrawn (unsubscribed)")
+            .values(status="skipped", last_error=f"consent: withdrawn ({source})")
         )
-    return pb.UnsubscribeResponse(purpose=purpose)
+        await append_audit(
+            session,
+            tenant_id=tenant,
+            actor_id=actor,
+            region=region,
+            action="consent.withdraw",
+            record_id=contact_id,
+            legal_basis=f"the contact's own request ({source}, purpose {purpose})",
+        )
+
+
+def is_opt_out(text: str) -> bool:
+    words = text.split()
+    return bool(words) and words[0].strip(".!¡?¿,;:'\"").casefold() in STOP_WORDS
+
+
+def _e164(number: str) -> str:
+    try:
+        parsed = phonenumbers.parse(number.strip(), None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidArgument.single("from", "an international number, +<country>...") from exc
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+async def receive_sms(
+    sessions: async_sessionmaker[AsyncSession],
+    lookups: Lookups,
+    settings: NotificationsSettings,
+    region: str,
+    request: pb.ReceiveSmsRequest,
+) -> pb.ReceiveSmsResponse:
+    """An inbound SMS posted by the region's SMS provider: a stop keyword opts out."""
+    provider = settings.notify_providers.get("sms")
+    if provider is None or not provider.secret:
+        raise PermissionDenied("no SMS provider with a signing secret is configured here")
+    expected = sign(provider.secret, request.timestamp, request.body)
+    if not hmac.compare_digest(expected, request.signature):
+        raise PermissionDenied("the signature does not match")
+    try:
+        stale = abs(time.time() - int(request.timestamp)) > SMS_TOLERANCE_SECONDS
+    except ValueError:
+        stale = True
+    if stale:
+        raise PermissionDenied("the timestamp is missing or too far from now")
+    try:
+        data = json.loads(request.body)
+        sender, text = str(data["from"]), str(data.get("text", ""))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument.single("body", 'JSON with "from" and "text"') from exc
+    phone = _e164(sender)
+    if not is_opt_out(text):
+        return pb.ReceiveSmsResponse(opt_out=False)
+    d = models.Delivery
+    async with sessions() as session:
+        latest = (
+            await session.execute(
+                sa.select(d.tenant_id, d.recipient_id, d.context["purpose"].astext)
+                .where(
+                    d.channel == "sms",
+                    d.address == phone,
+                    d.recipient_type == "contact",
+                    d.status == "sent",
+                )
+                .order_by(d.tenant_id, d.recipient_id, d.sent_at.desc())
+                .distinct(d.tenant_id, d.recipient_id)
+            )
+        ).all()
+    withdrawn = 0
+    for tenant, contact_id, purpose in latest:
+        if purpose:
+            await withdraw(
+                sessions, lookups, region, tenant, contact_id, purpose, "sms_reply", "public:sms"
+            )
+            withdrawn += 1
+    return pb.ReceiveSmsResponse(opt_out=True, withdrawn=withdrawn)
 
 
 # ------------------------------------------------------------------ sending
@@ -358,7 +499,7 @@ class CampaignRunner:
                         "kind": campaign.template_kind,
                         "recipient_type": "contact",
                         "recipient_id": contact.id,
-                        "channel": "email",
+                        "channel": campaign.channel,
                         "status": "pending",
                         "urgent": False,
                         "context": {"purpose": campaign.purpose},

@@ -99,7 +99,9 @@ class Lookups:
                 return consent.status
         return ""
 
-    async def withdraw_consent(self, tenant: str, contact_id: str, purpose: str) -> None:
+    async def withdraw_consent(
+        self, tenant: str, contact_id: str, purpose: str, source: str = "unsubscribe_link"
+    ) -> None:
         await self._call(
             "contacts",
             contacts_pb2_grpc.ContactsServiceStub,
@@ -110,11 +112,22 @@ class Lookups:
                     purpose=purpose,
                     lawful_basis="consent",
                     status="withdrawn",
-                    source="unsubscribe_link",
+                    source=source,
                 )
             ),
             tenant,
         )
+
+    async def upcoming_dates(self, on_date: str) -> list[contacts_pb2.UpcomingDate]:
+        """Important dates on `on_date` (birthdays by month and day) of every tenant."""
+        reply: contacts_pb2.ListUpcomingDatesResponse = await self._call(
+            "contacts",
+            contacts_pb2_grpc.ContactsServiceStub,
+            "ListUpcomingDates",
+            contacts_pb2.ListUpcomingDatesRequest(on_date=on_date),
+            "*",
+        )
+        return list(reply.dates)
 
     async def list_contacts(
         self, tenant: str, request: contacts_pb2.ListContactsRequest

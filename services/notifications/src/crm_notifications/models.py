@@ -152,6 +152,8 @@ class Campaign(Base):
     purpose: Mapped[str] = mapped_column(sa.Text)
     segment: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     template_kind: Mapped[str] = mapped_column(sa.Text)
+    # email or sms
+    channel: Mapped[str] = mapped_column(sa.Text, default="email", server_default="email")
     # running (segment being expanded), sending, done
     status: Mapped[str] = mapped_column(sa.Text, default="running")
     # The contacts listing resumes here after a restart.
@@ -178,5 +180,21 @@ class WorkingHoursDefault(Base):
     end: Mapped[str] = mapped_column(sa.Text)
     # ISO weekdays, 1 = Monday.
     days: Mapped[list[int]] = mapped_column(ARRAY(sa.Integer))
+    updated_by: Mapped[str] = mapped_column(sa.Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
+class GreetingRule(Base):
+    """A tenant's greeting rule (kind "birthday"): tenant configuration, no personal data;
+    the gateway writes every region's copy."""
+
+    __tablename__ = "greeting_rules"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    channel: Mapped[str] = mapped_column(sa.Text, default="email")
+    purpose: Mapped[str] = mapped_column(sa.Text)
+    local_time: Mapped[str] = mapped_column(sa.Text, default="10:00")
     updated_by: Mapped[str] = mapped_column(sa.Text, default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())

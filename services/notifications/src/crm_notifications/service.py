@@ -19,7 +19,15 @@ from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
-from crm_notifications import campaigns, inbox, models, planner, privacy, working_hours
+from crm_notifications import (
+    campaigns,
+    greetings,
+    inbox,
+    models,
+    planner,
+    privacy,
+    working_hours,
+)
 from crm_notifications.channels import Channels
 from crm_notifications.dispatcher import Dispatcher
 from crm_notifications.lookups import Lookups
@@ -164,8 +172,34 @@ class NotificationsServicer(_Base, notifications_pb2_grpc.NotificationsServiceSe
         # Public: the signed token is the authority, not the (absent) principal.
         _ = current_principal() or Principal(tenant_id="", user_id="public")
         return await campaigns.unsubscribe(
-            self.runtime.sessions, self.lookups, self.settings, request.token
+            self.runtime.sessions, self.lookups, self.settings, self.region, request.token
         )
+
+    async def ReceiveSms(
+        self, request: pb.ReceiveSmsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReceiveSmsResponse:
+        # Public: the provider's signature is the authority.
+        return await campaigns.receive_sms(
+            self.runtime.sessions, self.lookups, self.settings, self.region, request
+        )
+
+    async def PutGreetingRule(
+        self, request: pb.PutGreetingRuleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GreetingRule:
+        principal = caller()
+        return await self.configure(
+            "PutGreetingRule",
+            request,
+            pb.GreetingRule,
+            lambda s: greetings.put_rule(s, principal, self.settings, request.rule),
+        )
+
+    async def ListGreetingRules(
+        self, request: pb.ListGreetingRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListGreetingRulesResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await greetings.list_rules(session, principal)
 
 
 class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
@@ -220,7 +254,10 @@ def background_jobs(
     runner = campaigns.CampaignRunner(
         runtime.sessions, lookups, settings, region, settings.notify_dispatch_interval
     )
-    return [events.run, contacts.run, dispatcher.run, runner.run]
+    greeter = greetings.GreetingRunner(
+        runtime.sessions, lookups, region, settings.greeting_interval
+    )
+    return [events.run, contacts.run, dispatcher.run, runner.run, greeter.run]
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:

@@ -48,6 +48,8 @@ class NotificationsSettings(BaseSettings):
     notify_urgent_kinds: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Campaign messages handed to the dispatcher per second (per replica).
     campaign_rate: float = Field(default=20.0, gt=0)
+    # Seconds between looks for today's birthday greetings (greeting rules).
+    greeting_interval: float = Field(default=60.0, gt=0)
     # Signs unsubscribe tokens; the public base URL is where the gateway is reached.
     unsubscribe_secret: str = ""
     public_base_url: str = "http://localhost:8000"

@@ -28,6 +28,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from crm_kit.errors import FieldViolation, InvalidArgument
 
 KINDS = ("task.created", "task.overdue", "reminder.due", "deal.won", "automation")
+# Messages to contacts (greeting rules), not users' notification kinds.
+GREETING_KINDS = ("greeting.birthday",)
 CAMPAIGN_KIND = re.compile(r"^campaign\.[a-z0-9][a-z0-9_-]{0,62}$")
 SHIPPED_LOCALES = ("en", "pt-BR", "de", "ru", "hi", "gu", "fa")
 RLM = "\u200f"
@@ -56,7 +58,7 @@ def is_rtl(tag: str) -> bool:
 
 
 def is_kind(kind: str) -> bool:
-    return kind in KINDS or bool(CAMPAIGN_KIND.match(kind))
+    return kind in KINDS or kind in GREETING_KINDS or bool(CAMPAIGN_KIND.match(kind))
 
 
 # ------------------------------------------------------------------ shipped defaults
@@ -238,6 +240,38 @@ _DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "{{ deal.amount|money(deal.currency) }}{% endif %} را برنده شد.",
         ),
     },
+    # To the contact: no details lines (see builtin).
+    "greeting.birthday": {
+        "en": (
+            "Happy birthday, {{ contact.first_name }}!",
+            "Happy birthday, {{ contact.first_name }}! We wish you a wonderful year.",
+        ),
+        "pt-BR": (
+            "Feliz aniversário, {{ contact.first_name }}!",
+            "Feliz aniversário, {{ contact.first_name }}! Desejamos a você um ano maravilhoso.",
+        ),
+        "de": (
+            "Alles Gute zum Geburtstag, {{ contact.first_name }}!",
+            "Alles Gute zum Geburtstag, {{ contact.first_name }}! Wir wünschen Ihnen ein "
+            "wunderbares neues Lebensjahr.",
+        ),
+        "ru": (
+            "С днём рождения, {{ contact.first_name }}!",  # noqa: RUF001 (Cyrillic Es)
+            "С днём рождения, {{ contact.first_name }}! Желаем вам прекрасного года.",  # noqa: RUF001
+        ),
+        "hi": (
+            "जन्मदिन की शुभकामनाएँ, {{ contact.first_name }}!",
+            "जन्मदिन की हार्दिक शुभकामनाएँ, {{ contact.first_name }}! आपका वर्ष मंगलमय हो।",
+        ),
+        "gu": (
+            "જન્મદિવસની શુભેચ્છા, {{ contact.first_name }}!",
+            "જન્મદિવસની હાર્દિક શુભેચ્છા, {{ contact.first_name }}! તમારું વર્ષ મંગલમય રહે.",
+        ),
+        "fa": (
+            "تولدت مبارک، {{ contact.first_name }}!",
+            "{{ contact.first_name }} عزیز، تولدت مبارک! سالی سرشار از شادی برایت آرزو داریم.",
+        ),
+    },
     "automation": {
         "en": ("Automation notice", "{{ message }}"),
         "pt-BR": ("Aviso de automação", "{{ message }}"),
@@ -277,11 +311,18 @@ def builtin(kind: str, locale: str) -> TemplateText | None:
     if by_locale is None or locale not in by_locale:
         return None
     subject, text = by_locale[locale]
-    return TemplateText(kind, locale, subject, text + _details(locale), "", True)
+    # A greeting speaks to the contact: the "Contact: <name>" details are for users.
+    details = "" if kind in GREETING_KINDS else _details(locale)
+    return TemplateText(kind, locale, subject, text + details, "", True)
 
 
 def builtins() -> list[TemplateText]:
-    return [t for k in KINDS for loc in SHIPPED_LOCALES if (t := builtin(k, loc)) is not None]
+    return [
+        t
+        for k in (*KINDS, *GREETING_KINDS)
+        for loc in SHIPPED_LOCALES
+        if (t := builtin(k, loc)) is not None
+    ]
 
 
 def reminder_label(kind: str, locale: str) -> str:
@@ -443,7 +484,11 @@ def validate(template: TemplateText) -> TemplateText:
     violations: list[FieldViolation] = []
     kind = template.kind.strip()
     if not is_kind(kind):
-        violations.append(FieldViolation("kind", f"one of {', '.join(KINDS)} or campaign.<name>"))
+        violations.append(
+            FieldViolation(
+                "kind", f"one of {', '.join((*KINDS, *GREETING_KINDS))} or campaign.<name>"
+            )
+        )
     locale = canonical_locale(template.locale or "")
     if locale is None:
         violations.append(FieldViolation("locale", "a BCP 47 language tag, e.g. pt-BR"))

@@ -24,7 +24,8 @@ def test_every_shipped_default_renders_with_sample_data(shipped: TemplateText) -
 
 def test_every_kind_ships_all_seven_locales() -> None:
     shipped = {(t.kind, t.locale) for t in templates.builtins()}
-    assert shipped == {(k, loc) for k in templates.KINDS for loc in templates.SHIPPED_LOCALES}
+    kinds = (*templates.KINDS, *templates.GREETING_KINDS)
+    assert shipped == {(k, loc) for k in kinds for loc in templates.SHIPPED_LOCALES}
     assert set(templates.SHIPPED_LOCALES) == {"en", "pt-BR", "de", "ru", "hi", "gu", "fa"}
 
 

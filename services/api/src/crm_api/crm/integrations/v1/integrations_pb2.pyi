@@ -563,6 +563,7 @@ class CreateProviderRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DEFAULT_OWNER_ID_FIELD_NUMBER: _builtins.int
     DEFAULT_COUNTRY_FIELD_NUMBER: _builtins.int
+    CALL_URL_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"telephony" or "email" """
     name: _builtins.str
@@ -570,6 +571,8 @@ class CreateProviderRequest(_message.Message):
     """Owner of leads created for unknown callers (default: the creator)."""
     default_country: _builtins.str
     """Country for numbers without a country code."""
+    call_url: _builtins.str
+    """Telephony: where click-to-call requests are POSTed (signed with call_secret)."""
     def __init__(
         self,
         *,
@@ -577,10 +580,11 @@ class CreateProviderRequest(_message.Message):
         name: _builtins.str = ...,
         default_owner_id: _builtins.str = ...,
         default_country: _builtins.str = ...,
+        call_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_country", b"default_country", "default_owner_id", b"default_owner_id", "kind", b"kind", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_url", b"call_url", "default_country", b"default_country", "default_owner_id", b"default_owner_id", "kind", b"kind", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -593,24 +597,87 @@ class CreateProviderResponse(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    CALL_SECRET_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     kind: _builtins.str
     secret: _builtins.str
     """Shown once; the provider sends it with every request."""
+    call_secret: _builtins.str
+    """Shown once; signs our click-to-call requests (Standard Webhooks), when call_url is set."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         kind: _builtins.str = ...,
         secret: _builtins.str = ...,
+        call_secret: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "secret", b"secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_secret", b"call_secret", "id", b"id", "kind", b"kind", "secret", b"secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateProviderResponse: _TypeAlias = CreateProviderResponse  # noqa: Y015
+
+@_typing.final
+class StartCallRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    phone: _builtins.str
+    """One of the contact's numbers (default: the first)."""
+    provider_id: _builtins.str
+    """A telephony provider of the contact's region (default: the tenant's one with a call_url)."""
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        phone: _builtins.str = ...,
+        provider_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "phone", b"phone", "provider_id", b"provider_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartCallRequest: _TypeAlias = StartCallRequest  # noqa: Y015
+
+@_typing.final
+class StartCallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    PROVIDER_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    FROM_NUMBER_FIELD_NUMBER: _builtins.int
+    TO_NUMBER_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """The provider's call id; its callbacks carry it as call_id."""
+    provider_id: _builtins.str
+    contact_id: _builtins.str
+    from_number: _builtins.str
+    to_number: _builtins.str
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        provider_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        from_number: _builtins.str = ...,
+        to_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "contact_id", b"contact_id", "from_number", b"from_number", "provider_id", b"provider_id", "to_number", b"to_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartCallResponse: _TypeAlias = StartCallResponse  # noqa: Y015
 
 @_typing.final
 class LogCallRequest(_message.Message):

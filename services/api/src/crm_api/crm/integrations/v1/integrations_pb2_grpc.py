@@ -103,6 +103,11 @@ class IntegrationsServiceStub:
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.LogEmailRequest.SerializeToString,
                 response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.EmailRecord.FromString,
                 _registered_method=True)
+        self.StartCall = channel.unary_unary(
+                '/crm.integrations.v1.IntegrationsService/StartCall',
+                request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.StartCallRequest.SerializeToString,
+                response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.StartCallResponse.FromString,
+                _registered_method=True)
         self.CreateImport = channel.unary_unary(
                 '/crm.integrations.v1.IntegrationsService/CreateImport',
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.CreateImportRequest.SerializeToString,
@@ -266,6 +271,13 @@ class IntegrationsServiceServicer:
 
     def LogEmail(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartCall(self, request, context):
+        """Click-to-call: asks the provider to connect the calling user's phone with the contact's.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -435,6 +447,11 @@ def add_IntegrationsServiceServicer_to_server(servicer, server):
                     servicer.LogEmail,
                     request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.LogEmailRequest.FromString,
                     response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.EmailRecord.SerializeToString,
+            ),
+            'StartCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartCall,
+                    request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.StartCallRequest.FromString,
+                    response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.StartCallResponse.SerializeToString,
             ),
             'CreateImport': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateImport,
@@ -867,6 +884,33 @@ class IntegrationsService:
             '/crm.integrations.v1.IntegrationsService/LogEmail',
             crm_dot_integrations_dot_v1_dot_integrations__pb2.LogEmailRequest.SerializeToString,
             crm_dot_integrations_dot_v1_dot_integrations__pb2.EmailRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.integrations.v1.IntegrationsService/StartCall',
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.StartCallRequest.SerializeToString,
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.StartCallResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,8 @@ class IntegrationsServiceStub:
     """Telephony and inbound-email providers."""
     LogCall: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.LogCallRequest, _integrations_pb2.CallRecord]
     LogEmail: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.LogEmailRequest, _integrations_pb2.EmailRecord]
+    StartCall: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.StartCallRequest, _integrations_pb2.StartCallResponse]
+    """Click-to-call: asks the provider to connect the calling user's phone with the contact's."""
     CreateImport: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.CreateImportRequest, _integrations_pb2.ImportJob]
     """Imports: a job in the importer's home region, the file uploaded in chunks."""
     UploadImportChunk: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.UploadImportChunkRequest, _integrations_pb2.ImportJob]
@@ -108,6 +110,8 @@ class IntegrationsServiceAsyncStub(IntegrationsServiceStub):
     """Telephony and inbound-email providers."""
     LogCall: _aio.UnaryUnaryMultiCallable[_integrations_pb2.LogCallRequest, _integrations_pb2.CallRecord]  # type: ignore[assignment]
     LogEmail: _aio.UnaryUnaryMultiCallable[_integrations_pb2.LogEmailRequest, _integrations_pb2.EmailRecord]  # type: ignore[assignment]
+    StartCall: _aio.UnaryUnaryMultiCallable[_integrations_pb2.StartCallRequest, _integrations_pb2.StartCallResponse]  # type: ignore[assignment]
+    """Click-to-call: asks the provider to connect the calling user's phone with the contact's."""
     CreateImport: _aio.UnaryUnaryMultiCallable[_integrations_pb2.CreateImportRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
     """Imports: a job in the importer's home region, the file uploaded in chunks."""
     UploadImportChunk: _aio.UnaryUnaryMultiCallable[_integrations_pb2.UploadImportChunkRequest, _integrations_pb2.ImportJob]  # type: ignore[assignment]
@@ -236,6 +240,14 @@ class IntegrationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integrations_pb2.LogEmailRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integrations_pb2.EmailRecord, _abc.Awaitable[_integrations_pb2.EmailRecord]]: ...
+
+    @_abc_1.abstractmethod
+    def StartCall(
+        self,
+        request: _integrations_pb2.StartCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integrations_pb2.StartCallResponse, _abc.Awaitable[_integrations_pb2.StartCallResponse]]:
+        """Click-to-call: asks the provider to connect the calling user's phone with the contact's."""
 
     @_abc_1.abstractmethod
     def CreateImport(

@@ -715,6 +715,7 @@ class Campaign(_message.Message):
     PENDING_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     purpose: _builtins.str
@@ -730,6 +731,8 @@ class Campaign(_message.Message):
     failed: _builtins.int
     pending: _builtins.int
     created_by: _builtins.str
+    channel: _builtins.str
+    """"email" (default) or "sms" (through the region's SMS provider)"""
     @_builtins.property
     def segment(self) -> Global___Segment: ...
     @_builtins.property
@@ -751,10 +754,11 @@ class Campaign(_message.Message):
         pending: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
+        channel: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "segment", b"segment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "deferred", b"deferred", "failed", b"failed", "id", b"id", "matched", b"matched", "name", b"name", "pending", b"pending", "purpose", b"purpose", "segment", b"segment", "sent", b"sent", "skipped_consent", b"skipped_consent", "status", b"status", "template_kind", b"template_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "created_at", b"created_at", "created_by", b"created_by", "deferred", b"deferred", "failed", b"failed", "id", b"id", "matched", b"matched", "name", b"name", "pending", b"pending", "purpose", b"purpose", "segment", b"segment", "sent", b"sent", "skipped_consent", b"skipped_consent", "status", b"status", "template_kind", b"template_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -871,3 +875,152 @@ class UnsubscribeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnsubscribeResponse: _TypeAlias = UnsubscribeResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveSmsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    body: _builtins.bytes
+    """The provider's request as sent: the JSON body, its X-Crm-Timestamp and
+    X-Crm-Signature (HMAC-SHA256 with the provider's secret, as on our messages).
+    """
+    timestamp: _builtins.str
+    signature: _builtins.str
+    def __init__(
+        self,
+        *,
+        body: _builtins.bytes = ...,
+        timestamp: _builtins.str = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "signature", b"signature", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveSmsRequest: _TypeAlias = ReceiveSmsRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveSmsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPT_OUT_FIELD_NUMBER: _builtins.int
+    WITHDRAWN_FIELD_NUMBER: _builtins.int
+    opt_out: _builtins.bool
+    """True when the text was an opt-out keyword (STOP, PARAR, СТОП, ...)."""
+    withdrawn: _builtins.int
+    """Consents withdrawn (one per tenant and contact the number last got a message for)."""
+    def __init__(
+        self,
+        *,
+        opt_out: _builtins.bool = ...,
+        withdrawn: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["opt_out", b"opt_out", "withdrawn", b"withdrawn"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveSmsResponse: _TypeAlias = ReceiveSmsResponse  # noqa: Y015
+
+@_typing.final
+class GreetingRule(_message.Message):
+    """Greets contacts on an important date (today: "birthday") in their language, at
+    `local_time` in their time zone, once per year, only with consent for `purpose`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"birthday" """
+    enabled: _builtins.bool
+    channel: _builtins.str
+    """"email" or "sms" """
+    purpose: _builtins.str
+    """The consent purpose that must be granted, e.g. "greetings"."""
+    local_time: _builtins.str
+    """HH:MM in the contact's zone (default 10:00)."""
+    updated_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        channel: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        local_time: _builtins.str = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "enabled", b"enabled", "kind", b"kind", "local_time", b"local_time", "purpose", b"purpose", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GreetingRule: _TypeAlias = GreetingRule  # noqa: Y015
+
+@_typing.final
+class PutGreetingRuleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rule(self) -> Global___GreetingRule: ...
+    def __init__(
+        self,
+        *,
+        rule: Global___GreetingRule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutGreetingRuleRequest: _TypeAlias = PutGreetingRuleRequest  # noqa: Y015
+
+@_typing.final
+class ListGreetingRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGreetingRulesRequest: _TypeAlias = ListGreetingRulesRequest  # noqa: Y015
+
+@_typing.final
+class ListGreetingRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___GreetingRule]: ...
+    def __init__(
+        self,
+        *,
+        rules: _abc.Iterable[Global___GreetingRule] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGreetingRulesResponse: _TypeAlias = ListGreetingRulesResponse  # noqa: Y015

@@ -111,6 +111,21 @@ class NotificationsServiceStub:
                 request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.UnsubscribeRequest.SerializeToString,
                 response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.UnsubscribeResponse.FromString,
                 _registered_method=True)
+        self.ReceiveSms = channel.unary_unary(
+                '/crm.notifications.v1.NotificationsService/ReceiveSms',
+                request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ReceiveSmsRequest.SerializeToString,
+                response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ReceiveSmsResponse.FromString,
+                _registered_method=True)
+        self.PutGreetingRule = channel.unary_unary(
+                '/crm.notifications.v1.NotificationsService/PutGreetingRule',
+                request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.PutGreetingRuleRequest.SerializeToString,
+                response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.GreetingRule.FromString,
+                _registered_method=True)
+        self.ListGreetingRules = channel.unary_unary(
+                '/crm.notifications.v1.NotificationsService/ListGreetingRules',
+                request_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ListGreetingRulesRequest.SerializeToString,
+                response_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ListGreetingRulesResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationsServiceServicer:
@@ -210,6 +225,26 @@ class NotificationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReceiveSms(self, request, context):
+        """Public: an inbound SMS from the region's SMS provider (a STOP reply opts out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutGreetingRule(self, request, context):
+        """Greeting rules (tenant configuration): birthday greetings to consented contacts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGreetingRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -287,6 +322,21 @@ def add_NotificationsServiceServicer_to_server(servicer, server):
                     servicer.Unsubscribe,
                     request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.UnsubscribeRequest.FromString,
                     response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.UnsubscribeResponse.SerializeToString,
+            ),
+            'ReceiveSms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveSms,
+                    request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ReceiveSmsRequest.FromString,
+                    response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ReceiveSmsResponse.SerializeToString,
+            ),
+            'PutGreetingRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutGreetingRule,
+                    request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.PutGreetingRuleRequest.FromString,
+                    response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.GreetingRule.SerializeToString,
+            ),
+            'ListGreetingRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGreetingRules,
+                    request_deserializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ListGreetingRulesRequest.FromString,
+                    response_serializer=crm_dot_notifications_dot_v1_dot_notifications__pb2.ListGreetingRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -696,6 +746,87 @@ class NotificationsService:
             '/crm.notifications.v1.NotificationsService/Unsubscribe',
             crm_dot_notifications_dot_v1_dot_notifications__pb2.UnsubscribeRequest.SerializeToString,
             crm_dot_notifications_dot_v1_dot_notifications__pb2.UnsubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveSms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.notifications.v1.NotificationsService/ReceiveSms',
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.ReceiveSmsRequest.SerializeToString,
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.ReceiveSmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutGreetingRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.notifications.v1.NotificationsService/PutGreetingRule',
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.PutGreetingRuleRequest.SerializeToString,
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.GreetingRule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGreetingRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.notifications.v1.NotificationsService/ListGreetingRules',
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.ListGreetingRulesRequest.SerializeToString,
+            crm_dot_notifications_dot_v1_dot_notifications__pb2.ListGreetingRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,11 @@ class NotificationsServiceStub:
     ListCampaigns: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListCampaignsRequest, _notifications_pb2.ListCampaignsResponse]
     Unsubscribe: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.UnsubscribeRequest, _notifications_pb2.UnsubscribeResponse]
     """Public: the token in a campaign message's unsubscribe link."""
+    ReceiveSms: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ReceiveSmsRequest, _notifications_pb2.ReceiveSmsResponse]
+    """Public: an inbound SMS from the region's SMS provider (a STOP reply opts out)."""
+    PutGreetingRule: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.PutGreetingRuleRequest, _notifications_pb2.GreetingRule]
+    """Greeting rules (tenant configuration): birthday greetings to consented contacts."""
+    ListGreetingRules: _grpc.UnaryUnaryMultiCallable[_notifications_pb2.ListGreetingRulesRequest, _notifications_pb2.ListGreetingRulesResponse]
 
 @_typing.type_check_only
 class NotificationsServiceAsyncStub(NotificationsServiceStub):
@@ -77,6 +82,11 @@ class NotificationsServiceAsyncStub(NotificationsServiceStub):
     ListCampaigns: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListCampaignsRequest, _notifications_pb2.ListCampaignsResponse]  # type: ignore[assignment]
     Unsubscribe: _aio.UnaryUnaryMultiCallable[_notifications_pb2.UnsubscribeRequest, _notifications_pb2.UnsubscribeResponse]  # type: ignore[assignment]
     """Public: the token in a campaign message's unsubscribe link."""
+    ReceiveSms: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ReceiveSmsRequest, _notifications_pb2.ReceiveSmsResponse]  # type: ignore[assignment]
+    """Public: an inbound SMS from the region's SMS provider (a STOP reply opts out)."""
+    PutGreetingRule: _aio.UnaryUnaryMultiCallable[_notifications_pb2.PutGreetingRuleRequest, _notifications_pb2.GreetingRule]  # type: ignore[assignment]
+    """Greeting rules (tenant configuration): birthday greetings to consented contacts."""
+    ListGreetingRules: _aio.UnaryUnaryMultiCallable[_notifications_pb2.ListGreetingRulesRequest, _notifications_pb2.ListGreetingRulesResponse]  # type: ignore[assignment]
 
 class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
     """In-app inbox, notification preferences, localized templates, the delivery log and
@@ -189,5 +199,28 @@ class NotificationsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notifications_pb2.UnsubscribeResponse, _abc.Awaitable[_notifications_pb2.UnsubscribeResponse]]:
         """Public: the token in a campaign message's unsubscribe link."""
+
+    @_abc_1.abstractmethod
+    def ReceiveSms(
+        self,
+        request: _notifications_pb2.ReceiveSmsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.ReceiveSmsResponse, _abc.Awaitable[_notifications_pb2.ReceiveSmsResponse]]:
+        """Public: an inbound SMS from the region's SMS provider (a STOP reply opts out)."""
+
+    @_abc_1.abstractmethod
+    def PutGreetingRule(
+        self,
+        request: _notifications_pb2.PutGreetingRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.GreetingRule, _abc.Awaitable[_notifications_pb2.GreetingRule]]:
+        """Greeting rules (tenant configuration): birthday greetings to consented contacts."""
+
+    @_abc_1.abstractmethod
+    def ListGreetingRules(
+        self,
+        request: _notifications_pb2.ListGreetingRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifications_pb2.ListGreetingRulesResponse, _abc.Awaitable[_notifications_pb2.ListGreetingRulesResponse]]: ...
 
 def add_NotificationsServiceServicer_to_server(servicer: NotificationsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
