@@ -234,6 +234,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/deals/{deal_id}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The deal's payments (reversed ones marked), the total paid and the balance due */
+        get: operations["list_payments_v1_deals__deal_id__payments_get"];
+        put?: never;
+        /** Record a payment received against the deal (in the deal's currency) */
+        post: operations["record_payment_v1_deals__deal_id__payments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/deals/{deal_id}/payments/{payment_id}/reverse": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reverse a mistaken payment: it stays listed, marked, and no longer counts */
+        post: operations["reverse_payment_v1_deals__deal_id__payments__payment_id__reverse_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deals/{deal_id}/documents": {
         parameters: {
             query?: never;
@@ -2203,6 +2238,10 @@ export interface components {
             updated_at?: string;
             /** Version */
             version: number;
+            paid?: components["schemas"]["Money"];
+            balance_due?: components["schemas"]["Money"];
+            /** Paid In Full At */
+            paid_in_full_at?: string;
             /** Custom Fields */
             custom_fields: {
                 [key: string]: unknown;
@@ -2953,6 +2992,82 @@ export interface components {
             /** Deferred Reason */
             deferred_reason: string;
         };
+        /** Payment */
+        Payment: {
+            /** Id */
+            id: string;
+            /** Deal Id */
+            deal_id: string;
+            amount?: components["schemas"]["Money"];
+            /** Paid On */
+            paid_on: string;
+            /** Method */
+            method: string;
+            /** Note */
+            note: string;
+            /** Recorded By */
+            recorded_by: string;
+            /** Recorded At */
+            recorded_at?: string;
+            /** Reversed At */
+            reversed_at?: string;
+            /** Reversed By */
+            reversed_by: string;
+            /** Reversal Reason */
+            reversal_reason: string;
+        };
+        /** PaymentIn */
+        PaymentIn: {
+            /**
+             * Amount
+             * @description decimal string, e.g. "400.00", greater than zero
+             */
+            amount: string;
+            /**
+             * Currency
+             * @description the deal's currency (the default); no other
+             * @default
+             */
+            currency?: string;
+            /**
+             * Paid On
+             * @description YYYY-MM-DD, not in the future; default today
+             * @default
+             */
+            paid_on?: string;
+            /**
+             * Method
+             * @description cash, card, bank_transfer, pix or other
+             * @default other
+             */
+            method?: string;
+            /**
+             * Note
+             * @default
+             */
+            note?: string;
+        };
+        /** Payments */
+        Payments: {
+            /** Data */
+            data: components["schemas"]["Payment"][];
+            paid?: components["schemas"]["MoneyOut"] | null;
+            balance_due?: components["schemas"]["MoneyOut"] | null;
+        };
+        /** PaymentsRow */
+        PaymentsRow: {
+            /** Period */
+            period: string;
+            /** Granularity */
+            granularity: string;
+            /** Payments */
+            payments: number;
+            /**
+             * Value
+             * @description received, in the reporting currency
+             */
+            value: string;
+        };
         /** Pipeline */
         Pipeline: {
             /** Id */
@@ -3237,7 +3352,7 @@ export interface components {
              * Report
              * @enum {string}
              */
-            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast";
+            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast" | "payments";
             /** Regions */
             regions: string[];
             /** Reporting Currency */
@@ -3247,7 +3362,7 @@ export interface components {
             /** Missing Rates */
             missing_rates: components["schemas"]["MissingRate"][];
             /** Data */
-            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"])[];
+            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["PaymentsRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"])[];
         };
         /** ReportFilters */
         ReportFilters: {
@@ -3363,6 +3478,14 @@ export interface components {
             deals: number;
             /** Value */
             value: string;
+        };
+        /** ReversePaymentIn */
+        ReversePaymentIn: {
+            /**
+             * Reason
+             * @description why the entry was wrong
+             */
+            reason: string;
         };
         /** Segment */
         Segment: {
@@ -5874,6 +5997,278 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Deal"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_payments_v1_deals__deal_id__payments_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payments"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    record_payment_v1_deals__deal_id__payments_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                deal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PaymentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payment"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reverse_payment_v1_deals__deal_id__payments__payment_id__reverse_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deal_id: string;
+                payment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReversePaymentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payment"];
                 };
             };
             /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
@@ -9125,7 +9520,7 @@ export interface operations {
                 team?: string;
                 /** @description regions, comma separated; empty or 'all' = worldwide */
                 region?: string;
-                /** @description revenue: day, week, month or quarter */
+                /** @description revenue and payments: day, week, month or quarter */
                 granularity?: string;
                 /** @description json, csv, svg or png */
                 format?: string;

@@ -262,6 +262,80 @@ async def move_deal(
     return schemas.to_json(moved)
 
 
+# ---------------------------------------------------------------- payments
+
+
+@router.post(
+    "/v1/deals/{deal_id}/payments",
+    status_code=201,
+    summary="Record a payment received against the deal (in the deal's currency)",
+    **answers.ok(answers.Payment, 201),
+)
+async def record_payment(
+    deal_id: str,
+    body: schemas.PaymentIn,
+    response: Response,
+    who: Caller = Depends(caller),
+    key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    payment = pb.Payment(
+        deal_id=deal_id,
+        amount=pb.Money(amount=body.amount, currency=body.currency),
+        paid_on=body.paid_on,
+        method=body.method,
+        note=body.note,
+    )
+    recorded = await _stub(who, region).RecordPayment(
+        pb.RecordPaymentRequest(payment=payment),
+        metadata=await who.metadata(region, idempotency_key(key)),
+        timeout=who.timeout,
+    )
+    response.headers["Location"] = f"/v1/deals/{deal_id}/payments/{recorded.id}"
+    return schemas.to_json(recorded)
+
+
+@router.get(
+    "/v1/deals/{deal_id}/payments",
+    summary="The deal's payments (reversed ones marked), the total paid and the balance due",
+    **answers.ok(answers.Payments),
+)
+async def list_payments(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    reply = await _stub(who, region).ListPayments(
+        pb.ListPaymentsRequest(deal_id=deal_id),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    answer: dict[str, Any] = {"data": [schemas.to_json(p) for p in reply.payments]}
+    if reply.HasField("paid"):
+        answer["paid"] = schemas.to_json(reply.paid)
+        answer["balance_due"] = schemas.to_json(reply.balance_due)
+    return answer
+
+
+@router.post(
+    "/v1/deals/{deal_id}/payments/{payment_id}/reverse",
+    summary="Reverse a mistaken payment: it stays listed, marked, and no longer counts",
+    **answers.ok(answers.Payment),
+)
+async def reverse_payment(
+    deal_id: str,
+    payment_id: str,
+    body: schemas.ReversePaymentIn,
+    who: Caller = Depends(caller),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    if region_of_id(payment_id, "payment_id") != region:
+        raise invalid("payment_id", "not a payment of this deal")
+    reversed_ = await _stub(who, region).ReversePayment(
+        pb.ReversePaymentRequest(id=payment_id, reason=body.reason, deal_id=deal_id),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return schemas.to_json(reversed_)
+
+
 # ---------------------------------------------------------------- documents
 
 

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.events.v1 import deals_pb2 as events
-from crm_deals import documents, models, money, pipelines
+from crm_deals import documents, models, money, payments, pipelines
 from crm_deals.access import get_deal_row, resolve_owner, visible
 from crm_deals.convert import amount_text, deal_to_pb, timestamp
 from crm_deals.links import Directory
@@ -264,7 +265,7 @@ async def check_links(
 
 
 async def to_pbs(session: AsyncSession, rows: Sequence[models.Deal]) -> list[pb.Deal]:
-    """Deals with their stage names and histories, in two queries for any number."""
+    """Deals with their stage names, histories and payments, in three queries for any number."""
     if not rows:
         return []
     tenant_id = rows[0].tenant_id
@@ -277,7 +278,13 @@ async def to_pbs(session: AsyncSession, rows: Sequence[models.Deal]) -> list[pb.
     history: dict[str, list[models.StageChange]] = {}
     for change in changes:
         history.setdefault(change.deal_id, []).append(change)
-    return [deal_to_pb(row, names.get(row.stage_id, ""), history.get(row.id, [])) for row in rows]
+    paid = await payments.paid_by_deal(session, [row.id for row in rows])
+    return [
+        deal_to_pb(
+            row, names.get(row.stage_id, ""), history.get(row.id, []), paid.get(row.id, Decimal(0))
+        )
+        for row in rows
+    ]
 
 
 async def to_pb(session: AsyncSession, row: models.Deal) -> pb.Deal:

@@ -56,6 +56,12 @@ class DealsServiceStub:
     GenerateDocument: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GenerateDocumentRequest, _deals_pb2.Document]
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ListDocumentsRequest, _deals_pb2.ListDocumentsResponse]
     GetDocumentContent: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetDocumentContentRequest, _deals_pb2.DocumentContent]
+    RecordPayment: _grpc.UnaryUnaryMultiCallable[_deals_pb2.RecordPaymentRequest, _deals_pb2.Payment]
+    """Payments received against a deal, in the deal's currency; a mistaken one is
+    reversed (it stays listed, marked, and no longer counts), never deleted.
+    """
+    ListPayments: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ListPaymentsRequest, _deals_pb2.ListPaymentsResponse]
+    ReversePayment: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ReversePaymentRequest, _deals_pb2.Payment]
 
 @_typing.type_check_only
 class DealsServiceAsyncStub(DealsServiceStub):
@@ -85,6 +91,12 @@ class DealsServiceAsyncStub(DealsServiceStub):
     GenerateDocument: _aio.UnaryUnaryMultiCallable[_deals_pb2.GenerateDocumentRequest, _deals_pb2.Document]  # type: ignore[assignment]
     ListDocuments: _aio.UnaryUnaryMultiCallable[_deals_pb2.ListDocumentsRequest, _deals_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     GetDocumentContent: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetDocumentContentRequest, _deals_pb2.DocumentContent]  # type: ignore[assignment]
+    RecordPayment: _aio.UnaryUnaryMultiCallable[_deals_pb2.RecordPaymentRequest, _deals_pb2.Payment]  # type: ignore[assignment]
+    """Payments received against a deal, in the deal's currency; a mistaken one is
+    reversed (it stays listed, marked, and no longer counts), never deleted.
+    """
+    ListPayments: _aio.UnaryUnaryMultiCallable[_deals_pb2.ListPaymentsRequest, _deals_pb2.ListPaymentsResponse]  # type: ignore[assignment]
+    ReversePayment: _aio.UnaryUnaryMultiCallable[_deals_pb2.ReversePaymentRequest, _deals_pb2.Payment]  # type: ignore[assignment]
 
 class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pipelines, deals, stage moves, exchange rates and generated documents of one region."""
@@ -219,5 +231,29 @@ class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deals_pb2.GetDocumentContentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deals_pb2.DocumentContent, _abc.Awaitable[_deals_pb2.DocumentContent]]: ...
+
+    @_abc_1.abstractmethod
+    def RecordPayment(
+        self,
+        request: _deals_pb2.RecordPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.Payment, _abc.Awaitable[_deals_pb2.Payment]]:
+        """Payments received against a deal, in the deal's currency; a mistaken one is
+        reversed (it stays listed, marked, and no longer counts), never deleted.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPayments(
+        self,
+        request: _deals_pb2.ListPaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.ListPaymentsResponse, _abc.Awaitable[_deals_pb2.ListPaymentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReversePayment(
+        self,
+        request: _deals_pb2.ReversePaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.Payment, _abc.Awaitable[_deals_pb2.Payment]]: ...
 
 def add_DealsServiceServicer_to_server(servicer: DealsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
