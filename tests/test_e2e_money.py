@@ -301,3 +301,95 @@ async def test_revenue_received_per_month_over_regions_in_the_reporting_currency
     # A rep reports on their own deals only, like every report.
     other = await ok(api.get("/v1/reports/payments", headers=shop.stranger))
     assert other["data"] == []
+
+
+async def test_what_a_client_is_worth_on_the_contact_and_the_company(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    shop = await Shop(api, token_for).setup()
+    won_stage = shop.pipeline["stages"][1]["id"]
+    await ok(
+        api.put(
+            "/v1/exchange-rates",
+            json={"currency": "USD", "rate": "0.9", "valid_on": "2020-01-01"},
+            headers=shop.admin,
+        )
+    )
+    company = await ok(
+        api.post(
+            "/v1/companies",
+            json={"name": "Fensterbau GmbH", "address": {"country": "DE"}},
+            headers=shop.admin,
+        ),
+        201,
+    )
+    first = await shop.deal("Wertvoll", "DE", "1000.00", "EUR")
+    contact_id = first["contact_id"]
+    await ok(
+        api.patch(
+            f"/v1/deals/{first['id']}", json={"company_id": company["id"]}, headers=shop.admin
+        )
+    )
+
+    async def deal(amount: str, currency: str, owner: str) -> dict[str, Any]:
+        return dict(
+            await ok(
+                api.post(
+                    "/v1/deals",
+                    json={
+                        "title": "More windows",
+                        "contact_id": contact_id,
+                        "owner_id": owner,
+                        "pipeline_id": shop.pipeline["id"],
+                        "amount": {"amount": amount, "currency": currency},
+                    },
+                    headers=shop.admin,
+                ),
+                201,
+            )
+        )
+
+    # A second deal in dollars, owned by another rep; a third still open.
+    dollars = await deal("200.00", "USD", "rep-other")
+    still_open = await deal("500.00", "EUR", "rep-olga")
+    for won in (first, dollars):
+        await ok(
+            api.post(
+                f"/v1/deals/{won['id']}/stage", json={"stage_id": won_stage}, headers=shop.admin
+            )
+        )
+    await shop.pay(first["id"], amount="1000.00", method="bank_transfer")
+    await shop.pay(still_open["id"], amount="100.00", method="cash")
+    reversed_ = await shop.pay(still_open["id"], amount="50.00", method="cash")
+    await ok(
+        api.post(
+            f"/v1/deals/{still_open['id']}/payments/{reversed_['id']}/reverse",
+            json={"reason": "double entry"},
+            headers=shop.admin,
+        )
+    )
+
+    # The owner of the contact sees what the client is worth over all its deals.
+    value = await ok(api.get(f"/v1/contacts/{contact_id}/value", headers=shop.rep))
+    assert value == {
+        "contact_id": contact_id,
+        "company_id": "",
+        "region": "eu",
+        "reporting_currency": "EUR",
+        "won": {"amount": "1180.00", "currency": "EUR"},  # 1000 EUR + 200 USD x 0.9
+        "deals_won": 2,
+        "paid": {"amount": "1100.00", "currency": "EUR"},  # the reversed 50 does not count
+        "payments": 2,
+        "missing_rates": [],
+    }
+    worth = await ok(api.get(f"/v1/companies/{company['id']}/value", headers=shop.admin))
+    assert (worth["won"]["amount"], worth["deals_won"], worth["paid"]["amount"]) == (
+        "1000.00",
+        1,
+        "1000.00",
+    )
+    # Someone who may not read the contact learns nothing about it.
+    hidden = await api.get(f"/v1/contacts/{contact_id}/value", headers=shop.stranger)
+    assert hidden.status_code == 404, hidden.text
+    bad = await api.get("/v1/contacts/not-an-id/value", headers=shop.admin)
+    assert bad.status_code == 422, bad.text

@@ -237,6 +237,7 @@ ExchangeRate = proto_model(deals_pb2.ExchangeRate)
 ExchangeRates = listing(ExchangeRate, "ExchangeRates")
 DealSettings = proto_model(deals_pb2.DealSettings)
 Payment = proto_model(deals_pb2.Payment)
+ClientValue = proto_model(deals_pb2.ClientValue, add={"region": str})
 
 
 class Payments(Answer):

@@ -336,6 +336,43 @@ async def reverse_payment(
     return schemas.to_json(reversed_)
 
 
+# ---------------------------------------------------------------- what a client is worth
+
+
+async def _client_value(who: Caller, request: pb.GetClientValueRequest, record_id: str) -> Any:
+    """Asked of the deals service of the client's region (its deals all live there): the
+    contacts service never depends on deals to answer for a contact."""
+    region = region_of_id(record_id)
+    reply = await _stub(who, region).GetClientValue(
+        request, metadata=await who.metadata(region), timeout=who.timeout
+    )
+    answer = schemas.to_json(reply)
+    answer["region"] = region
+    return answer
+
+
+@router.get(
+    "/v1/contacts/{contact_id}/value",
+    tags=["contacts"],
+    summary="What the client is worth: total won and paid to date, in the reporting currency",
+    **answers.ok(answers.ClientValue),
+)
+async def contact_value(contact_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    request = pb.GetClientValueRequest(contact_id=contact_id)
+    return dict(await _client_value(who, request, contact_id))
+
+
+@router.get(
+    "/v1/companies/{company_id}/value",
+    tags=["companies"],
+    summary="What the company is worth: total won and paid to date, in the reporting currency",
+    **answers.ok(answers.ClientValue),
+)
+async def company_value(company_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    request = pb.GetClientValueRequest(company_id=company_id)
+    return dict(await _client_value(who, request, company_id))
+
+
 # ---------------------------------------------------------------- documents
 
 

@@ -23,6 +23,7 @@ from crm_deals import (
     pipelines,
     privacy,
     retention,
+    value,
 )
 from crm_deals.links import ContactsDirectory
 from crm_kit import task_access, teams
@@ -277,6 +278,16 @@ class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):
             "payment.reverse",
             lambda p: p.deal_id,
             lambda s: payments.reverse_payment(s, principal, self.runtime.outbox, request),
+        )
+
+    async def GetClientValue(
+        self, request: pb.GetClientValueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClientValue:
+        principal = caller()
+        return await self.read(
+            "client.value",
+            request.contact_id or request.company_id,
+            lambda s: value.client_value(s, principal, self.region, self.directory, request),
         )
 
 

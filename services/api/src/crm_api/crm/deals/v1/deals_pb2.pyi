@@ -1120,3 +1120,77 @@ class ReversePaymentRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReversePaymentRequest: _TypeAlias = ReversePaymentRequest  # noqa: Y015
+
+@_typing.final
+class GetClientValueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    """One of the two."""
+    company_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "contact_id", b"contact_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClientValueRequest: _TypeAlias = GetClientValueRequest  # noqa: Y015
+
+@_typing.final
+class ClientValue(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    REPORTING_CURRENCY_FIELD_NUMBER: _builtins.int
+    WON_FIELD_NUMBER: _builtins.int
+    DEALS_WON_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    MISSING_RATES_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    company_id: _builtins.str
+    reporting_currency: _builtins.str
+    deals_won: _builtins.int
+    payments: _builtins.int
+    @_builtins.property
+    def won(self) -> Global___Money:
+        """Won deals' amounts, each at the rate valid on its close day; the sum rounded once."""
+
+    @_builtins.property
+    def paid(self) -> Global___Money:
+        """Payments received on any of its deals (reversed ones excluded), each at the rate
+        valid on its day; the sum rounded once.
+        """
+
+    @_builtins.property
+    def missing_rates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Currencies without a rate into the reporting currency: left out, never guessed."""
+
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+        reporting_currency: _builtins.str = ...,
+        won: Global___Money | None = ...,
+        deals_won: _builtins.int = ...,
+        paid: Global___Money | None = ...,
+        payments: _builtins.int = ...,
+        missing_rates: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["paid", b"paid", "won", b"won"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "contact_id", b"contact_id", "deals_won", b"deals_won", "missing_rates", b"missing_rates", "paid", b"paid", "payments", b"payments", "reporting_currency", b"reporting_currency", "won", b"won"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientValue: _TypeAlias = ClientValue  # noqa: Y015

@@ -140,6 +140,11 @@ class DealsServiceStub:
                 request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.ReversePaymentRequest.SerializeToString,
                 response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.Payment.FromString,
                 _registered_method=True)
+        self.GetClientValue = channel.unary_unary(
+                '/crm.deals.v1.DealsService/GetClientValue',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetClientValueRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.ClientValue.FromString,
+                _registered_method=True)
 
 
 class DealsServiceServicer:
@@ -279,6 +284,14 @@ class DealsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClientValue(self, request, context):
+        """What a client (a contact or a company of this region) is worth: the total won and
+        the total paid to date over all its deals, in the reporting currency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DealsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -386,6 +399,11 @@ def add_DealsServiceServicer_to_server(servicer, server):
                     servicer.ReversePayment,
                     request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.ReversePaymentRequest.FromString,
                     response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.Payment.SerializeToString,
+            ),
+            'GetClientValue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientValue,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetClientValueRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.ClientValue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -956,6 +974,33 @@ class DealsService:
             '/crm.deals.v1.DealsService/ReversePayment',
             crm_dot_deals_dot_v1_dot_deals__pb2.ReversePaymentRequest.SerializeToString,
             crm_dot_deals_dot_v1_dot_deals__pb2.Payment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientValue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/GetClientValue',
+            crm_dot_deals_dot_v1_dot_deals__pb2.GetClientValueRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.ClientValue.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,10 @@ class DealsServiceStub:
     """
     ListPayments: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ListPaymentsRequest, _deals_pb2.ListPaymentsResponse]
     ReversePayment: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ReversePaymentRequest, _deals_pb2.Payment]
+    GetClientValue: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetClientValueRequest, _deals_pb2.ClientValue]
+    """What a client (a contact or a company of this region) is worth: the total won and
+    the total paid to date over all its deals, in the reporting currency.
+    """
 
 @_typing.type_check_only
 class DealsServiceAsyncStub(DealsServiceStub):
@@ -97,6 +101,10 @@ class DealsServiceAsyncStub(DealsServiceStub):
     """
     ListPayments: _aio.UnaryUnaryMultiCallable[_deals_pb2.ListPaymentsRequest, _deals_pb2.ListPaymentsResponse]  # type: ignore[assignment]
     ReversePayment: _aio.UnaryUnaryMultiCallable[_deals_pb2.ReversePaymentRequest, _deals_pb2.Payment]  # type: ignore[assignment]
+    GetClientValue: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetClientValueRequest, _deals_pb2.ClientValue]  # type: ignore[assignment]
+    """What a client (a contact or a company of this region) is worth: the total won and
+    the total paid to date over all its deals, in the reporting currency.
+    """
 
 class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pipelines, deals, stage moves, exchange rates and generated documents of one region."""
@@ -255,5 +263,15 @@ class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deals_pb2.ReversePaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deals_pb2.Payment, _abc.Awaitable[_deals_pb2.Payment]]: ...
+
+    @_abc_1.abstractmethod
+    def GetClientValue(
+        self,
+        request: _deals_pb2.GetClientValueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.ClientValue, _abc.Awaitable[_deals_pb2.ClientValue]]:
+        """What a client (a contact or a company of this region) is worth: the total won and
+        the total paid to date over all its deals, in the reporting currency.
+        """
 
 def add_DealsServiceServicer_to_server(servicer: DealsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
