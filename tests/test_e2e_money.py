@@ -1,17 +1,23 @@
-"""Money received, end to end through the gateway: payments against a deal, the balance
-due, "paid in full" starting the installation, and revenue received per period.
+"""Money, end to end through the gateway: payments against a deal, the balance due,
+"paid in full" starting the installation, revenue received per period, what a client is
+worth, and the invoice emailed to the client.
 
 A window company takes a deposit in cash, the rest by bank transfer; a mistyped entry
-is reversed; a Brazilian client pays by Pix in reais. Everything goes through the REST
-API against the whole system (real PostgreSQL and NATS).
+is reversed; a Brazilian client pays by Pix in reais and gets the invoice by email.
+Everything goes through the REST API against the whole system (real PostgreSQL, NATS
+and the system's aiosmtpd SMTP server).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -49,6 +55,7 @@ class Shop:
         self.admin = token_for("boss", "admin", "eu", tenant=self.tenant)
         # Brazilian clients' data stays in br, worked on by the colleague there.
         self.admin_br = token_for("boss-br", "admin", "br", tenant=self.tenant)
+        self.rep_br = token_for("rep-olga", "sales_rep", "br", tenant=self.tenant)
         self.rep = token_for("rep-olga", "sales_rep", "eu", tenant=self.tenant, team="install")
         self.stranger = token_for("rep-other", "sales_rep", "eu", tenant=self.tenant)
         self.pipeline: dict[str, Any] = {}
@@ -393,3 +400,168 @@ async def test_what_a_client_is_worth_on_the_contact_and_the_company(
     assert hidden.status_code == 404, hidden.text
     bad = await api.get("/v1/contacts/not-an-id/value", headers=shop.admin)
     assert bad.status_code == 422, bad.text
+
+
+INVOICE = (
+    "<h1>Fatura</h1><p>{{ contact.first_name }} {{ contact.last_name }}</p>"
+    "<p>{{ amount_formatted }}</p>"
+)
+
+
+def mails_to(system: Any, address: str) -> list[EmailMessage]:
+    """What the system's SMTP server (aiosmtpd, `crm_cli.mailcatcher`) received for one
+    address: one .eml file per message."""
+    found = []
+    for path in sorted(Path(system.mail_dir).glob("*.eml")):
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        if address in str(mail["To"]):
+            found.append(mail)
+    return found
+
+
+def restart(system: Any, process: Any) -> None:
+    process.start(system.log_dir)
+    deadline = time.monotonic() + 60
+    while not process.healthy():
+        assert time.monotonic() < deadline, f"{process.name} did not restart"
+        time.sleep(0.2)
+
+
+async def test_sending_the_invoice_to_the_client_by_email(
+    api: httpx.AsyncClient, token_for: Any, system: Any, stream_events: Any
+) -> None:
+    shop = await Shop(api, token_for).setup()
+    admin = shop.admin_br  # a Brazilian client: everything about them stays in br
+    await ok(
+        api.put(
+            "/v1/document-templates/invoice",
+            json={"name": "Fatura", "body": INVOICE, "locale": "pt_BR"},
+            headers=shop.admin,
+        )
+    )
+    # The tenant's own email for the document, in the client's language.
+    await ok(
+        api.put(
+            "/v1/templates/document.sent/pt-BR",
+            json={
+                "subject": "{{ document.title }} de Janelas Ltda.",
+                "body_text": "Olá {{ contact.first_name }}, segue a fatura de "
+                "{{ deal.amount|money(deal.currency) }} em anexo.",
+            },
+            headers=shop.admin,
+        )
+    )
+    deal = await shop.deal("Envio", "BR", "3000.00", "BRL", br=True)
+    address = "envio@example.com"
+    document = await ok(
+        api.post(
+            f"/v1/deals/{deal['id']}/documents", json={"template_key": "invoice"}, headers=admin
+        ),
+        201,
+    )
+    # While the notifications service is down, the send is accepted and waits.
+    notifications = next(p for p in system.processes if p.name == "notifications-br")
+    notifications.stop()
+    try:
+        # Olga, who owns the deal, sends it.
+        queued = await ok(
+            api.post(
+                f"/v1/deals/{deal['id']}/documents/{document['id']}/send",
+                headers={**shop.rep_br, "Idempotency-Key": "send-invoice-1"},
+            ),
+            202,
+        )
+        assert (queued["status"], queued["contact_id"]) == ("queued", deal["contact_id"])
+        assert mails_to(system, address) == []
+    finally:
+        restart(system, notifications)
+
+    async def delivered() -> list[EmailMessage] | None:
+        return mails_to(system, address) or None
+
+    [mail] = await eventually(delivered, "the invoice email", within=60)
+    assert str(mail["Subject"]) == "Fatura de Janelas Ltda."
+    text = mail.get_body(preferencelist=("plain",))
+    assert text is not None and "Olá Client, segue a fatura de R$" in text.get_content()
+    [pdf] = [part for part in mail.iter_attachments()]
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_filename() == f"invoice-{document['id']}.pdf"
+    assert pdf.get_content().startswith(b"%PDF")
+
+    # The same request again (same Idempotency-Key) sends nothing more.
+    again = await ok(
+        api.post(
+            f"/v1/deals/{deal['id']}/documents/{document['id']}/send",
+            headers={**shop.rep_br, "Idempotency-Key": "send-invoice-1"},
+        ),
+        202,
+    )
+    assert again["event_id"] == queued["event_id"]
+
+    # Visible: the delivery and its log (to who sent it), and the email on the timeline.
+    log = await ok(api.get(queued["deliveries"], headers=shop.rep_br))
+    [delivery] = log["data"]
+    assert (delivery["kind"], delivery["channel"], delivery["status"]) == (
+        "document.sent",
+        "email",
+        "sent",
+    )
+    assert delivery["recipient_id"] == deal["contact_id"]
+    assert [a["outcome"] for a in delivery["log"]] == ["sent"]
+    other_rep = token_for("rep-other", "sales_rep", "br", tenant=shop.tenant)
+    assert (await ok(api.get(queued["deliveries"], headers=other_rep)))["data"] == []
+
+    async def on_the_timeline() -> list[dict[str, Any]] | None:
+        notes = await ok(api.get(f"/v1/contacts/{deal['contact_id']}/notes", headers=admin))
+        return [n for n in notes["data"] if n["kind"] == "email"] or None
+
+    [entry] = await eventually(on_the_timeline, "the email on the timeline")
+    assert entry["subject"] == "Fatura de Janelas Ltda." and address in entry["body"]
+
+    # The event carries ids only: no address, no name, no PDF.
+    events = [
+        e
+        for e in await stream_events("br", "deals.document.>")
+        if e.tenant_id == shop.tenant and e.event_type == "deals.document.send_requested"
+    ]
+    assert len(events) == 1
+    raw = events[0].SerializeToString()
+    assert b"Envio" not in raw and address.encode() not in raw and b"%PDF" not in raw
+
+    # A client without an email address: 422 naming the field, nothing queued.
+    silent = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Sem", "last_name": "Email", "address": {"country": "BR"}},
+            headers=admin,
+        ),
+        201,
+    )
+    quiet = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "No email",
+                "contact_id": silent["id"],
+                "pipeline_id": shop.pipeline["id"],
+                "amount": {"amount": "10.00", "currency": "BRL"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    doc = await ok(
+        api.post(
+            f"/v1/deals/{quiet['id']}/documents", json={"template_key": "invoice"}, headers=admin
+        ),
+        201,
+    )
+    refused = await api.post(f"/v1/deals/{quiet['id']}/documents/{doc['id']}/send", headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert fields_of(refused.json()) == {"contact_id"}
+    # Another deal's document is not this deal's.
+    other = await api.post(
+        f"/v1/deals/{quiet['id']}/documents/{document['id']}/send", headers=admin
+    )
+    assert other.status_code == 404, other.text

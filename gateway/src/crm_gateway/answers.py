@@ -238,6 +238,7 @@ ExchangeRates = listing(ExchangeRate, "ExchangeRates")
 DealSettings = proto_model(deals_pb2.DealSettings)
 Payment = proto_model(deals_pb2.Payment)
 ClientValue = proto_model(deals_pb2.ClientValue, add={"region": str})
+DocumentSend = proto_model(deals_pb2.DocumentSend, add={"deliveries": str})
 
 
 class Payments(Answer):

@@ -409,6 +409,34 @@ async def list_documents(deal_id: str, who: Caller = Depends(caller)) -> dict[st
     return {"data": [schemas.to_json(d) for d in reply.documents]}
 
 
+@router.post(
+    "/v1/deals/{deal_id}/documents/{document_id}/send",
+    status_code=202,
+    summary="Email the document to the deal's contact, the PDF attached (sent by notifications)",
+    **answers.ok(answers.DocumentSend, 202),
+)
+async def send_document(
+    deal_id: str,
+    document_id: str,
+    who: Caller = Depends(caller),
+    key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    if region_of_id(document_id, "document_id") != region:
+        raise invalid("document_id", "not a document of this deal")
+    queued = await _stub(who, region).SendDocument(
+        pb.SendDocumentRequest(deal_id=deal_id, document_id=document_id),
+        metadata=await who.metadata(region, idempotency_key(key)),
+        timeout=who.timeout,
+    )
+    answer = schemas.to_json(queued)
+    # The delivery (status, every attempt) as the notifications service logs it.
+    answer["deliveries"] = (
+        f"/v1/notifications/deliveries?event_id={queued.event_id}&region={region}"
+    )
+    return answer
+
+
 @router.get(
     "/v1/documents/{document_id}",
     summary="Download a document as PDF or HTML",

@@ -23,6 +23,7 @@ from crm_deals import (
     pipelines,
     privacy,
     retention,
+    sending,
     value,
 )
 from crm_deals.links import ContactsDirectory
@@ -288,6 +289,21 @@ class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):
             "client.value",
             request.contact_id or request.company_id,
             lambda s: value.client_value(s, principal, self.region, self.directory, request),
+        )
+
+    async def SendDocument(
+        self, request: pb.SendDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DocumentSend:
+        principal = caller()
+        return await self.write(
+            "SendDocument",
+            request,
+            pb.DocumentSend,
+            "document.send",
+            lambda d: d.deal_id,
+            lambda s: sending.send_document(
+                s, principal, self.runtime.outbox, self.directory, request
+            ),
         )
 
 

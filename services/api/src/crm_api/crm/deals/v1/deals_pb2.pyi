@@ -943,10 +943,13 @@ class DocumentContent(_message.Message):
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     FILENAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     media_type: _builtins.str
     content: _builtins.bytes
     filename: _builtins.str
+    title: _builtins.str
+    """The document's title (its template's name), e.g. "Invoice"."""
     def __init__(
         self,
         *,
@@ -954,10 +957,11 @@ class DocumentContent(_message.Message):
         media_type: _builtins.str = ...,
         content: _builtins.bytes = ...,
         filename: _builtins.str = ...,
+        title: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filename", b"filename", "id", b"id", "media_type", b"media_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filename", b"filename", "id", b"id", "media_type", b"media_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1194,3 +1198,58 @@ class ClientValue(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClientValue: _TypeAlias = ClientValue  # noqa: Y015
+
+@_typing.final
+class SendDocumentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    deal_id: _builtins.str
+    document_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        deal_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deal_id", b"deal_id", "document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendDocumentRequest: _TypeAlias = SendDocumentRequest  # noqa: Y015
+
+@_typing.final
+class DocumentSend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The deals.document.send_requested event: the delivery log's event_id."""
+    document_id: _builtins.str
+    deal_id: _builtins.str
+    contact_id: _builtins.str
+    status: _builtins.str
+    """queued"""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "deal_id", b"deal_id", "document_id", b"document_id", "event_id", b"event_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSend: _TypeAlias = DocumentSend  # noqa: Y015

@@ -125,6 +125,11 @@ class DealsServiceStub:
                 request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetDocumentContentRequest.SerializeToString,
                 response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentContent.FromString,
                 _registered_method=True)
+        self.SendDocument = channel.unary_unary(
+                '/crm.deals.v1.DealsService/SendDocument',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.SendDocumentRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentSend.FromString,
+                _registered_method=True)
         self.RecordPayment = channel.unary_unary(
                 '/crm.deals.v1.DealsService/RecordPayment',
                 request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.RecordPaymentRequest.SerializeToString,
@@ -264,6 +269,14 @@ class DealsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendDocument(self, request, context):
+        """Emails a document to the deal's contact (the notifications service sends it, with
+        the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordPayment(self, request, context):
         """Payments received against a deal, in the deal's currency; a mistaken one is
         reversed (it stays listed, marked, and no longer counts), never deleted.
@@ -384,6 +397,11 @@ def add_DealsServiceServicer_to_server(servicer, server):
                     servicer.GetDocumentContent,
                     request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetDocumentContentRequest.FromString,
                     response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentContent.SerializeToString,
+            ),
+            'SendDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendDocument,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.SendDocumentRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentSend.SerializeToString,
             ),
             'RecordPayment': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordPayment,
@@ -893,6 +911,33 @@ class DealsService:
             '/crm.deals.v1.DealsService/GetDocumentContent',
             crm_dot_deals_dot_v1_dot_deals__pb2.GetDocumentContentRequest.SerializeToString,
             crm_dot_deals_dot_v1_dot_deals__pb2.DocumentContent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/SendDocument',
+            crm_dot_deals_dot_v1_dot_deals__pb2.SendDocumentRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.DocumentSend.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,10 @@ class DealsServiceStub:
     GenerateDocument: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GenerateDocumentRequest, _deals_pb2.Document]
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ListDocumentsRequest, _deals_pb2.ListDocumentsResponse]
     GetDocumentContent: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetDocumentContentRequest, _deals_pb2.DocumentContent]
+    SendDocument: _grpc.UnaryUnaryMultiCallable[_deals_pb2.SendDocumentRequest, _deals_pb2.DocumentSend]
+    """Emails a document to the deal's contact (the notifications service sends it, with
+    the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+    """
     RecordPayment: _grpc.UnaryUnaryMultiCallable[_deals_pb2.RecordPaymentRequest, _deals_pb2.Payment]
     """Payments received against a deal, in the deal's currency; a mistaken one is
     reversed (it stays listed, marked, and no longer counts), never deleted.
@@ -95,6 +99,10 @@ class DealsServiceAsyncStub(DealsServiceStub):
     GenerateDocument: _aio.UnaryUnaryMultiCallable[_deals_pb2.GenerateDocumentRequest, _deals_pb2.Document]  # type: ignore[assignment]
     ListDocuments: _aio.UnaryUnaryMultiCallable[_deals_pb2.ListDocumentsRequest, _deals_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     GetDocumentContent: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetDocumentContentRequest, _deals_pb2.DocumentContent]  # type: ignore[assignment]
+    SendDocument: _aio.UnaryUnaryMultiCallable[_deals_pb2.SendDocumentRequest, _deals_pb2.DocumentSend]  # type: ignore[assignment]
+    """Emails a document to the deal's contact (the notifications service sends it, with
+    the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+    """
     RecordPayment: _aio.UnaryUnaryMultiCallable[_deals_pb2.RecordPaymentRequest, _deals_pb2.Payment]  # type: ignore[assignment]
     """Payments received against a deal, in the deal's currency; a mistaken one is
     reversed (it stays listed, marked, and no longer counts), never deleted.
@@ -239,6 +247,16 @@ class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deals_pb2.GetDocumentContentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deals_pb2.DocumentContent, _abc.Awaitable[_deals_pb2.DocumentContent]]: ...
+
+    @_abc_1.abstractmethod
+    def SendDocument(
+        self,
+        request: _deals_pb2.SendDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.DocumentSend, _abc.Awaitable[_deals_pb2.DocumentSend]]:
+        """Emails a document to the deal's contact (the notifications service sends it, with
+        the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+        """
 
     @_abc_1.abstractmethod
     def RecordPayment(

@@ -437,3 +437,32 @@ class DealPaidInFull(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DealPaidInFull: _TypeAlias = DealPaidInFull  # noqa: Y015
+
+@_typing.final
+class DocumentSendRequested(_message.Message):
+    """deals.document.send_requested: email the document to the deal's contact (the
+    notifications service fetches the PDF and the address when it sends).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    deal_id: _builtins.str
+    contact_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "deal_id", b"deal_id", "document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSendRequested: _TypeAlias = DocumentSendRequested  # noqa: Y015
