@@ -565,3 +565,37 @@ async def test_sending_the_invoice_to_the_client_by_email(
         f"/v1/deals/{quiet['id']}/documents/{document['id']}/send", headers=admin
     )
     assert other.status_code == 404, other.text
+
+
+async def test_a_lowered_amount_can_complete_the_payment_and_the_currency_stays(
+    api: httpx.AsyncClient, token_for: Any, stream_events: Any
+) -> None:
+    shop = await Shop(api, token_for).setup()
+    deal = await shop.deal("Rabatt", "DE", "500.00", "EUR")
+    await shop.pay(deal["id"], amount="450.00", method="card")
+    # Another currency now would make the balance meaningless: 422, nothing changed.
+    refused = await api.patch(
+        f"/v1/deals/{deal['id']}",
+        json={"amount": {"amount": "450.00", "currency": "USD"}},
+        headers=shop.admin,
+    )
+    assert refused.status_code == 422, refused.text
+    assert fields_of(refused.json()) == {"amount.currency"}
+    # A discount of 50: what was paid now covers the amount.
+    lowered = await ok(
+        api.patch(
+            f"/v1/deals/{deal['id']}",
+            json={"amount": {"amount": "450.00", "currency": "EUR"}},
+            headers=shop.admin,
+        )
+    )
+    assert (lowered["balance_due"]["amount"], bool(lowered.get("paid_in_full_at"))) == (
+        "0.00",
+        True,
+    )
+    paid = [
+        e
+        for e in await stream_events("eu", "deals.deal.paid_in_full")
+        if e.tenant_id == shop.tenant
+    ]
+    assert len(paid) == 1

@@ -456,6 +456,17 @@ async def update_deal(
     values = validate_fields(principal, region, msg, frozenset(paths), row, violations)
     await stamp_team(session, principal, msg, values)
     await check_links(directory, principal, values, row, violations)
+    if (
+        "amount" in paths
+        and values.get("currency") != row.currency
+        and await payments.has_payments(session, row.id)
+    ):
+        # Payments are in the deal's currency: a balance over two currencies means nothing.
+        violations.append(
+            FieldViolation(
+                "amount.currency", f"the deal has payments in {row.currency}; keep its currency"
+            )
+        )
     if violations:
         raise InvalidArgument(violations)
     changed = [name for name, value in values.items() if getattr(row, name) != value]
@@ -466,6 +477,8 @@ async def update_deal(
     row.version += 1
     row.updated_at = now()
     await session.flush()
+    if "amount" in changed and outbox is not None:
+        await payments.announce_if_paid(session, principal, outbox, row)
     reported = sorted(REPORTED_FIELDS.intersection(changed))
     if outbox is not None and reported:
         await outbox.add(

@@ -165,29 +165,56 @@ async def record_payment(
     session.add(payment)
     await session.flush()
     await outbox.add(session, principal, "payment", "recorded", _event(row, payment))
-    paid = (await paid_by_deal(session, [row.id])).get(row.id, Decimal(0))
-    if paid >= row.amount and row.paid_in_full_at is None:
-        row.paid_in_full_at = at
-        row.version += 1
-        row.updated_at = at
-        await session.flush()
-        await outbox.add(
-            session,
-            principal,
-            "deal",
-            "paid_in_full",
-            events.DealPaidInFull(
-                deal_id=row.id,
-                pipeline_id=row.pipeline_id,
-                owner_id=row.owner_id,
-                owner_team=row.owner_team,
-                contact_id=row.contact_id,
-                amount=money.to_text(row.amount, row.currency),
-                currency=row.currency,
-                paid_on=paid_on.isoformat(),
-            ),
-        )
+    await announce_if_paid(session, principal, outbox, row)
     return payment_to_pb(payment)
+
+
+async def has_payments(session: AsyncSession, deal_id: str) -> bool:
+    """Whether any payment (reversed or not) was recorded against the deal."""
+    found = await session.scalar(
+        sa.select(models.Payment.id).where(models.Payment.deal_id == deal_id).limit(1)
+    )
+    return found is not None
+
+
+async def announce_if_paid(
+    session: AsyncSession, principal: Principal, outbox: Outbox, row: models.Deal
+) -> None:
+    """deals.deal.paid_in_full the first time the payments cover the amount: after a
+    payment, or when the amount is lowered to what was already paid."""
+    if row.paid_in_full_at is not None or row.amount is None:
+        return
+    p = models.Payment
+    paid, last_day = (
+        await session.execute(
+            sa.select(sa.func.sum(p.amount), sa.func.max(p.paid_on)).where(
+                p.deal_id == row.id, p.reversed_at.is_(None)
+            )
+        )
+    ).one()
+    if paid is None or paid <= 0 or paid < row.amount:
+        return
+    at = now()
+    row.paid_in_full_at = at
+    row.version += 1
+    row.updated_at = at
+    await session.flush()
+    await outbox.add(
+        session,
+        principal,
+        "deal",
+        "paid_in_full",
+        events.DealPaidInFull(
+            deal_id=row.id,
+            pipeline_id=row.pipeline_id,
+            owner_id=row.owner_id,
+            owner_team=row.owner_team,
+            contact_id=row.contact_id,
+            amount=money.to_text(row.amount, row.currency),
+            currency=row.currency,
+            paid_on=last_day.isoformat(),
+        ),
+    )
 
 
 async def list_payments(
