@@ -173,6 +173,24 @@ async def test_real_answers_match_their_declared_schemas(
         200,
         json={"stage_id": pipeline["stages"][1]["id"]},
     )
+    payment = await call(
+        "POST",
+        "/v1/deals/{deal_id}/payments",
+        f"/v1/deals/{deal['id']}/payments",
+        rep,
+        201,
+        json={"amount": "300.00", "method": "pix", "note": "deposit"},
+    )
+    await call(
+        "POST",
+        "/v1/deals/{deal_id}/payments/{payment_id}/reverse",
+        f"/v1/deals/{deal['id']}/payments/{payment['id']}/reverse",
+        rep,
+        200,
+        json={"reason": "wrong deal"},
+    )
+    await call("GET", "/v1/deals/{deal_id}/payments", f"/v1/deals/{deal['id']}/payments", rep, 200)
+    await call("GET", "/v1/contacts/{contact_id}/value", f"/v1/contacts/{cid}/value", rep, 200)
     await call(
         "GET",
         "/v1/pipelines/{pipeline_id}/board",
@@ -197,6 +215,7 @@ async def test_real_answers_match_their_declared_schemas(
     await call("GET", "/v1/compliance/policies", "/v1/compliance/policies", admin, 200)
     await call("GET", "/v1/reports/{name}", "/v1/reports/funnel", admin, 200)
     await call("GET", "/v1/reports/{name}", "/v1/reports/win_rate", rep, 200)
+    await call("GET", "/v1/reports/{name}", "/v1/reports/payments", admin, 200)
     await call(
         "GET", "/v1/reports/{name}", "/v1/reports/revenue", admin, 200, params={"format": "csv"}
     )
@@ -216,7 +235,7 @@ async def test_real_answers_match_their_declared_schemas(
         "POST", "/v1/pipelines", "/v1/pipelines", rep, 403, json={"name": "p", "stages": stages}
     )
     await call("GET", "/v1/contacts", "/v1/contacts", {}, 401)
-    assert len(checked) == 34  # every call above was checked
+    assert len(checked) == 39  # every call above was checked
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -195,6 +195,14 @@ async def test_export_contains_exactly_the_subjects_data_from_every_service(
     world = await World(api, token_for, "eu", db).setup()
     anna = await world.person("Anna", "Exportova", "DE", "anna.exportova@example.com")
     other = await world.person("Otto", "Otherman", "FR", "otto.otherman@example.com")
+    payment = await ok(
+        api.post(
+            f"/v1/deals/{anna['deal']['id']}/payments",
+            json={"amount": "40.00", "method": "cash", "note": "Anna paid the deposit"},
+            headers=world.admin,
+        ),
+        201,
+    )
 
     sheet = PDF_BYTES + b"Anna Exportova, 3 windows"
     await ok(
@@ -230,6 +238,7 @@ async def test_export_contains_exactly_the_subjects_data_from_every_service(
     assert anna["contact"]["id"] in ids["contacts"]
     assert anna["deal"]["id"] in ids["deals"]
     assert anna["task"]["id"] in ids["tasks"]
+    assert payment["id"] in ids["deals"]  # payments go with the deal
     # (An attached PDF is bytes, not text: read as text it only needs to show the ids.)
     everything = b"".join(archive.read(name) for name in names).decode(errors="replace")
     assert "prefers mornings" in everything  # the note
@@ -922,6 +931,14 @@ async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves
     old_id = luis["contact"]["id"]
     await ok(
         api.post(
+            f"/v1/deals/{luis['deal']['id']}/payments",
+            json={"amount": "30.00", "method": "pix", "note": "Mudanca paid by Pix"},
+            headers=world.admin,
+        ),
+        201,
+    )
+    await ok(
+        api.post(
             f"/v1/deals/{luis['deal']['id']}/stage",
             json={"stage_id": world.pipeline["stages"][1]["id"]},
             headers=world.admin,
@@ -978,6 +995,10 @@ async def test_relocation_from_br_to_eu_moves_everything_and_the_old_id_resolves
     new_deal = deals[0]["id"]
     history = await db("deals", "eu", "SELECT 1 FROM stage_changes WHERE deal_id = $1", new_deal)
     assert len(history) == before["stage_changes"]
+    moved_deal = await ok(api.get(f"/v1/deals/{new_deal}", headers=world.officer))
+    assert (moved_deal["paid"]["amount"], moved_deal["balance_due"]["amount"]) == ("30.00", "70.00")
+    payments = await ok(api.get(f"/v1/deals/{new_deal}/payments", headers=world.officer))
+    assert [(p["id"][:3], p["note"]) for p in payments["data"]] == [("eu_", "Mudanca paid by Pix")]
     tasks = await db(
         "tasks", "eu", "SELECT title, deal_id FROM tasks WHERE contact_id = $1", new_id
     )

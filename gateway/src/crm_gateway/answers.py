@@ -238,6 +238,16 @@ DocumentTemplates = listing(DocumentTemplate, "DocumentTemplates")
 ExchangeRate = proto_model(deals_pb2.ExchangeRate)
 ExchangeRates = listing(ExchangeRate, "ExchangeRates")
 DealSettings = proto_model(deals_pb2.DealSettings)
+Payment = proto_model(deals_pb2.Payment)
+ClientValue = proto_model(deals_pb2.ClientValue, add={"region": str})
+DocumentSend = proto_model(deals_pb2.DocumentSend, add={"deliveries": str})
+
+
+class Payments(Answer):
+    data: list[Payment]  # type: ignore[valid-type]
+    paid: MoneyOut | None = None
+    balance_due: MoneyOut | None = None
+
 
 # ---------------------------------------------------------------- tasks, rules, users
 
@@ -365,6 +375,13 @@ class RevenueRow(Answer):
     value: str
 
 
+class PaymentsRow(Answer):
+    period: str
+    granularity: str
+    payments: int
+    value: str = Field(description="received, in the reporting currency")
+
+
 class ActivityRow(Answer):
     owner_id: str
     calls: int
@@ -391,13 +408,23 @@ class ForecastRow(Answer):
 
 
 class Report(Answer):
-    report: Literal["funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast"]
+    report: Literal[
+        "funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "payments"
+    ]
     regions: list[str]
     reporting_currency: str
     period: ReportPeriod
     filters: ReportFilters
     missing_rates: list[MissingRate]
-    data: list[FunnelRow | WinRateRow | RevenueRow | ActivityRow | LeadSourceRow | ForecastRow]
+    data: list[
+        FunnelRow
+        | WinRateRow
+        | RevenueRow
+        | PaymentsRow
+        | ActivityRow
+        | LeadSourceRow
+        | ForecastRow
+    ]
 
 
 class RebuiltRegion(Answer):

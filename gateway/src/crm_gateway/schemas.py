@@ -220,6 +220,18 @@ class DocumentTemplateIn(Strict):
     locale: str = "en"
 
 
+class PaymentIn(Strict):
+    amount: str = Field(description='decimal string, e.g. "400.00", greater than zero')
+    currency: str = Field("", description="the deal's currency (the default); no other")
+    paid_on: str = Field("", description="YYYY-MM-DD, not in the future; default today")
+    method: str = Field("other", description="cash, card, bank_transfer, pix or other")
+    note: str = Field("", max_length=1000)
+
+
+class ReversePaymentIn(Strict):
+    reason: str = Field(max_length=1000, description="why the entry was wrong")
+
+
 class GenerateDocumentIn(Strict):
     template_key: str
 

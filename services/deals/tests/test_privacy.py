@@ -18,6 +18,7 @@ SECRET_TITLE = "Windows for Ms Geheimnis"
 SECRET_TEXT = "she works nights, call after 20:00"
 SECRET_REASON = "moved to Geheimstadt"
 SECRET_FIELD = "Geheimweg 7"
+SECRET_NOTE = "paid by her neighbour Herr Geheimrat"
 
 
 async def setup_deals(client: Any) -> tuple[contacts_pb2.Contact, pb.Deal, pb.Deal]:
@@ -37,6 +38,17 @@ async def setup_deals(client: Any) -> tuple[contacts_pb2.Contact, pb.Deal, pb.De
         amount=pb.Money(amount="2500.00", currency="EUR"),
         expected_close_date="2027-03-01",
         custom_fields_json=json.dumps({"site": SECRET_FIELD}),
+    )
+    await client.deals.RecordPayment(
+        pb.RecordPaymentRequest(
+            payment=pb.Payment(
+                deal_id=deal.id,
+                amount=pb.Money(amount="500.00"),
+                method="cash",
+                note=SECRET_NOTE,
+            )
+        ),
+        metadata=client.admin,
     )
     deal = await client.move(deal.id, "default-lost", lost_reason=SECRET_REASON)
     await client.deals.GenerateDocument(
@@ -63,6 +75,8 @@ def assert_anonymised(deal: pb.Deal, before: pb.Deal) -> None:
         before.pipeline_id,
     )
     assert list(deal.history) == list(before.history)
+    # The payment stays for the books.
+    assert (deal.paid.amount, deal.balance_due.amount) == ("500.00", "2000.00")
 
 
 async def test_erasing_the_contact_anonymises_their_deals(
@@ -101,10 +115,18 @@ async def test_erasing_the_contact_anonymises_their_deals(
         "deals.deal.stage_changed",
         "deals.deal.lost",
         "deals.document.generated",
+        "deals.payment.recorded",
     }
     for envelope in mine:
         raw = envelope.SerializeToString()
-        for secret in (SECRET_TITLE, SECRET_TEXT, SECRET_REASON, SECRET_FIELD, "Geheimnis"):
+        for secret in (
+            SECRET_TITLE,
+            SECRET_TEXT,
+            SECRET_REASON,
+            SECRET_FIELD,
+            SECRET_NOTE,
+            "Geheimnis",
+        ):
             assert secret.encode() not in raw, (envelope.event_type, secret)
 
 
@@ -120,7 +142,9 @@ async def test_export_and_erase_subject_directly(client: Any, refused: Any) -> N
     )
     assert (exported.service, exported.region) == ("deals", "eu")
     kinds = sorted(r.kind for r in exported.records)
-    assert kinds == ["deal", "document", "stage_change"]
+    assert kinds == ["deal", "document", "payment", "stage_change"]
+    (paid,) = [r for r in exported.records if r.kind == "payment"]
+    assert (paid.data["note"], paid.data["method"]) == (SECRET_NOTE, "cash")
     (record,) = [r for r in exported.records if r.kind == "deal"]
     assert record.id == deal.id and record.data["title"] == SECRET_TITLE
     assert (
@@ -134,12 +158,17 @@ async def test_export_and_erase_subject_directly(client: Any, refused: Any) -> N
     assert {c.kind: c.count for c in erased.erased} == {
         "deal": 1,
         "document": 1,
+        "payment_note": 1,
         "idempotent_response": 0,
     }
     again = await client.privacy.EraseSubject(erase, metadata=client.admin)
     assert {c.kind: c.count for c in again.erased}["deal"] == 0
     after = await client.deals.GetDeal(pb.GetDealRequest(id=deal.id), metadata=client.admin)
     assert_anonymised(after, deal)
+    listed = await client.deals.ListPayments(
+        pb.ListPaymentsRequest(deal_id=deal.id), metadata=client.admin
+    )
+    assert [(p.amount.amount, p.note) for p in listed.payments] == [("500.00", "")]
 
 
 async def test_a_merge_moves_the_deals_to_the_surviving_contact(

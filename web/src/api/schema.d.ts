@@ -320,6 +320,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/deals/{deal_id}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The deal's payments (reversed ones marked), the total paid and the balance due */
+        get: operations["list_payments_v1_deals__deal_id__payments_get"];
+        put?: never;
+        /** Record a payment received against the deal (in the deal's currency) */
+        post: operations["record_payment_v1_deals__deal_id__payments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/deals/{deal_id}/payments/{payment_id}/reverse": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reverse a mistaken payment: it stays listed, marked, and no longer counts */
+        post: operations["reverse_payment_v1_deals__deal_id__payments__payment_id__reverse_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/contacts/{contact_id}/value": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the client is worth: total won and paid to date, in the reporting currency */
+        get: operations["contact_value_v1_contacts__contact_id__value_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/companies/{company_id}/value": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the company is worth: total won and paid to date, in the reporting currency */
+        get: operations["company_value_v1_companies__company_id__value_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deals/{deal_id}/documents": {
         parameters: {
             query?: never;
@@ -332,6 +401,23 @@ export interface paths {
         put?: never;
         /** Generate a document from a template */
         post: operations["generate_document_v1_deals__deal_id__documents_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/deals/{deal_id}/documents/{document_id}/send": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Email the document to the deal's contact, the PDF attached (sent by notifications) */
+        post: operations["send_document_v1_deals__deal_id__documents__document_id__send_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1989,6 +2075,25 @@ export interface components {
              */
             provider_id?: string;
         };
+        /** ClientValue */
+        ClientValue: {
+            /** Contact Id */
+            contact_id: string;
+            /** Company Id */
+            company_id: string;
+            /** Reporting Currency */
+            reporting_currency: string;
+            won?: components["schemas"]["Money"];
+            /** Deals Won */
+            deals_won: number;
+            paid?: components["schemas"]["Money"];
+            /** Payments */
+            payments: number;
+            /** Missing Rates */
+            missing_rates: string[];
+            /** Region */
+            region: string;
+        };
         /** Company */
         Company: {
             /** Id */
@@ -2401,6 +2506,10 @@ export interface components {
             updated_at?: string;
             /** Version */
             version: number;
+            paid?: components["schemas"]["Money"];
+            balance_due?: components["schemas"]["Money"];
+            /** Paid In Full At */
+            paid_in_full_at?: string;
             /** Custom Fields */
             custom_fields: {
                 [key: string]: unknown;
@@ -2574,6 +2683,21 @@ export interface components {
             created_at?: string;
             /** Pdf Size */
             pdf_size: string;
+        };
+        /** DocumentSend */
+        DocumentSend: {
+            /** Event Id */
+            event_id: string;
+            /** Document Id */
+            document_id: string;
+            /** Deal Id */
+            deal_id: string;
+            /** Contact Id */
+            contact_id: string;
+            /** Status */
+            status: string;
+            /** Deliveries */
+            deliveries: string;
         };
         /** DocumentTemplate */
         DocumentTemplate: {
@@ -3196,6 +3320,82 @@ export interface components {
             /** Deferred Reason */
             deferred_reason: string;
         };
+        /** Payment */
+        Payment: {
+            /** Id */
+            id: string;
+            /** Deal Id */
+            deal_id: string;
+            amount?: components["schemas"]["Money"];
+            /** Paid On */
+            paid_on: string;
+            /** Method */
+            method: string;
+            /** Note */
+            note: string;
+            /** Recorded By */
+            recorded_by: string;
+            /** Recorded At */
+            recorded_at?: string;
+            /** Reversed At */
+            reversed_at?: string;
+            /** Reversed By */
+            reversed_by: string;
+            /** Reversal Reason */
+            reversal_reason: string;
+        };
+        /** PaymentIn */
+        PaymentIn: {
+            /**
+             * Amount
+             * @description decimal string, e.g. "400.00", greater than zero
+             */
+            amount: string;
+            /**
+             * Currency
+             * @description the deal's currency (the default); no other
+             * @default
+             */
+            currency?: string;
+            /**
+             * Paid On
+             * @description YYYY-MM-DD, not in the future; default today
+             * @default
+             */
+            paid_on?: string;
+            /**
+             * Method
+             * @description cash, card, bank_transfer, pix or other
+             * @default other
+             */
+            method?: string;
+            /**
+             * Note
+             * @default
+             */
+            note?: string;
+        };
+        /** Payments */
+        Payments: {
+            /** Data */
+            data: components["schemas"]["Payment"][];
+            paid?: components["schemas"]["MoneyOut"] | null;
+            balance_due?: components["schemas"]["MoneyOut"] | null;
+        };
+        /** PaymentsRow */
+        PaymentsRow: {
+            /** Period */
+            period: string;
+            /** Granularity */
+            granularity: string;
+            /** Payments */
+            payments: number;
+            /**
+             * Value
+             * @description received, in the reporting currency
+             */
+            value: string;
+        };
         /** Pipeline */
         Pipeline: {
             /** Id */
@@ -3488,7 +3688,7 @@ export interface components {
              * Report
              * @enum {string}
              */
-            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast";
+            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast" | "payments";
             /** Regions */
             regions: string[];
             /** Reporting Currency */
@@ -3498,7 +3698,7 @@ export interface components {
             /** Missing Rates */
             missing_rates: components["schemas"]["MissingRate"][];
             /** Data */
-            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"])[];
+            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["PaymentsRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"])[];
         };
         /** ReportFilters */
         ReportFilters: {
@@ -3614,6 +3814,14 @@ export interface components {
             deals: number;
             /** Value */
             value: string;
+        };
+        /** ReversePaymentIn */
+        ReversePaymentIn: {
+            /**
+             * Reason
+             * @description why the entry was wrong
+             */
+            reason: string;
         };
         /** Segment */
         Segment: {
@@ -6700,6 +6908,416 @@ export interface operations {
             };
         };
     };
+    list_payments_v1_deals__deal_id__payments_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payments"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    record_payment_v1_deals__deal_id__payments_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                deal_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PaymentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payment"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reverse_payment_v1_deals__deal_id__payments__payment_id__reverse_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deal_id: string;
+                payment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReversePaymentIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Payment"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    contact_value_v1_contacts__contact_id__value_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                contact_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientValue"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    company_value_v1_companies__company_id__value_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                company_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClientValue"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_documents_v1_deals__deal_id__documents_get: {
         parameters: {
             query?: never;
@@ -6791,6 +7409,105 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Document"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    send_document_v1_deals__deal_id__documents__document_id__send_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                deal_id: string;
+                document_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DocumentSend"];
                 };
             };
             /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
@@ -9873,7 +10590,7 @@ export interface operations {
                 team?: string;
                 /** @description regions, comma separated; empty or 'all' = worldwide */
                 region?: string;
-                /** @description revenue: day, week, month or quarter */
+                /** @description revenue and payments: day, week, month or quarter */
                 granularity?: string;
                 /** @description json, csv, svg or png */
                 format?: string;

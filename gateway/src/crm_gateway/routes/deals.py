@@ -263,6 +263,117 @@ async def move_deal(
     return schemas.to_json(moved)
 
 
+# ---------------------------------------------------------------- payments
+
+
+@router.post(
+    "/v1/deals/{deal_id}/payments",
+    status_code=201,
+    summary="Record a payment received against the deal (in the deal's currency)",
+    **answers.ok(answers.Payment, 201),
+)
+async def record_payment(
+    deal_id: str,
+    body: schemas.PaymentIn,
+    response: Response,
+    who: Caller = Depends(caller),
+    key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    payment = pb.Payment(
+        deal_id=deal_id,
+        amount=pb.Money(amount=body.amount, currency=body.currency),
+        paid_on=body.paid_on,
+        method=body.method,
+        note=body.note,
+    )
+    recorded = await _stub(who, region).RecordPayment(
+        pb.RecordPaymentRequest(payment=payment),
+        metadata=await who.metadata(region, idempotency_key(key)),
+        timeout=who.timeout,
+    )
+    response.headers["Location"] = f"/v1/deals/{deal_id}/payments/{recorded.id}"
+    return schemas.to_json(recorded)
+
+
+@router.get(
+    "/v1/deals/{deal_id}/payments",
+    summary="The deal's payments (reversed ones marked), the total paid and the balance due",
+    **answers.ok(answers.Payments),
+)
+async def list_payments(deal_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    reply = await _stub(who, region).ListPayments(
+        pb.ListPaymentsRequest(deal_id=deal_id),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    answer: dict[str, Any] = {"data": [schemas.to_json(p) for p in reply.payments]}
+    if reply.HasField("paid"):
+        answer["paid"] = schemas.to_json(reply.paid)
+        answer["balance_due"] = schemas.to_json(reply.balance_due)
+    return answer
+
+
+@router.post(
+    "/v1/deals/{deal_id}/payments/{payment_id}/reverse",
+    summary="Reverse a mistaken payment: it stays listed, marked, and no longer counts",
+    **answers.ok(answers.Payment),
+)
+async def reverse_payment(
+    deal_id: str,
+    payment_id: str,
+    body: schemas.ReversePaymentIn,
+    who: Caller = Depends(caller),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    if region_of_id(payment_id, "payment_id") != region:
+        raise invalid("payment_id", "not a payment of this deal")
+    reversed_ = await _stub(who, region).ReversePayment(
+        pb.ReversePaymentRequest(id=payment_id, reason=body.reason, deal_id=deal_id),
+        metadata=await who.metadata(region),
+        timeout=who.timeout,
+    )
+    return schemas.to_json(reversed_)
+
+
+# ---------------------------------------------------------------- what a client is worth
+
+
+async def _client_value(who: Caller, request: pb.GetClientValueRequest, record_id: str) -> Any:
+    """Asked of the deals service of the client's region (its deals all live there): the
+    contacts service never depends on deals to answer for a contact."""
+    region = region_of_id(record_id)
+    reply = await _stub(who, region).GetClientValue(
+        request, metadata=await who.metadata(region), timeout=who.timeout
+    )
+    answer = schemas.to_json(reply)
+    answer["region"] = region
+    return answer
+
+
+@router.get(
+    "/v1/contacts/{contact_id}/value",
+    tags=["contacts"],
+    summary="What the client is worth: total won and paid to date, in the reporting currency",
+    **answers.ok(answers.ClientValue),
+)
+async def contact_value(contact_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    request = pb.GetClientValueRequest(contact_id=contact_id)
+    return dict(await _client_value(who, request, contact_id))
+
+
+@router.get(
+    "/v1/companies/{company_id}/value",
+    tags=["companies"],
+    summary="What the company is worth: total won and paid to date, in the reporting currency",
+    **answers.ok(answers.ClientValue),
+)
+async def company_value(company_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    request = pb.GetClientValueRequest(company_id=company_id)
+    return dict(await _client_value(who, request, company_id))
+
+
 # ---------------------------------------------------------------- documents
 
 
@@ -297,6 +408,34 @@ async def list_documents(deal_id: str, who: Caller = Depends(caller)) -> dict[st
         timeout=who.timeout,
     )
     return {"data": [schemas.to_json(d) for d in reply.documents]}
+
+
+@router.post(
+    "/v1/deals/{deal_id}/documents/{document_id}/send",
+    status_code=202,
+    summary="Email the document to the deal's contact, the PDF attached (sent by notifications)",
+    **answers.ok(answers.DocumentSend, 202),
+)
+async def send_document(
+    deal_id: str,
+    document_id: str,
+    who: Caller = Depends(caller),
+    key: str | None = Header(None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    region = region_of_id(deal_id)
+    if region_of_id(document_id, "document_id") != region:
+        raise invalid("document_id", "not a document of this deal")
+    queued = await _stub(who, region).SendDocument(
+        pb.SendDocumentRequest(deal_id=deal_id, document_id=document_id),
+        metadata=await who.metadata(region, idempotency_key(key)),
+        timeout=who.timeout,
+    )
+    answer = schemas.to_json(queued)
+    # The delivery (status, every attempt) as the notifications service logs it.
+    answer["deliveries"] = (
+        f"/v1/notifications/deliveries?event_id={queued.event_id}&region={region}"
+    )
+    return answer
 
 
 @router.get(

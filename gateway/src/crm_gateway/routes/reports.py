@@ -34,7 +34,7 @@ from crm_kit.reporting_money import round_reporting
 
 router = APIRouter()
 
-NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast")
+NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "payments")
 CHARTS = ("funnel", "revenue")
 FORMATS = ("json", "csv", "svg", "png")
 RATIO = Decimal("0.0001")
@@ -199,6 +199,16 @@ async def _finish(
             }
             for key, values in sorted(rows.items())
         ]
+    if name == "payments":
+        return [
+            {
+                "period": key[1],
+                "granularity": granularity,
+                "payments": _int(values.get("payments", Decimal(0))),
+                "value": _money(values.get("value", Decimal(0)), currency),
+            }
+            for key, values in sorted(rows.items())
+        ]
     if name == "activity":
         measures = (
             "calls",
@@ -306,7 +316,7 @@ async def get_report(
     owner: str = Query("", description="owner user ids, comma separated"),
     team: str = Query("", description="teams, comma separated"),
     region: str = Query("", description="regions, comma separated; empty or 'all' = worldwide"),
-    granularity: str = Query("", description="revenue: day, week, month or quarter"),
+    granularity: str = Query("", description="revenue and payments: day, week, month or quarter"),
     format: str = Query("json", description="json, csv, svg or png"),
 ) -> Any:
     if name not in NAMES:

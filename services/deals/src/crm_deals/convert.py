@@ -49,8 +49,12 @@ def amount_text(row: models.Deal) -> str:
 
 
 def deal_to_pb(
-    row: models.Deal, stage_name: str, history: Sequence[models.StageChange] = ()
+    row: models.Deal,
+    stage_name: str,
+    history: Sequence[models.StageChange] = (),
+    paid: Decimal = Decimal(0),
 ) -> pb.Deal:
+    has_amount = row.amount is not None and bool(row.currency)
     return pb.Deal(
         id=row.id,
         region=row.id.split("_", 1)[0],
@@ -89,6 +93,32 @@ def deal_to_pb(
         created_at=timestamp(row.created_at),
         updated_at=timestamp(row.updated_at),
         version=row.version,
+        paid=pb.Money(amount=money.to_text(paid, row.currency), currency=row.currency)
+        if has_amount
+        else None,
+        balance_due=pb.Money(
+            amount=money.to_text((row.amount or Decimal(0)) - paid, row.currency),
+            currency=row.currency,
+        )
+        if has_amount
+        else None,
+        paid_in_full_at=timestamp(row.paid_in_full_at),
+    )
+
+
+def payment_to_pb(row: models.Payment) -> pb.Payment:
+    return pb.Payment(
+        id=row.id,
+        deal_id=row.deal_id,
+        amount=pb.Money(amount=money.to_text(row.amount, row.currency), currency=row.currency),
+        paid_on=row.paid_on.isoformat(),
+        method=row.method,
+        note=row.note,
+        recorded_by=row.recorded_by,
+        recorded_at=timestamp(row.recorded_at),
+        reversed_at=timestamp(row.reversed_at),
+        reversed_by=row.reversed_by,
+        reversal_reason=row.reversal_reason,
     )
 
 

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.events.v1 import deals_pb2 as events
-from crm_deals import documents, models, money, pipelines
+from crm_deals import documents, models, money, payments, pipelines
 from crm_deals.access import get_deal_row, resolve_owner, visible
 from crm_deals.convert import amount_text, deal_to_pb, timestamp
 from crm_deals.links import Directory
@@ -264,7 +265,7 @@ async def check_links(
 
 
 async def to_pbs(session: AsyncSession, rows: Sequence[models.Deal]) -> list[pb.Deal]:
-    """Deals with their stage names and histories, in two queries for any number."""
+    """Deals with their stage names, histories and payments, in three queries for any number."""
     if not rows:
         return []
     tenant_id = rows[0].tenant_id
@@ -277,7 +278,13 @@ async def to_pbs(session: AsyncSession, rows: Sequence[models.Deal]) -> list[pb.
     history: dict[str, list[models.StageChange]] = {}
     for change in changes:
         history.setdefault(change.deal_id, []).append(change)
-    return [deal_to_pb(row, names.get(row.stage_id, ""), history.get(row.id, [])) for row in rows]
+    paid = await payments.paid_by_deal(session, [row.id for row in rows])
+    return [
+        deal_to_pb(
+            row, names.get(row.stage_id, ""), history.get(row.id, []), paid.get(row.id, Decimal(0))
+        )
+        for row in rows
+    ]
 
 
 async def to_pb(session: AsyncSession, row: models.Deal) -> pb.Deal:
@@ -449,6 +456,17 @@ async def update_deal(
     values = validate_fields(principal, region, msg, frozenset(paths), row, violations)
     await stamp_team(session, principal, msg, values)
     await check_links(directory, principal, values, row, violations)
+    if (
+        "amount" in paths
+        and values.get("currency") != row.currency
+        and await payments.has_payments(session, row.id)
+    ):
+        # Payments are in the deal's currency: a balance over two currencies means nothing.
+        violations.append(
+            FieldViolation(
+                "amount.currency", f"the deal has payments in {row.currency}; keep its currency"
+            )
+        )
     if violations:
         raise InvalidArgument(violations)
     changed = [name for name, value in values.items() if getattr(row, name) != value]
@@ -459,6 +477,8 @@ async def update_deal(
     row.version += 1
     row.updated_at = now()
     await session.flush()
+    if "amount" in changed and outbox is not None:
+        await payments.announce_if_paid(session, principal, outbox, row)
     reported = sorted(REPORTED_FIELDS.intersection(changed))
     if outbox is not None and reported:
         await outbox.add(

@@ -484,7 +484,7 @@ async def get_content(
     column = models.Document.pdf if fmt == "pdf" else models.Document.html
     row = (
         await session.execute(
-            sa.select(models.Document.template_key, column)
+            sa.select(models.Document.template_key, models.Document.title, column)
             .join(models.Deal, models.Deal.id == models.Document.deal_id)
             .where(
                 models.Document.id == document_id,
@@ -495,10 +495,11 @@ async def get_content(
     ).first()
     if row is None:
         raise NotFound(f"document {document_id} not found")
-    template_key, content = row
+    template_key, title, content = row
     return pb.DocumentContent(
         id=document_id,
         media_type=MEDIA_TYPES[fmt],
         content=content,
         filename=f"{template_key}-{document_id}.{fmt}",
+        title=title,
     )

@@ -147,3 +147,38 @@ async def converter(session: AsyncSession, tenant_id: str, on: date) -> Converte
         .order_by(rate.currency, rate.valid_on.desc())
     )
     return Converter(reporting, {currency: value for currency, value in rows.tuples()})
+
+
+@dataclass
+class DatedRates:
+    """Every rate into the reporting currency, for amounts of many different days."""
+
+    reporting: str
+    # currency -> [(valid_on, rate)], newest first
+    by_currency: dict[str, list[tuple[date, Decimal]]]
+    missing: set[str] = field(default_factory=set)
+
+    def convert(self, amount: Decimal, currency: str, on: date) -> Decimal | None:
+        """The exact converted amount with the rate valid on `on`, or None (noted)."""
+        if currency == self.reporting:
+            return amount
+        for valid_on, rate in self.by_currency.get(currency, ()):
+            if valid_on <= on:
+                with decimal.localcontext(prec=PRECISION):
+                    return amount * rate
+        self.missing.add(currency)
+        return None
+
+
+async def dated_rates(session: AsyncSession, tenant_id: str) -> DatedRates:
+    reporting = await reporting_currency(session, tenant_id)
+    rate = models.ExchangeRate
+    rows = await session.execute(
+        sa.select(rate.currency, rate.valid_on, rate.rate)
+        .where(rate.tenant_id == tenant_id, rate.quote_currency == reporting)
+        .order_by(rate.currency, rate.valid_on.desc())
+    )
+    by_currency: dict[str, list[tuple[date, Decimal]]] = {}
+    for currency, valid_on, value in rows.tuples():
+        by_currency.setdefault(currency, []).append((valid_on, value))
+    return DatedRates(reporting, by_currency)

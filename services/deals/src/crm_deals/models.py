@@ -101,6 +101,8 @@ class Deal(Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     stage_entered_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # When the payments first covered the amount (deals.deal.paid_in_full is sent once).
+    paid_in_full_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
@@ -131,6 +133,31 @@ class StageChange(Base):
     moved_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
     __table_args__ = (sa.Index("ix_stage_changes_deal", "deal_id", "id"),)
+
+
+class Payment(Base):
+    """Money received against a deal, in the deal's currency. A mistaken entry is
+    reversed (marked, kept) rather than deleted: what was recorded, undone, by whom and
+    why stays visible, and the events reports follow only ever add up."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    deal_id: Mapped[str] = mapped_column(sa.ForeignKey("deals.id", ondelete="CASCADE"))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    currency: Mapped[str] = mapped_column(sa.Text)
+    paid_on: Mapped[date] = mapped_column(sa.Date)
+    method: Mapped[str] = mapped_column(sa.Text)
+    # Free text: may describe the person, so it goes with the contact's erasure.
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    recorded_by: Mapped[str] = mapped_column(sa.Text)
+    recorded_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    reversed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    reversed_by: Mapped[str] = mapped_column(sa.Text, default="")
+    reversal_reason: Mapped[str] = mapped_column(sa.Text, default="")
+
+    __table_args__ = (sa.Index("ix_payments_deal", "deal_id", "id"),)
 
 
 class DealSettings(Base):

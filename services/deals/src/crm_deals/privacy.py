@@ -3,7 +3,8 @@ the same erasure when the contacts service announces it (crm_deals.handlers).
 
 A deal outlives its contact's erasure for reporting: it keeps amount, currency,
 pipeline, stages, history and dates, and loses the link to the person and every free
-text that may describe them (title, description, lost reason, custom fields).
+text that may describe them (title, description, lost reason, custom fields, the
+notes of its payments; the payments' amounts, days and methods stay for the books).
 Generated documents carry the person's name and address, so they are deleted.
 """
 
@@ -80,6 +81,14 @@ async def export_subject(
         .where(document.deal_id.in_(deal_ids))
         .order_by(document.id)
     )
+    payments = await session.scalars(
+        sa.select(models.Payment)
+        .where(models.Payment.deal_id.in_(deal_ids))
+        .order_by(models.Payment.id)
+    )
+    response.records.extend(
+        _record("payment", payment.id, row_to_dict(payment)) for payment in payments
+    )
     for doc_id, deal_id, key, title, created_at, size in documents.tuples():
         response.records.append(
             _record(
@@ -108,12 +117,20 @@ async def anonymise(session: AsyncSession, tenant_id: str, contact_id: str) -> d
             .with_for_update()
         )
     )
-    counts = {"deal": len(deal_ids), "document": 0}
+    counts = {"deal": len(deal_ids), "document": 0, "payment_note": 0}
     if deal_ids:
         deleted = await session.execute(
             sa.delete(models.Document).where(models.Document.deal_id.in_(deal_ids))
         )
         counts["document"] = deleted.rowcount  # type: ignore[attr-defined]
+        # Payments stay for the books (amount, day, method); their notes may describe
+        # the person, like the deal's own free text.
+        noted = await session.execute(
+            sa.update(models.Payment)
+            .where(models.Payment.deal_id.in_(deal_ids), models.Payment.note != "")
+            .values(note="")
+        )
+        counts["payment_note"] = noted.rowcount  # type: ignore[attr-defined]
         await session.execute(
             sa.update(models.Deal)
             .where(models.Deal.id.in_(deal_ids))

@@ -12,7 +12,20 @@ from crm_api.crm.compliance.v1 import compliance_pb2, compliance_pb2_grpc
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2, privacy_pb2_grpc
-from crm_deals import board, deals, documents, fx, handlers, models, pipelines, privacy, retention
+from crm_deals import (
+    board,
+    deals,
+    documents,
+    fx,
+    handlers,
+    models,
+    payments,
+    pipelines,
+    privacy,
+    retention,
+    sending,
+    value,
+)
 from crm_deals.links import ContactsDirectory
 from crm_kit import task_access, teams
 from crm_kit.audit import SubjectTable
@@ -228,6 +241,71 @@ class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):
             lambda s: documents.get_content(s, principal, request.id, request.format),
         )
 
+    # ------------------------------------------------------------ payments
+
+    async def RecordPayment(
+        self, request: pb.RecordPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Payment:
+        principal = caller()
+        return await self.write(
+            "RecordPayment",
+            request,
+            pb.Payment,
+            "payment.record",
+            lambda p: p.deal_id,
+            lambda s: payments.record_payment(
+                s, principal, self.region, self.runtime.outbox, request.payment
+            ),
+        )
+
+    async def ListPayments(
+        self, request: pb.ListPaymentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPaymentsResponse:
+        principal = caller()
+        return await self.read(
+            "payment.list",
+            request.deal_id,
+            lambda s: payments.list_payments(s, principal, request.deal_id),
+        )
+
+    async def ReversePayment(
+        self, request: pb.ReversePaymentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Payment:
+        principal = caller()
+        return await self.write(
+            "ReversePayment",
+            request,
+            pb.Payment,
+            "payment.reverse",
+            lambda p: p.deal_id,
+            lambda s: payments.reverse_payment(s, principal, self.runtime.outbox, request),
+        )
+
+    async def GetClientValue(
+        self, request: pb.GetClientValueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClientValue:
+        principal = caller()
+        return await self.read(
+            "client.value",
+            request.contact_id or request.company_id,
+            lambda s: value.client_value(s, principal, self.region, self.directory, request),
+        )
+
+    async def SendDocument(
+        self, request: pb.SendDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DocumentSend:
+        principal = caller()
+        return await self.write(
+            "SendDocument",
+            request,
+            pb.DocumentSend,
+            "document.send",
+            lambda d: d.deal_id,
+            lambda s: sending.send_document(
+                s, principal, self.runtime.outbox, self.directory, request
+            ),
+        )
+
 
 class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
     async def ExportSubject(
@@ -259,11 +337,19 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
             "documents": "SELECT d.contact_id FROM deals d WHERE d.id = documents.deal_id"
         },
     )
-    # Relocation: a subject's deals with their history and documents (crm_kit.relocation).
+    # A payment's note is about its deal's contact (a namesake's payment keeps its note).
+    runtime.copy_rules = runtime.copy_rules.extend(
+        contact_columns={
+            "payments": "SELECT d.contact_id FROM deals d WHERE d.id = payments.deal_id"
+        },
+    )
+    # Relocation: a subject's deals with their history, documents and payments
+    # (crm_kit.relocation).
     runtime.owned_tables += [
         OwnedTable(models.Deal, contact_column="contact_id"),
         OwnedTable(models.StageChange, parent=("deal_id", "deals")),
         OwnedTable(models.Document, parent=("deal_id", "deals")),
+        OwnedTable(models.Payment, parent=("deal_id", "deals")),
     ]
     compliance_pb2_grpc.add_RetentionServiceServicer_to_server(
         retention.RetentionServicer(runtime), server

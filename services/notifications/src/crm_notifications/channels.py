@@ -46,6 +46,8 @@ class Outgoing:
     tenant_id: str
     rendered: Rendered
     list_unsubscribe: str = ""
+    # (filename, media type, content): email only, e.g. the invoice's PDF.
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 class Sender(Protocol):
@@ -70,6 +72,9 @@ class EmailSender:
             mail["List-Unsubscribe"] = f"<{message.list_unsubscribe}>"
         mail.set_content(message.rendered.text)
         mail.add_alternative(message.rendered.html, subtype="html")
+        for filename, media_type, content in message.attachments:
+            maintype, _, subtype = media_type.partition("/")
+            mail.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
         # After the body: setting content clears every Content-* header.
         mail["Content-Language"] = message.rendered.locale
         return mail

@@ -20,11 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from babel.languages import get_official_languages
 from jinja2 import TemplateError
 from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_api.crm.contacts.v1 import contacts_pb2
 from crm_api.crm.events.v1 import notifications_pb2 as events
 from crm_kit import clock
 from crm_kit.errors import Unavailable
@@ -77,6 +79,18 @@ async def find_template(
         if shipped is not None:
             return shipped
     return None
+
+
+def client_locale(contact: contacts_pb2.Contact) -> str:
+    """The contact's language, else their country's first official language (pt-BR for
+    Brazil, de-DE for Germany), else English."""
+    if contact.language and (locale := templates.canonical_locale(contact.language)):
+        return locale
+    country = contact.address.country.strip().upper()
+    languages = get_official_languages(country, de_facto=True) if country else ()
+    if languages:
+        return templates.canonical_locale(f"{languages[0]}-{country}") or "en"
+    return "en"
 
 
 class Dispatcher:
@@ -163,8 +177,11 @@ class Dispatcher:
         # already waiting.
         async with self.sessions() as session:
             default = await working_hours.tenant_schedule(session, tenant)
+        attachments: tuple[tuple[str, str, bytes], ...] = ()
         try:
-            if row.recipient_type == "contact":
+            if row.kind in templates.CLIENT_KINDS:
+                recipient, context, attachments = await self.client_recipient(row, default)
+            elif row.recipient_type == "contact":
                 recipient, context = await campaigns.contact_recipient(
                     self.lookups, row, self.settings, default
                 )
@@ -208,6 +225,7 @@ class Dispatcher:
             tenant_id=tenant,
             rendered=rendered,
             list_unsubscribe=unsubscribe,
+            attachments=attachments,
         )
         try:
             detail = await self.channels.send(outgoing)
@@ -217,7 +235,59 @@ class Dispatcher:
         except SendError as exc:
             await self.failed(row, str(exc), address=address)
             return
+        if row.kind in templates.CLIENT_KINDS:
+            # On the client's timeline before the delivery counts as done: if the contacts
+            # service is down, the delivery is retried, and a resent email carries the
+            # same Message-ID (at least once, recognisable), so no sent email goes unlogged.
+            names = ", ".join(name for name, _, _ in attachments)
+            await self.lookups.log_email(
+                tenant,
+                row.recipient_id,
+                rendered.subject,
+                f"Sent by email to {address}" + (f", attached: {names}" if names else ""),
+            )
         await self.finish(row, "sent", detail, address=address)
+
+    async def client_recipient(
+        self, row: models.Delivery, default: Schedule
+    ) -> tuple[Recipient, dict[str, Any], tuple[tuple[str, str, bytes], ...]]:
+        """A message to a client about their deal (not a campaign: it needs no marketing
+        consent), in the contact's language, with the document attached."""
+        tenant, ctx = row.tenant_id, row.context
+        contact = await self.lookups.contact(tenant, row.recipient_id)
+        locale = client_locale(contact)
+        hours = WorkingHours.of(contact.time_zone or "UTC", default=default)
+        name = Lookups.contact_name(contact)
+        emails = [email for email in contact.emails if email.strip()]
+        recipient = Recipient(name, locale, hours, emails[0] if emails else "")
+        deal = await self.lookups.deal(tenant, ctx["deal_id"])
+        document = await self.lookups.document_pdf(tenant, ctx["document_id"])
+        title = document.title or document.filename.rsplit(".", 1)[0]
+        context: dict[str, Any] = {
+            "kind": row.kind,
+            "recipient": {"id": contact.id, "name": name},
+            "contact": {
+                "id": contact.id,
+                "name": name,
+                "first_name": contact.first_name,
+                "last_name": contact.last_name,
+            },
+            "deal": {
+                "id": deal.id,
+                "title": deal.title,
+                "amount": deal.amount.amount or "0",
+                "currency": deal.amount.currency,
+                "stage": deal.stage_name,
+            },
+            "document": {"id": document.id, "title": title},
+            "assignee": None,
+            "owner": None,
+            "task": None,
+            "reminder": None,
+            "message": "",
+        }
+        attachment = (document.filename, document.media_type, bytes(document.content))
+        return recipient, context, (attachment,)
 
     async def user_recipient(
         self, row: models.Delivery, default: Schedule

@@ -109,7 +109,7 @@ async def get_preferences(session: AsyncSession, principal: Principal) -> pb.Pre
         user_id=principal.user_id,
         preferences=[
             pb.Preference(kind=kind, channels=stored.get(kind, list(DEFAULT_CHANNELS)))
-            for kind in templates.KINDS
+            for kind in templates.USER_KINDS
         ],
     )
 
@@ -121,9 +121,11 @@ async def put_preferences(
     seen: set[str] = set()
     values = []
     for i, pref in enumerate(request.preferences):
-        if pref.kind not in templates.KINDS:
+        if pref.kind not in templates.USER_KINDS:
             violations.append(
-                FieldViolation(f"preferences[{i}].kind", f"one of {', '.join(templates.KINDS)}")
+                FieldViolation(
+                    f"preferences[{i}].kind", f"one of {', '.join(templates.USER_KINDS)}"
+                )
             )
         elif pref.kind in seen:
             violations.append(FieldViolation(f"preferences[{i}].kind", "given twice"))
@@ -267,8 +269,13 @@ async def list_deliveries(
     d = models.Delivery
     stmt = sa.select(d).where(d.tenant_id == principal.tenant_id)
     if not principal.has_role("admin", "compliance_officer"):
-        # Everyone else sees what was sent to them.
-        stmt = stmt.where(d.recipient_id == principal.user_id)
+        # Everyone else sees what was sent to them, and the emails they sent to clients.
+        stmt = stmt.where(
+            sa.or_(
+                d.recipient_id == principal.user_id,
+                d.context["requested_by"].astext == principal.user_id,
+            )
+        )
     if request.recipient_id:
         stmt = stmt.where(d.recipient_id == request.recipient_id)
     if request.event_id:

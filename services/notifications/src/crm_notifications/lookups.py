@@ -86,6 +86,33 @@ class Lookups:
             tenant,
         )
 
+    async def document_pdf(self, tenant: str, document_id: str) -> deals_pb2.DocumentContent:
+        return await self._call(  # type: ignore[no-any-return]
+            "deals",
+            deals_pb2_grpc.DealsServiceStub,
+            "GetDocumentContent",
+            deals_pb2.GetDocumentContentRequest(id=document_id, format="pdf"),
+            tenant,
+        )
+
+    async def log_email(self, tenant: str, contact_id: str, subject: str, body: str) -> None:
+        """An email sent to the contact, on the contact's timeline."""
+        await self._call(
+            "contacts",
+            contacts_pb2_grpc.ContactsServiceStub,
+            "AddTimelineEntry",
+            contacts_pb2.AddTimelineEntryRequest(
+                entry=contacts_pb2.TimelineEntry(
+                    contact_id=contact_id,
+                    kind="email",
+                    direction="outbound",
+                    subject=subject,
+                    body=body,
+                )
+            ),
+            tenant,
+        )
+
     async def consent_status(self, tenant: str, contact_id: str, purpose: str) -> str:
         reply: contacts_pb2.ListConsentsResponse = await self._call(
             "contacts",

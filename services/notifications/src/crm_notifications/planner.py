@@ -10,6 +10,7 @@ Who gets what:
   reminder.due        -> the contact's owner
   deal.won            -> the owner's manager
   notification.requested (automation rules) -> the rule's recipients
+  document.send_requested -> the deal's contact, by email, at once (document.sent)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EVENT_KINDS = {
     "tasks.reminder.due": "reminder.due",
     "deals.deal.won": "deal.won",
     "tasks.notification.requested": "automation",
+    "deals.document.send_requested": "document.sent",
 }
 
 
@@ -59,6 +61,8 @@ class Plan:
     context: dict[str, Any] = field(default_factory=dict)
     urgent: bool = False
     contact_id: str = ""
+    # "contact": the recipients are contacts, written to by email only.
+    recipient_type: str = "user"
 
 
 class Planner:
@@ -133,6 +137,24 @@ class Planner:
                     "currency": won.currency,
                 },
             )
+        if kind == "document.sent":
+            send = deal_events.DocumentSendRequested()
+            envelope.payload.Unpack(send)
+            # The client asked for nothing: no working hours apply, it goes now.
+            return Plan(
+                kind,
+                [send.contact_id],
+                {
+                    "deal_id": send.deal_id,
+                    "document_id": send.document_id,
+                    "contact_id": send.contact_id,
+                    # Who sent it sees the delivery in the log (inbox.list_deliveries).
+                    "requested_by": envelope.actor_id,
+                },
+                urgent=True,
+                contact_id=send.contact_id,
+                recipient_type="contact",
+            )
         if kind == "automation":
             requested = task_events.NotificationRequested()
             envelope.payload.Unpack(requested)
@@ -160,16 +182,11 @@ class Planner:
         recipients = list(dict.fromkeys(r for r in plan.recipients if r))
         if not recipients:
             return 0
-        prefs = {
-            row.user_id: row.channels
-            for row in await session.scalars(
-                sa.select(models.Preference).where(
-                    models.Preference.tenant_id == tenant,
-                    models.Preference.user_id.in_(recipients),
-                    models.Preference.kind == plan.kind,
-                )
-            )
-        }
+        prefs: dict[str, list[str]]
+        if plan.recipient_type == "contact":
+            prefs = {recipient: ["email"] for recipient in recipients}
+        else:
+            prefs = await self._preferences(session, tenant, recipients, plan.kind)
         now = clock.now()
         rows = []
         for recipient in recipients:
@@ -181,7 +198,7 @@ class Planner:
                         "tenant_id": tenant,
                         "event_id": event_id,
                         "kind": plan.kind,
-                        "recipient_type": "user",
+                        "recipient_type": plan.recipient_type,
                         "recipient_id": recipient,
                         "channel": channel,
                         "status": "pending",
@@ -200,3 +217,17 @@ class Planner:
             .on_conflict_do_nothing(index_elements=["event_id", "recipient_id", "channel"])
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _preferences(
+        self, session: AsyncSession, tenant: str, recipients: list[str], kind: str
+    ) -> dict[str, list[str]]:
+        return {
+            row.user_id: row.channels
+            for row in await session.scalars(
+                sa.select(models.Preference).where(
+                    models.Preference.tenant_id == tenant,
+                    models.Preference.user_id.in_(recipients),
+                    models.Preference.kind == kind,
+                )
+            )
+        }

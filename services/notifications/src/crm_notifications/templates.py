@@ -27,7 +27,18 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from crm_kit.errors import FieldViolation, InvalidArgument
 
-KINDS = ("task.created", "task.overdue", "reminder.due", "deal.won", "automation")
+KINDS = (
+    "task.created",
+    "task.overdue",
+    "reminder.due",
+    "deal.won",
+    "automation",
+    "document.sent",
+)
+# Kinds addressed to a client, not to the tenant's staff: no internal details appended.
+CLIENT_KINDS = ("document.sent",)
+# What a user can choose channels for (a client's email is email).
+USER_KINDS = tuple(kind for kind in KINDS if kind not in CLIENT_KINDS)
 # Messages to contacts (greeting rules), not users' notification kinds.
 GREETING_KINDS = ("greeting.birthday",)
 CAMPAIGN_KIND = re.compile(r"^campaign\.[a-z0-9][a-z0-9_-]{0,62}$")
@@ -272,6 +283,37 @@ _DEFAULTS: dict[str, dict[str, tuple[str, str]]] = {
             "{{ contact.first_name }} عزیز، تولدت مبارک! سالی سرشار از شادی برایت آرزو داریم.",
         ),
     },
+    # A document (an invoice) emailed to the deal's contact, the PDF attached.
+    "document.sent": {
+        "en": (
+            "{{ document.title }}",
+            "Dear {{ contact.name }},\n\nplease find {{ document.title }} attached.",
+        ),
+        "pt-BR": (
+            "{{ document.title }}",
+            "Prezado(a) {{ contact.name }},\n\nsegue em anexo {{ document.title }}.",
+        ),
+        "de": (
+            "{{ document.title }}",
+            "Guten Tag {{ contact.name }},\n\nim Anhang finden Sie {{ document.title }}.",
+        ),
+        "ru": (
+            "{{ document.title }}",
+            "Здравствуйте, {{ contact.name }}!\n\nВо вложении {{ document.title }}.",  # noqa: RUF001
+        ),
+        "hi": (
+            "{{ document.title }}",
+            "प्रिय {{ contact.name }},\n\n{{ document.title }} संलग्न है।",
+        ),
+        "gu": (
+            "{{ document.title }}",
+            "પ્રિય {{ contact.name }},\n\n{{ document.title }} સાથે જોડેલ છે.",
+        ),
+        "fa": (
+            "{{ document.title }}",
+            "{{ contact.name }} گرامی،\n\n{{ document.title }} پیوست است.",
+        ),
+    },
     "automation": {
         "en": ("Automation notice", "{{ message }}"),
         "pt-BR": ("Aviso de automação", "{{ message }}"),
@@ -311,8 +353,7 @@ def builtin(kind: str, locale: str) -> TemplateText | None:
     if by_locale is None or locale not in by_locale:
         return None
     subject, text = by_locale[locale]
-    # A greeting speaks to the contact: the "Contact: <name>" details are for users.
-    details = "" if kind in GREETING_KINDS else _details(locale)
+    details = "" if kind in GREETING_KINDS or kind in CLIENT_KINDS else _details(locale)
     return TemplateText(kind, locale, subject, text + details, "", True)
 
 
@@ -475,6 +516,7 @@ def sample_context(kind: str, locale: str) -> dict[str, Any]:
             "days_before": 7,
         },
         "message": "Sample message",
+        "document": {"id": "document", "title": "Invoice Kitchen"},
         "unsubscribe_url": "https://crm.example/public/unsubscribe/sample",
     }
 

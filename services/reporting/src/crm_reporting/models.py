@@ -149,7 +149,37 @@ activity = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),
 )
 
-AGGREGATES = (stage_now, stage_reach, cohort, closed, cycles, forecast, activity)
+# Payments received on `paid_day` (reversed ones taken back out), amount per currency.
+payments = sa.Table(
+    "agg_payments",
+    Base.metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("paid_day", sa.Date, primary_key=True),
+    *_dims(),
+    sa.Column("method", sa.Text, primary_key=True),
+    sa.Column("currency", sa.Text, primary_key=True),
+    sa.Column("payments", sa.BigInteger, nullable=False),
+    sa.Column("amount", SUM, nullable=False),
+)
+
+AGGREGATES = (stage_now, stage_reach, cohort, closed, cycles, forecast, activity, payments)
+
+
+class PaymentState(Base):
+    """A counted payment's aggregate key, so its reversal takes out exactly what it added
+    (even if the deal changed owner in between)."""
+
+    __tablename__ = "rm_payments"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    payment_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    paid_day: Mapped[date] = mapped_column(sa.Date)
+    pipeline_id: Mapped[str] = mapped_column(sa.Text)
+    owner_id: Mapped[str] = mapped_column(sa.Text)
+    owner_team: Mapped[str] = mapped_column(sa.Text)
+    method: Mapped[str] = mapped_column(sa.Text)
+    currency: Mapped[str] = mapped_column(sa.Text)
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(18, 4))
 
 
 class OpenTask(Base):
@@ -184,6 +214,7 @@ READ_MODEL: tuple[str, ...] = (
     *(table.name for table in AGGREGATES),
     "rm_open_tasks",
     "rm_members",
+    "rm_payments",
 )
 
 

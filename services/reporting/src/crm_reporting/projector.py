@@ -14,7 +14,7 @@ import decimal
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,8 @@ EVENT_TYPES: dict[str, type[Message]] = {
     "deals.deal.updated": deal_events.DealUpdated,
     "deals.deal.won": deal_events.DealWon,
     "deals.deal.lost": deal_events.DealLost,
+    "deals.payment.recorded": deal_events.PaymentRecorded,
+    "deals.payment.reversed": deal_events.PaymentRecorded,
     "tasks.task.created": task_events.TaskCreated,
     "tasks.task.completed": task_events.TaskCompleted,
     "tasks.task.overdue": task_events.TaskOverdue,
@@ -293,6 +295,61 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
     return before
 
 
+# ---------------------------------------------------------------- payments
+
+
+async def _payment(
+    session: AsyncSession, tenant_id: str, event: deal_events.PaymentRecorded, reversed_: bool
+) -> bool:
+    """A recorded payment adds to its day; its reversal takes out what it added."""
+    state = await session.get(
+        models.PaymentState,
+        (tenant_id, event.payment_id),
+        with_for_update=True,
+        populate_existing=True,
+    )
+    if reversed_:
+        if state is None:
+            return False  # never counted (or already taken out)
+        sign = -1
+        await session.delete(state)
+    else:
+        if state is not None:
+            return False
+        try:
+            paid_day = date.fromisoformat(event.paid_on)
+        except ValueError:
+            log.warning("reporting: payment %s has no valid day", event.payment_id)
+            return False
+        state = models.PaymentState(
+            tenant_id=tenant_id,
+            payment_id=event.payment_id,
+            paid_day=paid_day,
+            pipeline_id=event.pipeline_id,
+            owner_id=event.owner_id,
+            owner_team=event.owner_team,
+            method=event.method,
+            currency=event.currency,
+            amount=_amount(event.amount),
+        )
+        session.add(state)
+        sign = 1
+    key = (
+        state.paid_day,
+        state.pipeline_id,
+        state.owner_id,
+        state.owner_team,
+        state.method,
+        state.currency,
+    )
+    delta: Counter[str] = Counter()
+    delta["payments"] = sign
+    delta["amount"] += sign * state.amount  # type: ignore[assignment]
+    await apply_changes(session, tenant_id, {models.payments: {key: delta}})
+    await session.flush()
+    return True
+
+
 # ---------------------------------------------------------------- handler
 
 
@@ -332,6 +389,9 @@ async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
         await apply_changes(session, tenant, difference(before, after))
         await _save(session, tenant, event.deal_id, after)
         return True
+    if isinstance(event, deal_events.PaymentRecorded):
+        reversed_ = envelope.event_type == "deals.payment.reversed"
+        return await _payment(session, tenant, event, reversed_)
     if isinstance(event, task_events.TaskCreated):
         await session.execute(
             pg_insert(models.OpenTask)

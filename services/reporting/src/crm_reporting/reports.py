@@ -33,7 +33,7 @@ from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from crm_reporting import models
 
-NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast")
+NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "payments")
 GRANULARITIES = ("day", "week", "month", "quarter")
 MAX_FILTER_VALUES = 100
 PRECISION = 60
@@ -426,6 +426,27 @@ async def forecast(
     return rows
 
 
+async def payments(
+    session: AsyncSession, principal: Principal, filters: Filters, rates: Rates
+) -> Rows:
+    """Money received by payment day, week, month or quarter (reversed payments taken
+    out), each day's amounts at that day's rate."""
+    rows = Rows()
+    t = models.payments
+    result = await session.execute(
+        sa.select(t.c.paid_day, t.c.currency, sa.func.sum(t.c.payments), sa.func.sum(t.c.amount))
+        .where(*_dimension_conditions(t, principal, filters), *_period(t.c.paid_day, filters))
+        .group_by(t.c.paid_day, t.c.currency)
+    )
+    for day, currency, count, amount in result.tuples():
+        rows.add(
+            ("bucket", bucket(day, filters.granularity)),
+            payments=count,
+            value=rates.convert(amount, currency, day),
+        )
+    return rows
+
+
 REPORTS = {
     "funnel": funnel,
     "win_rate": win_rate,
@@ -433,6 +454,7 @@ REPORTS = {
     "activity": activity,
     "lead_sources": lead_sources,
     "forecast": forecast,
+    "payments": payments,
 }
 
 

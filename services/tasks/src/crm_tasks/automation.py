@@ -129,6 +129,17 @@ async def facts_of(session: AsyncSession, envelope: envelope_pb2.Envelope) -> Fa
         facts.owner_id, facts.deal_id = closed.owner_id, closed.deal_id
         facts.pipeline_id = closed.pipeline_id
         facts.values = {"pipeline_id": closed.pipeline_id}
+    elif kind == "deals.deal.paid_in_full":
+        paid = _unpack(envelope, deal_events.DealPaidInFull)
+        if paid is None:
+            return None
+        facts.owner_id, facts.deal_id, facts.contact_id = (
+            paid.owner_id,
+            paid.deal_id,
+            paid.contact_id,
+        )
+        facts.pipeline_id = paid.pipeline_id
+        facts.values = {"pipeline_id": paid.pipeline_id}
     elif kind == "contacts.contact.created":
         contact = _unpack(envelope, contact_events.ContactCreated)
         if contact is None:

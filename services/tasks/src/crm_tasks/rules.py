@@ -36,6 +36,7 @@ DEAL_EVENTS = (
     "deals.deal.stage_changed",
     "deals.deal.won",
     "deals.deal.lost",
+    "deals.deal.paid_in_full",
 )
 TASK_EVENTS = ("tasks.task.overdue", "tasks.task.completed")
 # Condition keys each trigger understands (values compare as strings, all must hold).
@@ -53,6 +54,8 @@ TRIGGERS: dict[str, frozenset[str]] = {
     ),
     "deals.deal.won": frozenset({"pipeline_id"}),
     "deals.deal.lost": frozenset({"pipeline_id"}),
+    # The payments first covered the deal's amount (once per deal).
+    "deals.deal.paid_in_full": frozenset({"pipeline_id"}),
     "contacts.contact.created": frozenset({"source", "lifecycle_stage"}),
     "tasks.task.overdue": frozenset({"priority", "kind", "rule_id"}),
     "tasks.task.completed": frozenset({"priority", "kind", "rule_id", "on_time"}),

@@ -175,6 +175,9 @@ class Deal(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    BALANCE_DUE_FIELD_NUMBER: _builtins.int
+    PAID_IN_FULL_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     region: _builtins.str
     title: _builtins.str
@@ -207,6 +210,18 @@ class Deal(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def paid(self) -> Global___Money:
+        """Payments received (reversed ones excluded), in the deal's currency; unset without an amount."""
+
+    @_builtins.property
+    def balance_due(self) -> Global___Money:
+        """amount - paid (negative when more was paid); unset without an amount."""
+
+    @_builtins.property
+    def paid_in_full_at(self) -> _timestamp_pb2.Timestamp:
+        """Set the first time the balance reached zero (deals.deal.paid_in_full)."""
+
     def __init__(
         self,
         *,
@@ -233,10 +248,13 @@ class Deal(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        paid: Global___Money | None = ...,
+        balance_due: Global___Money | None = ...,
+        paid_in_full_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "closed_at", b"closed_at", "created_at", b"created_at", "stage_entered_at", b"stage_entered_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_due", b"balance_due", "closed_at", b"closed_at", "created_at", b"created_at", "paid", b"paid", "paid_in_full_at", b"paid_in_full_at", "stage_entered_at", b"stage_entered_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "closed_at", b"closed_at", "company_id", b"company_id", "contact_id", b"contact_id", "created_at", b"created_at", "custom_fields_json", b"custom_fields_json", "description", b"description", "expected_close_date", b"expected_close_date", "history", b"history", "id", b"id", "lost_reason", b"lost_reason", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "region", b"region", "source", b"source", "stage_entered_at", b"stage_entered_at", "stage_id", b"stage_id", "stage_name", b"stage_name", "status", b"status", "title", b"title", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_due", b"balance_due", "closed_at", b"closed_at", "company_id", b"company_id", "contact_id", b"contact_id", "created_at", b"created_at", "custom_fields_json", b"custom_fields_json", "description", b"description", "expected_close_date", b"expected_close_date", "history", b"history", "id", b"id", "lost_reason", b"lost_reason", "owner_id", b"owner_id", "owner_team", b"owner_team", "paid", b"paid", "paid_in_full_at", b"paid_in_full_at", "pipeline_id", b"pipeline_id", "region", b"region", "source", b"source", "stage_entered_at", b"stage_entered_at", "stage_id", b"stage_id", "stage_name", b"stage_name", "status", b"status", "title", b"title", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -929,10 +947,13 @@ class DocumentContent(_message.Message):
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     CONTENT_FIELD_NUMBER: _builtins.int
     FILENAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     media_type: _builtins.str
     content: _builtins.bytes
     filename: _builtins.str
+    title: _builtins.str
+    """The document's title (its template's name), e.g. "Invoice"."""
     def __init__(
         self,
         *,
@@ -940,11 +961,299 @@ class DocumentContent(_message.Message):
         media_type: _builtins.str = ...,
         content: _builtins.bytes = ...,
         filename: _builtins.str = ...,
+        title: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filename", b"filename", "id", b"id", "media_type", b"media_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filename", b"filename", "id", b"id", "media_type", b"media_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DocumentContent: _TypeAlias = DocumentContent  # noqa: Y015
+
+@_typing.final
+class Payment(_message.Message):
+    """One payment received against a deal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    PAID_ON_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    RECORDED_BY_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    REVERSED_AT_FIELD_NUMBER: _builtins.int
+    REVERSED_BY_FIELD_NUMBER: _builtins.int
+    REVERSAL_REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    deal_id: _builtins.str
+    paid_on: _builtins.str
+    """YYYY-MM-DD: the day the money was received."""
+    method: _builtins.str
+    """cash, card, bank_transfer, pix or other"""
+    note: _builtins.str
+    recorded_by: _builtins.str
+    reversed_by: _builtins.str
+    reversal_reason: _builtins.str
+    @_builtins.property
+    def amount(self) -> Global___Money:
+        """In the deal's currency."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reversed_at(self) -> _timestamp_pb2.Timestamp:
+        """Set when the payment was reversed (a mistaken entry): it no longer counts."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        amount: Global___Money | None = ...,
+        paid_on: _builtins.str = ...,
+        method: _builtins.str = ...,
+        note: _builtins.str = ...,
+        recorded_by: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        reversed_at: _timestamp_pb2.Timestamp | None = ...,
+        reversed_by: _builtins.str = ...,
+        reversal_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "recorded_at", b"recorded_at", "reversed_at", b"reversed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "deal_id", b"deal_id", "id", b"id", "method", b"method", "note", b"note", "paid_on", b"paid_on", "recorded_at", b"recorded_at", "recorded_by", b"recorded_by", "reversal_reason", b"reversal_reason", "reversed_at", b"reversed_at", "reversed_by", b"reversed_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Payment: _TypeAlias = Payment  # noqa: Y015
+
+@_typing.final
+class RecordPaymentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payment(self) -> Global___Payment:
+        """deal_id, amount (currency defaults to the deal's), paid_on (default today), method, note."""
+
+    def __init__(
+        self,
+        *,
+        payment: Global___Payment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordPaymentRequest: _TypeAlias = RecordPaymentRequest  # noqa: Y015
+
+@_typing.final
+class ListPaymentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    deal_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        deal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deal_id", b"deal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPaymentsRequest: _TypeAlias = ListPaymentsRequest  # noqa: Y015
+
+@_typing.final
+class ListPaymentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    BALANCE_DUE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Payment]: ...
+    @_builtins.property
+    def paid(self) -> Global___Money:
+        """Of the deal, as on Deal."""
+
+    @_builtins.property
+    def balance_due(self) -> Global___Money: ...
+    def __init__(
+        self,
+        *,
+        payments: _abc.Iterable[Global___Payment] | None = ...,
+        paid: Global___Money | None = ...,
+        balance_due: Global___Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_due", b"balance_due", "paid", b"paid"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_due", b"balance_due", "paid", b"paid", "payments", b"payments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPaymentsResponse: _TypeAlias = ListPaymentsResponse  # noqa: Y015
+
+@_typing.final
+class ReversePaymentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    """Why the entry was wrong (required)."""
+    deal_id: _builtins.str
+    """When set, the payment must be of this deal (else NOT_FOUND)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deal_id", b"deal_id", "id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReversePaymentRequest: _TypeAlias = ReversePaymentRequest  # noqa: Y015
+
+@_typing.final
+class GetClientValueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    """One of the two."""
+    company_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "contact_id", b"contact_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClientValueRequest: _TypeAlias = GetClientValueRequest  # noqa: Y015
+
+@_typing.final
+class ClientValue(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    REPORTING_CURRENCY_FIELD_NUMBER: _builtins.int
+    WON_FIELD_NUMBER: _builtins.int
+    DEALS_WON_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    MISSING_RATES_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    company_id: _builtins.str
+    reporting_currency: _builtins.str
+    deals_won: _builtins.int
+    payments: _builtins.int
+    @_builtins.property
+    def won(self) -> Global___Money:
+        """Won deals' amounts, each at the rate valid on its close day; the sum rounded once."""
+
+    @_builtins.property
+    def paid(self) -> Global___Money:
+        """Payments received on any of its deals (reversed ones excluded), each at the rate
+        valid on its day; the sum rounded once.
+        """
+
+    @_builtins.property
+    def missing_rates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Currencies without a rate into the reporting currency: left out, never guessed."""
+
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+        reporting_currency: _builtins.str = ...,
+        won: Global___Money | None = ...,
+        deals_won: _builtins.int = ...,
+        paid: Global___Money | None = ...,
+        payments: _builtins.int = ...,
+        missing_rates: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["paid", b"paid", "won", b"won"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "contact_id", b"contact_id", "deals_won", b"deals_won", "missing_rates", b"missing_rates", "paid", b"paid", "payments", b"payments", "reporting_currency", b"reporting_currency", "won", b"won"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientValue: _TypeAlias = ClientValue  # noqa: Y015
+
+@_typing.final
+class SendDocumentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    deal_id: _builtins.str
+    document_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        deal_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deal_id", b"deal_id", "document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendDocumentRequest: _TypeAlias = SendDocumentRequest  # noqa: Y015
+
+@_typing.final
+class DocumentSend(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The deals.document.send_requested event: the delivery log's event_id."""
+    document_id: _builtins.str
+    deal_id: _builtins.str
+    contact_id: _builtins.str
+    status: _builtins.str
+    """queued"""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "deal_id", b"deal_id", "document_id", b"document_id", "event_id", b"event_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSend: _TypeAlias = DocumentSend  # noqa: Y015

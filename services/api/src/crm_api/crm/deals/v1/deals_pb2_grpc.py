@@ -125,6 +125,31 @@ class DealsServiceStub:
                 request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetDocumentContentRequest.SerializeToString,
                 response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentContent.FromString,
                 _registered_method=True)
+        self.SendDocument = channel.unary_unary(
+                '/crm.deals.v1.DealsService/SendDocument',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.SendDocumentRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentSend.FromString,
+                _registered_method=True)
+        self.RecordPayment = channel.unary_unary(
+                '/crm.deals.v1.DealsService/RecordPayment',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.RecordPaymentRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.Payment.FromString,
+                _registered_method=True)
+        self.ListPayments = channel.unary_unary(
+                '/crm.deals.v1.DealsService/ListPayments',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.ListPaymentsRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.ListPaymentsResponse.FromString,
+                _registered_method=True)
+        self.ReversePayment = channel.unary_unary(
+                '/crm.deals.v1.DealsService/ReversePayment',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.ReversePaymentRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.Payment.FromString,
+                _registered_method=True)
+        self.GetClientValue = channel.unary_unary(
+                '/crm.deals.v1.DealsService/GetClientValue',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetClientValueRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.ClientValue.FromString,
+                _registered_method=True)
 
 
 class DealsServiceServicer:
@@ -244,6 +269,42 @@ class DealsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendDocument(self, request, context):
+        """Emails a document to the deal's contact (the notifications service sends it, with
+        the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPayment(self, request, context):
+        """Payments received against a deal, in the deal's currency; a mistaken one is
+        reversed (it stays listed, marked, and no longer counts), never deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPayments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReversePayment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClientValue(self, request, context):
+        """What a client (a contact or a company of this region) is worth: the total won and
+        the total paid to date over all its deals, in the reporting currency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DealsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -336,6 +397,31 @@ def add_DealsServiceServicer_to_server(servicer, server):
                     servicer.GetDocumentContent,
                     request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetDocumentContentRequest.FromString,
                     response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentContent.SerializeToString,
+            ),
+            'SendDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendDocument,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.SendDocumentRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.DocumentSend.SerializeToString,
+            ),
+            'RecordPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPayment,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.RecordPaymentRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.Payment.SerializeToString,
+            ),
+            'ListPayments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPayments,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.ListPaymentsRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.ListPaymentsResponse.SerializeToString,
+            ),
+            'ReversePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReversePayment,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.ReversePaymentRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.Payment.SerializeToString,
+            ),
+            'GetClientValue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientValue,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.GetClientValueRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.ClientValue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -825,6 +911,141 @@ class DealsService:
             '/crm.deals.v1.DealsService/GetDocumentContent',
             crm_dot_deals_dot_v1_dot_deals__pb2.GetDocumentContentRequest.SerializeToString,
             crm_dot_deals_dot_v1_dot_deals__pb2.DocumentContent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/SendDocument',
+            crm_dot_deals_dot_v1_dot_deals__pb2.SendDocumentRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.DocumentSend.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/RecordPayment',
+            crm_dot_deals_dot_v1_dot_deals__pb2.RecordPaymentRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.Payment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPayments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/ListPayments',
+            crm_dot_deals_dot_v1_dot_deals__pb2.ListPaymentsRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.ListPaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReversePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/ReversePayment',
+            crm_dot_deals_dot_v1_dot_deals__pb2.ReversePaymentRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.Payment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientValue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/GetClientValue',
+            crm_dot_deals_dot_v1_dot_deals__pb2.GetClientValueRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.ClientValue.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,20 @@ class DealsServiceStub:
     GenerateDocument: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GenerateDocumentRequest, _deals_pb2.Document]
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ListDocumentsRequest, _deals_pb2.ListDocumentsResponse]
     GetDocumentContent: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetDocumentContentRequest, _deals_pb2.DocumentContent]
+    SendDocument: _grpc.UnaryUnaryMultiCallable[_deals_pb2.SendDocumentRequest, _deals_pb2.DocumentSend]
+    """Emails a document to the deal's contact (the notifications service sends it, with
+    the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+    """
+    RecordPayment: _grpc.UnaryUnaryMultiCallable[_deals_pb2.RecordPaymentRequest, _deals_pb2.Payment]
+    """Payments received against a deal, in the deal's currency; a mistaken one is
+    reversed (it stays listed, marked, and no longer counts), never deleted.
+    """
+    ListPayments: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ListPaymentsRequest, _deals_pb2.ListPaymentsResponse]
+    ReversePayment: _grpc.UnaryUnaryMultiCallable[_deals_pb2.ReversePaymentRequest, _deals_pb2.Payment]
+    GetClientValue: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetClientValueRequest, _deals_pb2.ClientValue]
+    """What a client (a contact or a company of this region) is worth: the total won and
+    the total paid to date over all its deals, in the reporting currency.
+    """
 
 @_typing.type_check_only
 class DealsServiceAsyncStub(DealsServiceStub):
@@ -85,6 +99,20 @@ class DealsServiceAsyncStub(DealsServiceStub):
     GenerateDocument: _aio.UnaryUnaryMultiCallable[_deals_pb2.GenerateDocumentRequest, _deals_pb2.Document]  # type: ignore[assignment]
     ListDocuments: _aio.UnaryUnaryMultiCallable[_deals_pb2.ListDocumentsRequest, _deals_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     GetDocumentContent: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetDocumentContentRequest, _deals_pb2.DocumentContent]  # type: ignore[assignment]
+    SendDocument: _aio.UnaryUnaryMultiCallable[_deals_pb2.SendDocumentRequest, _deals_pb2.DocumentSend]  # type: ignore[assignment]
+    """Emails a document to the deal's contact (the notifications service sends it, with
+    the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+    """
+    RecordPayment: _aio.UnaryUnaryMultiCallable[_deals_pb2.RecordPaymentRequest, _deals_pb2.Payment]  # type: ignore[assignment]
+    """Payments received against a deal, in the deal's currency; a mistaken one is
+    reversed (it stays listed, marked, and no longer counts), never deleted.
+    """
+    ListPayments: _aio.UnaryUnaryMultiCallable[_deals_pb2.ListPaymentsRequest, _deals_pb2.ListPaymentsResponse]  # type: ignore[assignment]
+    ReversePayment: _aio.UnaryUnaryMultiCallable[_deals_pb2.ReversePaymentRequest, _deals_pb2.Payment]  # type: ignore[assignment]
+    GetClientValue: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetClientValueRequest, _deals_pb2.ClientValue]  # type: ignore[assignment]
+    """What a client (a contact or a company of this region) is worth: the total won and
+    the total paid to date over all its deals, in the reporting currency.
+    """
 
 class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pipelines, deals, stage moves, exchange rates and generated documents of one region."""
@@ -219,5 +247,49 @@ class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deals_pb2.GetDocumentContentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deals_pb2.DocumentContent, _abc.Awaitable[_deals_pb2.DocumentContent]]: ...
+
+    @_abc_1.abstractmethod
+    def SendDocument(
+        self,
+        request: _deals_pb2.SendDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.DocumentSend, _abc.Awaitable[_deals_pb2.DocumentSend]]:
+        """Emails a document to the deal's contact (the notifications service sends it, with
+        the PDF attached); INVALID_ARGUMENT on contact_id when there is no address.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordPayment(
+        self,
+        request: _deals_pb2.RecordPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.Payment, _abc.Awaitable[_deals_pb2.Payment]]:
+        """Payments received against a deal, in the deal's currency; a mistaken one is
+        reversed (it stays listed, marked, and no longer counts), never deleted.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPayments(
+        self,
+        request: _deals_pb2.ListPaymentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.ListPaymentsResponse, _abc.Awaitable[_deals_pb2.ListPaymentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReversePayment(
+        self,
+        request: _deals_pb2.ReversePaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.Payment, _abc.Awaitable[_deals_pb2.Payment]]: ...
+
+    @_abc_1.abstractmethod
+    def GetClientValue(
+        self,
+        request: _deals_pb2.GetClientValueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.ClientValue, _abc.Awaitable[_deals_pb2.ClientValue]]:
+        """What a client (a contact or a company of this region) is worth: the total won and
+        the total paid to date over all its deals, in the reporting currency.
+        """
 
 def add_DealsServiceServicer_to_server(servicer: DealsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -337,3 +337,132 @@ class DocumentGenerated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DocumentGenerated: _TypeAlias = DocumentGenerated  # noqa: Y015
+
+@_typing.final
+class PaymentRecorded(_message.Message):
+    """deals.payment.recorded and deals.payment.reversed (then the payment no longer
+    counts; the fields are the original payment's, so a report can take it back out of
+    the period it was counted in).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PAID_ON_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    COMPANY_ID_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    deal_id: _builtins.str
+    pipeline_id: _builtins.str
+    owner_id: _builtins.str
+    owner_team: _builtins.str
+    amount: _builtins.str
+    """Decimal string in `currency` (the deal's)."""
+    currency: _builtins.str
+    paid_on: _builtins.str
+    """YYYY-MM-DD"""
+    method: _builtins.str
+    """cash, card, bank_transfer, pix or other"""
+    contact_id: _builtins.str
+    company_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        pipeline_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        paid_on: _builtins.str = ...,
+        method: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        company_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "company_id", b"company_id", "contact_id", b"contact_id", "currency", b"currency", "deal_id", b"deal_id", "method", b"method", "owner_id", b"owner_id", "owner_team", b"owner_team", "paid_on", b"paid_on", "payment_id", b"payment_id", "pipeline_id", b"pipeline_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaymentRecorded: _TypeAlias = PaymentRecorded  # noqa: Y015
+
+@_typing.final
+class DealPaidInFull(_message.Message):
+    """deals.deal.paid_in_full: once per deal, when the payments first cover its amount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    PIPELINE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    OWNER_TEAM_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PAID_ON_FIELD_NUMBER: _builtins.int
+    deal_id: _builtins.str
+    pipeline_id: _builtins.str
+    owner_id: _builtins.str
+    owner_team: _builtins.str
+    contact_id: _builtins.str
+    amount: _builtins.str
+    currency: _builtins.str
+    paid_on: _builtins.str
+    """The day of the payment that completed it (YYYY-MM-DD)."""
+    def __init__(
+        self,
+        *,
+        deal_id: _builtins.str = ...,
+        pipeline_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        owner_team: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        paid_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contact_id", b"contact_id", "currency", b"currency", "deal_id", b"deal_id", "owner_id", b"owner_id", "owner_team", b"owner_team", "paid_on", b"paid_on", "pipeline_id", b"pipeline_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DealPaidInFull: _TypeAlias = DealPaidInFull  # noqa: Y015
+
+@_typing.final
+class DocumentSendRequested(_message.Message):
+    """deals.document.send_requested: email the document to the deal's contact (the
+    notifications service fetches the PDF and the address when it sends).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    DEAL_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    deal_id: _builtins.str
+    contact_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        deal_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_id", b"contact_id", "deal_id", b"deal_id", "document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSendRequested: _TypeAlias = DocumentSendRequested  # noqa: Y015

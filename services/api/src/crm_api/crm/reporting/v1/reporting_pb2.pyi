@@ -32,7 +32,7 @@ class ReportFilter(_message.Message):
     """YYYY-MM-DD, inclusive; "" = open-ended."""
     period_to: _builtins.str
     granularity: _builtins.str
-    """revenue only: day, week, month or quarter"""
+    """revenue and payments only: day, week, month or quarter"""
     @_builtins.property
     def pipeline_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -64,7 +64,7 @@ class GetReportRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """funnel, win_rate, revenue, activity, lead_sources or forecast"""
+    """funnel, win_rate, revenue, activity, lead_sources, forecast or payments"""
     @_builtins.property
     def filter(self) -> Global___ReportFilter: ...
     def __init__(
