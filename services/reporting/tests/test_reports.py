@@ -67,7 +67,8 @@ async def test_funnel_win_rate_revenue_and_forecast_follow_deals(
     proposal = _row(funnel, stage="Proposal")
     assert (proposal["deals"], proposal["value"], proposal["entered"]) == (1, "100.00", 1)
     assert _row(funnel, stage="Won")["value"] == "150.00"  # 300 USD at 0.5
-    assert _row(funnel, stage="Qualified")["conversion_to_next"] == "0.5000"
+    # a went on to Proposal, b skipped it and won: both converted from Qualified.
+    assert _row(funnel, stage="Qualified")["conversion_to_next"] == "1.0000"
 
     win = (await crm.report("win_rate"))["data"][0]
     assert win["deals_won"] == 1 and win["deals_lost"] == 1
@@ -100,6 +101,42 @@ async def test_funnel_win_rate_revenue_and_forecast_follow_deals(
     later = (today + timedelta(days=1)).isoformat()
     empty = await crm.report("win_rate", **{"from": later})
     assert empty["data"][0]["deals_won"] == 0 and empty["data"][0]["win_rate"] is None
+
+
+async def test_funnel_conversion_counts_deals_that_skip_a_stage_once(crm: Tenant) -> None:
+    """A deal converts from a stage when it reaches any later non-lost stage: deals that
+    jump over Qualified used to read as 300 % conversion from it."""
+    careful = await crm.deal("eu")
+    await crm.move(careful, "Qualified")
+    await crm.move(careful, "Proposal")
+    for _ in range(2):
+        await crm.move(await crm.deal("eu"), "Proposal")  # Qualified skipped
+    skipper = await crm.deal("eu")
+    await crm.move(skipper, "Won")  # straight from Lead to Won
+    await crm.move(await crm.deal("eu"), "Lost")
+
+    async def settled() -> dict[str, Any] | None:
+        report = await crm.report("funnel")
+        done = (
+            _count(report, "Proposal") == 3
+            and _count(report, "Won") == 1
+            and _count(report, "Lost") == 1
+        )
+        return report if done else None
+
+    funnel = await eventually(settled, what="the funnel to show the moves")
+    conversion = {r["stage"]: r["conversion_to_next"] for r in funnel["data"]}
+    entered = {r["stage"]: r["entered"] for r in funnel["data"]}
+    assert entered == {"Lead": 5, "Qualified": 1, "Proposal": 3, "Won": 1, "Lost": 1}
+    # Lead: 4 of 5 went on (one lost); Qualified: its one deal reached Proposal;
+    # Proposal: none of the three moved on yet; Won and Lost have no next stage.
+    assert conversion == {
+        "Lead": "0.8000",
+        "Qualified": "1.0000",
+        "Proposal": "0.0000",
+        "Won": None,
+        "Lost": None,
+    }
 
 
 async def test_amount_owner_and_close_date_changes_move_the_numbers(

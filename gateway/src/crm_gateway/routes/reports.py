@@ -144,15 +144,25 @@ async def _finish(
             if pipeline.id not in present:
                 continue
             stages = sorted(pipeline.stages, key=lambda s: s.position)
-            chain = [s for s in stages if s.kind != "lost"]
+            chain = [s.id for s in stages if s.kind != "lost"]
+            paths = [
+                (set(key[2].split(",")), values.get("deals", Decimal(0)))
+                for key, values in rows.items()
+                if key[0] == "path" and key[1] == pipeline.id
+            ]
             for stage in stages:
                 values = rows.get(("stage", pipeline.id, stage.id), {})
                 entered = values.get("entered", Decimal(0))
                 conversion = None
-                if stage in chain and chain.index(stage) + 1 < len(chain):
-                    following = chain[chain.index(stage) + 1]
-                    reached = rows.get(("stage", pipeline.id, following.id), {})
-                    conversion = _ratio(reached.get("entered", Decimal(0)), entered)
+                if stage.id in chain and chain.index(stage.id) + 1 < len(chain):
+                    # Converted: entered this stage and reached any later non-lost one,
+                    # so a deal that skips a stage still counts once (never above 100 %).
+                    later = set(chain[chain.index(stage.id) + 1 :])
+                    converted = sum(
+                        (deals for path, deals in paths if stage.id in path and path & later),
+                        Decimal(0),
+                    )
+                    conversion = _ratio(converted, entered)
                 out.append(
                     {
                         "pipeline_id": pipeline.id,

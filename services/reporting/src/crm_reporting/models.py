@@ -88,6 +88,20 @@ stage_reach = sa.Table(
     sa.Column("deals", sa.BigInteger, nullable=False),
 )
 
+# Deals created on `created_day` per set of stages they have entered (`path`: the stage
+# ids sorted and joined by ","). The funnel's conversion from a stage counts a deal that
+# reached any later non-lost stage, skipped stages included; stage order is the
+# pipeline's (tenant configuration read at query time), so only the set is kept.
+stage_paths = sa.Table(
+    "agg_stage_paths",
+    Base.metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("created_day", sa.Date, primary_key=True),
+    *_dims(),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("deals", sa.BigInteger, nullable=False),
+)
+
 # Deals created on `created_day` by source and current status (lead sources).
 cohort = sa.Table(
     "agg_cohort",
@@ -149,7 +163,7 @@ activity = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),
 )
 
-AGGREGATES = (stage_now, stage_reach, cohort, closed, cycles, forecast, activity)
+AGGREGATES = (stage_now, stage_reach, stage_paths, cohort, closed, cycles, forecast, activity)
 
 
 class OpenTask(Base):

@@ -95,6 +95,11 @@ def _time(ts: timestamp_pb2.Timestamp, fallback: datetime) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def path_of(reached: tuple[str, ...]) -> str:
+    """The set of stages a deal entered, as one key (see models.stage_paths)."""
+    return ",".join(sorted(set(reached)))
+
+
 def contributions(deal: Deal) -> Changes:
     """What one deal adds to each aggregate."""
     dims = (deal.pipeline_id, deal.owner_id, deal.owner_team)
@@ -114,6 +119,7 @@ def contributions(deal: Deal) -> Changes:
     )
     for stage_id in deal.reached:
         add(models.stage_reach, (created_day, *dims, stage_id), deals=1)
+    add(models.stage_paths, (created_day, *dims, path_of(deal.reached)), deals=1)
     add(models.cohort, (created_day, *dims, deal.source, deal.status), deals=1)
     if deal.status == "open":
         with decimal.localcontext(prec=60):

@@ -221,7 +221,8 @@ def bucket(day: date, granularity: str) -> str:
 async def funnel(
     session: AsyncSession, principal: Principal, filters: Filters, rates: Rates
 ) -> Rows:
-    """Deals created in the period: now per stage (count, value), and entered per stage."""
+    """Deals created in the period: now per stage (count, value), entered per stage, and
+    per set of stages entered (stage ids only)."""
     rows = Rows()
     today = now().date()
     t = models.stage_now
@@ -250,6 +251,15 @@ async def funnel(
     )
     for pipeline_id, stage_id, deals in reach.tuples():
         rows.add(("stage", pipeline_id, stage_id), entered=deals)
+    p = models.stage_paths
+    paths = await session.execute(
+        sa.select(p.c.pipeline_id, p.c.path, sa.func.sum(p.c.deals))
+        .where(*_dimension_conditions(p, principal, filters), *_period(p.c.created_day, filters))
+        .group_by(p.c.pipeline_id, p.c.path)
+    )
+    # The gateway knows the stage order: it derives "converted from a stage" from these.
+    for pipeline_id, path, deals in paths.tuples():
+        rows.add(("path", pipeline_id, path), deals=deals)
     return rows
 
 
