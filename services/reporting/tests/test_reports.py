@@ -280,6 +280,66 @@ async def test_activity_counts_calls_once_even_when_redelivered(
     assert row["calls"] == 2
 
 
+async def test_activity_counts_calls_on_the_timeline_for_who_made_or_took_them(
+    crm: Tenant,
+) -> None:
+    """The README's call logged on the timeline counts for the rep who logged it; a
+    telephony call for the agent the provider names, else for the contact's owner."""
+    admin = crm.admin["eu"]
+    contact = await ok(
+        crm.api.post(
+            "/v1/contacts",
+            json={
+                "first_name": "Jonas",
+                "phones": ["+49 30 5550101"],
+                "owner_id": "owner-o",
+                "address": {"country": "DE"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    # A rep logs a call by hand (the README's example); a manager of another name too.
+    caller_c = crm.user("caller-c", "admin")
+    await ok(
+        crm.api.post(
+            f"/v1/contacts/{contact['id']}/notes",
+            json={"kind": "call", "direction": "outbound", "body": "Wants three windows."},
+            headers=caller_c,
+        ),
+        201,
+    )
+    provider = await ok(
+        crm.api.post(
+            "/v1/integrations/providers",
+            json={"kind": "telephony", "name": "PBX", "default_country": "DE"},
+            headers=admin,
+        ),
+        201,
+    )
+    secret = {"X-Integration-Secret": provider["secret"]}
+    call = {"direction": "inbound", "from": "030 5550101", "to": "+49 30 1111", "duration": 30}
+    taken = await ok(
+        crm.api.post(
+            provider["webhook_url"],
+            json={**call, "call_id": "t-1", "user_id": "agent-t"},
+            headers=secret,
+        )
+    )
+    assert taken["contact_id"] == contact["id"] and taken["new_lead"] is False
+    await ok(crm.api.post(provider["webhook_url"], json={**call, "call_id": "t-2"}, headers=secret))
+    notes = await ok(crm.api.get(f"/v1/contacts/{contact['id']}/notes", headers=admin))
+    assert sorted(e["author_id"] for e in notes["data"]) == ["agent-t", "caller-c", "owner-o"]
+
+    async def counted() -> dict[str, int] | None:
+        report = await crm.report("activity", region="eu")
+        calls = {r["owner_id"]: r["calls"] for r in report["data"] if r["calls"]}
+        return calls if sum(calls.values()) >= 3 else None
+
+    calls = await eventually(counted, what="three calls in the activity report")
+    assert calls == {"caller-c": 1, "agent-t": 1, "owner-o": 1}
+
+
 async def test_rebuild_from_the_stream_equals_the_live_read_model(
     crm: Tenant, db: Any, cluster: Cluster, caught_up: Any
 ) -> None:

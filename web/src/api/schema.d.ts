@@ -1723,6 +1723,11 @@ export interface components {
              * @default
              */
             started_at?: string;
+            /**
+             * User Id
+             * @default
+             */
+            user_id?: string;
         };
         /** CallRecord */
         CallRecord: {

@@ -356,6 +356,8 @@ class CallIn(schemas.Strict):
     recording_url: str = Field("", max_length=2000)
     status: str = Field("", pattern="^(|completed|missed|busy|no_answer)$")
     started_at: str = ""
+    # The CRM user id of the agent who made or took the call (reports credit them).
+    user_id: str = Field("", max_length=200)
 
 
 @public.post(
@@ -381,6 +383,7 @@ async def telephony_event(
         duration_seconds=body.duration,
         recording_url=body.recording_url,
         status=body.status,
+        user_id=body.user_id,
     )
     if body.started_at:
         try:

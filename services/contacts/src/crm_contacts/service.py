@@ -150,7 +150,7 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             pb.TimelineEntry,
             "timeline.add",
             lambda e: e.contact_id,
-            lambda s: timeline.add_entry(s, principal, request.entry),
+            lambda s: timeline.add_entry(s, principal, self.runtime.outbox, request.entry),
         )
 
     async def ListTimeline(

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.crm.events.v1 import contacts_pb2 as contact_events
 from crm_api.crm.events.v1 import deals_pb2 as deal_events
 from crm_api.crm.events.v1 import envelope_pb2
 from crm_api.crm.events.v1 import integrations_pb2 as integration_events
@@ -45,6 +46,7 @@ EVENT_TYPES: dict[str, type[Message]] = {
     "tasks.task.completed": task_events.TaskCompleted,
     "tasks.task.overdue": task_events.TaskOverdue,
     "integrations.call.logged": integration_events.CallLogged,
+    "contacts.call.logged": contact_events.CallLoggedOnTimeline,
     "tasks.user.team_changed": task_events.UserTeamChanged,
 }
 
@@ -370,8 +372,22 @@ async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
         # members' deals and activity, whatever team their older events carried.
         await _member(session, tenant, event.user_id, event.team)
         return True
+    if isinstance(event, contact_events.CallLoggedOnTimeline):
+        # Every call on a timeline, logged by a rep or reported by a telephony provider,
+        # credited to who made or took it (the entry's author).
+        at = (
+            datetime.fromtimestamp(event.occurred_at_unix, UTC)
+            if event.occurred_at_unix
+            else occurred
+        )
+        await _activity(session, tenant, event.author_id, at, "call")
+        return True
     if isinstance(event, integration_events.CallLogged):
-        await _activity(session, tenant, event.owner_id, _time(event.started_at, occurred), "call")
+        if event.on_timeline:
+            return False  # counted from its contacts.call.logged
+        # Older provider calls, written before timeline calls were announced.
+        taken_by = event.user_id or event.owner_id
+        await _activity(session, tenant, taken_by, _time(event.started_at, occurred), "call")
         return True
     return False
 

@@ -626,6 +626,7 @@ class LogCallRequest(_message.Message):
     RECORDING_URL_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
     provider_id: _builtins.str
     secret: _builtins.str
     external_id: _builtins.str
@@ -637,6 +638,8 @@ class LogCallRequest(_message.Message):
     recording_url: _builtins.str
     status: _builtins.str
     """"completed", "missed", "busy", "no_answer" """
+    user_id: _builtins.str
+    """The user who made or took the call, as the provider names them (its agent id)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -652,10 +655,11 @@ class LogCallRequest(_message.Message):
         recording_url: _builtins.str = ...,
         status: _builtins.str = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        user_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duration_seconds", b"duration_seconds", "external_id", b"external_id", "from_number", b"from_number", "provider_id", b"provider_id", "recording_url", b"recording_url", "secret", b"secret", "started_at", b"started_at", "status", b"status", "to_number", b"to_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duration_seconds", b"duration_seconds", "external_id", b"external_id", "from_number", b"from_number", "provider_id", b"provider_id", "recording_url", b"recording_url", "secret", b"secret", "started_at", b"started_at", "status", b"status", "to_number", b"to_number", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
