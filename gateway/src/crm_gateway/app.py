@@ -36,6 +36,7 @@ from crm_gateway.routes import (
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.web import WebApp, check_build
 from crm_kit.auth import TokenVerifier
+from crm_kit.placement import warm_country_names
 
 HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("crm_http_request_seconds", "HTTP latency", ["method", "route"])
@@ -54,7 +55,9 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(warm_country_names())
         yield
+        warming.cancel()
         await clients.close()
 
     app = FastAPI(

@@ -3795,6 +3795,8 @@ export interface components {
             working_days: number[];
             /** Phone */
             phone: string;
+            /** Home Region */
+            home_region: string;
         };
         /** UserIn */
         UserIn: {
@@ -3847,6 +3849,12 @@ export interface components {
              * @default
              */
             phone?: string;
+            /**
+             * Home Region
+             * @description the region the user works in, e.g. br
+             * @default
+             */
+            home_region?: string;
         };
         /** Users */
         Users: {

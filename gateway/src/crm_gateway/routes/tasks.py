@@ -89,7 +89,7 @@ async def list_tasks(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    regions = who.regions_param(region)
+    regions = who.regions_param(region, deal_id=deal_id, contact_id=contact_id)
     metadata = {r: await who.metadata(r) for r in regions}
 
     async def fetch(r: str, token: str) -> tuple[list[Hit], bool]:
@@ -277,6 +277,8 @@ async def put_user(
     user_id: str, body: schemas.UserIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
     require_role(who, "admin")
+    if body.home_region and body.home_region not in who.gateway.regions:
+        raise invalid("home_region", f"one of {', '.join(who.gateway.regions)}")
     user = directory_pb2.User(id=user_id)
     schemas.message_from(body, user)
 

@@ -219,8 +219,10 @@ async def validate_contact(
         values["address"] = {k: v for k, v in address.items() if v}
         values["country"] = address["country"]
     country = values.get("country", existing.country if existing else "") or None
+    # A refused country is reported once, not again as "belongs in another region".
+    country_refused = "address" in fields and bool(msg.address.country.strip()) and not country
 
-    if "address" in fields:
+    if "address" in fields and not country_refused:
         target = _collect(
             violations,
             region_for_country,

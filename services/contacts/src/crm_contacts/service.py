@@ -29,6 +29,7 @@ from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit import task_access, teams
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
+from crm_kit.placement import warm_country_names
 from crm_kit.relocation import OwnedTable
 from crm_kit.requests import idempotent
 from crm_kit.runtime import Runtime
@@ -450,6 +451,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in
     runtime.relocation_remove = privacy_requests.relocation_remove
     runtime.background.append(ComplianceScheduler(runtime).run)
+    runtime.background.append(warm_country_names)
     runtime.background.append(
         task_access.task_access_consumer(runtime, "contacts-task-access", models.TaskGrant).run
     )

@@ -50,6 +50,8 @@ class User(Base):
     working_days: Mapped[list[int]] = mapped_column(INT_ARRAY, default=list, server_default="{}")
     # E.164; SMS notifications go there.
     phone: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    # Where the user works ("" = not said): role assignment prefers the client's region.
+    home_region: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
     __table_args__ = (

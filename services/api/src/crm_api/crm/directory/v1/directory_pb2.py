@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crm/directory/v1/directory.proto\x12\x10\x63rm.directory.v1\"\xec\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x12\n\nmanager_id\x18\x05 \x01(\t\x12\x11\n\tjob_roles\x18\x06 \x03(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12\x0e\n\x06locale\x18\x08 \x01(\t\x12\x1b\n\x13working_hours_start\x18\t \x01(\t\x12\x19\n\x11working_hours_end\x18\n \x01(\t\x12\x14\n\x0cworking_days\x18\x0b \x03(\x05\x12\r\n\x05phone\x18\x0c \x01(\t\"6\n\x0ePutUserRequest\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.crm.directory.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x10ListUsersRequest\x12\x10\n\x08job_role\x18\x01 \x01(\t\x12\x0c\n\x04team\x18\x02 \x01(\t\":\n\x11ListUsersResponse\x12%\n\x05users\x18\x01 \x03(\x0b\x32\x16.crm.directory.v1.User2\xf2\x01\n\x10\x44irectoryService\x12\x43\n\x07PutUser\x12 .crm.directory.v1.PutUserRequest\x1a\x16.crm.directory.v1.User\x12\x43\n\x07GetUser\x12 .crm.directory.v1.GetUserRequest\x1a\x16.crm.directory.v1.User\x12T\n\tListUsers\x12\".crm.directory.v1.ListUsersRequest\x1a#.crm.directory.v1.ListUsersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crm/directory/v1/directory.proto\x12\x10\x63rm.directory.v1\"\x81\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x12\n\nmanager_id\x18\x05 \x01(\t\x12\x11\n\tjob_roles\x18\x06 \x03(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12\x0e\n\x06locale\x18\x08 \x01(\t\x12\x1b\n\x13working_hours_start\x18\t \x01(\t\x12\x19\n\x11working_hours_end\x18\n \x01(\t\x12\x14\n\x0cworking_days\x18\x0b \x03(\x05\x12\r\n\x05phone\x18\x0c \x01(\t\x12\x13\n\x0bhome_region\x18\r \x01(\t\"6\n\x0ePutUserRequest\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.crm.directory.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x10ListUsersRequest\x12\x10\n\x08job_role\x18\x01 \x01(\t\x12\x0c\n\x04team\x18\x02 \x01(\t\":\n\x11ListUsersResponse\x12%\n\x05users\x18\x01 \x03(\x0b\x32\x16.crm.directory.v1.User2\xf2\x01\n\x10\x44irectoryService\x12\x43\n\x07PutUser\x12 .crm.directory.v1.PutUserRequest\x1a\x16.crm.directory.v1.User\x12\x43\n\x07GetUser\x12 .crm.directory.v1.GetUserRequest\x1a\x16.crm.directory.v1.User\x12T\n\tListUsers\x12\".crm.directory.v1.ListUsersRequest\x1a#.crm.directory.v1.ListUsersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,15 +32,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.directory.v1.directory_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_USER']._serialized_start=55
-  _globals['_USER']._serialized_end=291
-  _globals['_PUTUSERREQUEST']._serialized_start=293
-  _globals['_PUTUSERREQUEST']._serialized_end=347
-  _globals['_GETUSERREQUEST']._serialized_start=349
-  _globals['_GETUSERREQUEST']._serialized_end=377
-  _globals['_LISTUSERSREQUEST']._serialized_start=379
-  _globals['_LISTUSERSREQUEST']._serialized_end=429
-  _globals['_LISTUSERSRESPONSE']._serialized_start=431
-  _globals['_LISTUSERSRESPONSE']._serialized_end=489
-  _globals['_DIRECTORYSERVICE']._serialized_start=492
-  _globals['_DIRECTORYSERVICE']._serialized_end=734
+  _globals['_USER']._serialized_end=312
+  _globals['_PUTUSERREQUEST']._serialized_start=314
+  _globals['_PUTUSERREQUEST']._serialized_end=368
+  _globals['_GETUSERREQUEST']._serialized_start=370
+  _globals['_GETUSERREQUEST']._serialized_end=398
+  _globals['_LISTUSERSREQUEST']._serialized_start=400
+  _globals['_LISTUSERSREQUEST']._serialized_end=450
+  _globals['_LISTUSERSRESPONSE']._serialized_start=452
+  _globals['_LISTUSERSRESPONSE']._serialized_end=510
+  _globals['_DIRECTORYSERVICE']._serialized_start=513
+  _globals['_DIRECTORYSERVICE']._serialized_end=755
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,7 @@ class User(_message.Message):
     WORKING_HOURS_END_FIELD_NUMBER: _builtins.int
     WORKING_DAYS_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    HOME_REGION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The id users have in their tokens (the `sub` claim)."""
     display_name: _builtins.str
@@ -51,6 +52,10 @@ class User(_message.Message):
     working_hours_end: _builtins.str
     phone: _builtins.str
     """E.164, e.g. "+4915112345678": where SMS notifications go."""
+    home_region: _builtins.str
+    """The region the user works in ("eu", "br", …; "" = not said). Automation picks a
+    job role ("role:measurer") among the users of the client's region first.
+    """
     @_builtins.property
     def job_roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """What they do, for automation: e.g. "measurer", "installer"."""
@@ -74,10 +79,11 @@ class User(_message.Message):
         working_hours_end: _builtins.str = ...,
         working_days: _abc.Iterable[_builtins.int] | None = ...,
         phone: _builtins.str = ...,
+        home_region: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "email", b"email", "id", b"id", "job_roles", b"job_roles", "locale", b"locale", "manager_id", b"manager_id", "phone", b"phone", "team", b"team", "time_zone", b"time_zone", "working_days", b"working_days", "working_hours_end", b"working_hours_end", "working_hours_start", b"working_hours_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "email", b"email", "home_region", b"home_region", "id", b"id", "job_roles", b"job_roles", "locale", b"locale", "manager_id", b"manager_id", "phone", b"phone", "team", b"team", "time_zone", b"time_zone", "working_days", b"working_days", "working_hours_end", b"working_hours_end", "working_hours_start", b"working_hours_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

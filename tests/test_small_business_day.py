@@ -1,0 +1,222 @@
+"""The small-business day (issue 14) through the gateway: country names in the file's
+own language, every field error at once, a deal's tasks found by its id, the agreed
+appointment time in the client's zone and the client region's measurer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, within: float = 60) -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.3)
+
+
+async def ok(reply: Awaitable[httpx.Response], status: int = 200) -> Any:
+    response = await reply
+    assert response.status_code == status, response.text
+    return response.json() if response.content else {}
+
+
+def tenant_name() -> str:
+    return f"day-{uuid.uuid4().hex[:8]}"
+
+
+async def test_an_import_reads_country_names_in_the_files_own_language(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = tenant_name()
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+    # This tenant keeps its Russian customers in eu (its own residency rule).
+    await ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={"default_region": "us", "residency_overrides": {"RU": "eu"}},
+            headers=admin,
+        )
+    )
+    rows = ["Имя;Страна", "Анна;Россия", "Hans;Deutschland", "Zoé;Allemagne", "Joana;Alemanha"]
+    job = await ok(
+        api.post(
+            "/v1/imports?file_name=kunden.csv",
+            content="\r\n".join(rows).encode(),
+            headers={**admin, "content-type": "text/csv"},
+        ),
+        201,
+    )
+    preview = await ok(api.post(f"/v1/imports/{job['id']}/preview", json={}, headers=admin))
+    assert preview["counts"]["failed"] == 0, preview
+    assert preview["counts"]["created"] == 4
+    # And a single contact: "Brasil" is Brazil, stored in br.
+    br = token_for("bruno", "admin", "br", tenant=tenant)
+    created = await ok(
+        api.post(
+            "/v1/contacts",
+            json={"first_name": "Luíza", "address": {"country": "Brasil"}},
+            headers=br,
+        ),
+        201,
+    )
+    assert created["id"].startswith("br_") and created["address"]["country"] == "BR"
+
+
+async def test_a_bad_country_does_not_hide_the_other_field_errors(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = tenant_name()
+    admin = token_for("boss", "admin", "eu", tenant=tenant)
+    response = await api.post(
+        "/v1/contacts",
+        json={"first_name": "X", "emails": ["x@"], "address": {"country": "Atlantis"}},
+        headers=admin,
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert sorted(fields) == ["address.country", "emails[0]"]
+    company = await api.post(
+        "/v1/companies", json={"name": "", "address": {"country": "Atlantis"}}, headers=admin
+    )
+    assert company.status_code == 422, company.text
+    assert sorted(e["field"] for e in company.json()["errors"]) == ["address.country", "name"]
+    # Nothing was written.
+    listed = await ok(api.get("/v1/contacts", headers=admin))
+    assert listed["data"] == []
+
+
+async def test_a_brazilian_clients_measurement_goes_to_a_measurer_in_br_at_their_time(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = tenant_name()
+    boss = token_for("boss", "admin", "eu", tenant=tenant)
+    bruno = token_for("bruno", "admin", "br", tenant=tenant)
+    await ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={
+                "default_region": "us",
+                "access_grants": [{"from_region": "eu", "to_region": "br", "legal_basis": "SCC"}],
+            },
+            headers=boss,
+        )
+    )
+    # Two measurers: Anna works in Berlin, Bia in Brazil (living in Manaus, an hour
+    # behind São Paulo). Anna comes first by id and both are free.
+    users = {
+        "m-anna": {"job_roles": ["measurer"], "home_region": "eu", "time_zone": "Europe/Berlin"},
+        "m-bia": {"job_roles": ["measurer"], "home_region": "br", "time_zone": "America/Manaus"},
+    }
+    for user_id, user in users.items():
+        await ok(api.put(f"/v1/users/{user_id}", json=user, headers=boss))
+    bad = await api.put("/v1/users/m-cid", json={"home_region": "mars"}, headers=boss)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "home_region"
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Janelas",
+                "stages": [
+                    {"name": "First call", "win_probability": 10},
+                    {"name": "Measurement", "win_probability": 30},
+                    {"name": "Won", "win_probability": 100, "kind": "won"},
+                    {"name": "Lost", "win_probability": 0, "kind": "lost"},
+                ],
+            },
+            headers=boss,
+        ),
+        201,
+    )
+    stage = {s["name"]: s["id"] for s in pipeline["stages"]}
+    await ok(
+        api.post(
+            "/v1/automations",
+            json={
+                "name": "Measurement appointment",
+                "trigger": {
+                    "event_type": "deals.deal.stage_changed",
+                    "conditions": {"to_stage_id": stage["Measurement"]},
+                },
+                "actions": [
+                    {
+                        "type": "create_task",
+                        "title": "Measurement",
+                        "assignee": "role:measurer",
+                        "due": "field:measurement_at",
+                    }
+                ],
+            },
+            headers=boss,
+        ),
+        201,
+    )
+    contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={
+                "first_name": "Luíza",
+                "address": {"city": "São Paulo", "country": "BR"},
+                "time_zone": "America/Sao_Paulo",
+            },
+            headers=bruno,
+        ),
+        201,
+    )
+    deal = await ok(
+        api.post(
+            "/v1/deals",
+            json={
+                "title": "Janelas",
+                "contact_id": contact["id"],
+                "pipeline_id": pipeline["id"],
+                "amount": {"amount": "4200.00", "currency": "BRL"},
+            },
+            headers=bruno,
+        ),
+        201,
+    )
+    assert deal["id"].startswith("br_")
+    # "Measurement at 10:00" agreed with the client: 10:00 in São Paulo (UTC-3).
+    await ok(
+        api.post(
+            f"/v1/deals/{deal['id']}/stage",
+            json={
+                "stage_id": stage["Measurement"],
+                "custom_fields": {"measurement_at": "2027-01-20T10:00"},
+            },
+            headers=bruno,
+        )
+    )
+
+    # Boss (home region eu, granted br) asks for the deal's tasks without region=br:
+    # the deal's id says where they are.
+    async def measurement() -> list[dict[str, Any]] | None:
+        found = await ok(api.get("/v1/tasks", params={"deal_id": deal["id"]}, headers=boss))
+        return [t for t in found["data"] if t["title"] == "Measurement"] or None
+
+    [task] = await eventually(measurement, "the measurement task")
+    assert task["assignee_id"] == "m-bia"
+    assert task["due_at"].startswith("2027-01-20T13:00:00")  # 10:00 in São Paulo
+    by_contact = await ok(api.get("/v1/tasks", params={"contact_id": contact["id"]}, headers=boss))
+    assert [t["id"] for t in by_contact["data"]] == [task["id"]]
+    deals = await ok(api.get("/v1/deals", params={"contact_id": contact["id"]}, headers=boss))
+    assert [d["id"] for d in deals["data"]] == [deal["id"]]
+    # Still only the home region when asked so.
+    home = await ok(
+        api.get("/v1/tasks", params={"deal_id": deal["id"], "region": "eu"}, headers=boss)
+    )
+    assert home["data"] == []
