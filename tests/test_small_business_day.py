@@ -220,3 +220,165 @@ async def test_a_brazilian_clients_measurement_goes_to_a_measurer_in_br_at_their
         api.get("/v1/tasks", params={"deal_id": deal["id"], "region": "eu"}, headers=boss)
     )
     assert home["data"] == []
+
+
+async def test_an_admin_hands_a_leaving_reps_open_work_to_a_colleague(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = tenant_name()
+    boss = token_for("boss", "admin", "eu", tenant=tenant)
+    bruno = token_for("bruno", "admin", "br", tenant=tenant)
+    kim = token_for("rep-kim", "sales_rep", "eu", tenant=tenant, team="south")
+    await ok(
+        api.put(
+            "/v1/compliance/policies",
+            json={
+                "default_region": "us",
+                "access_grants": [{"from_region": "eu", "to_region": "br", "legal_basis": "SCC"}],
+            },
+            headers=boss,
+        )
+    )
+    for user_id, team in (("rep-leo", "north"), ("rep-kim", "south")):
+        await ok(api.put(f"/v1/users/{user_id}", json={"team": team}, headers=boss))
+    pipeline = await ok(
+        api.post(
+            "/v1/pipelines",
+            json={
+                "name": "Sales",
+                "stages": [
+                    {"name": "Lead", "win_probability": 10},
+                    {"name": "Won", "win_probability": 100, "kind": "won"},
+                    {"name": "Lost", "win_probability": 0, "kind": "lost"},
+                ],
+            },
+            headers=boss,
+        ),
+        201,
+    )
+    won_stage = next(s["id"] for s in pipeline["stages"] if s["kind"] == "won")
+
+    async def client_of_leo(headers: dict[str, str], country: str) -> tuple[str, str]:
+        contact = await ok(
+            api.post(
+                "/v1/contacts",
+                json={
+                    "first_name": "Client",
+                    "owner_id": "rep-leo",
+                    "address": {"country": country},
+                },
+                headers=headers,
+            ),
+            201,
+        )
+        deal = await ok(
+            api.post(
+                "/v1/deals",
+                json={
+                    "title": "Windows",
+                    "contact_id": contact["id"],
+                    "owner_id": "rep-leo",
+                    "pipeline_id": pipeline["id"],
+                    "amount": {"amount": "100.00", "currency": "EUR"},
+                },
+                headers=headers,
+            ),
+            201,
+        )
+        return contact["id"], deal["id"]
+
+    eu_contact, eu_deal = await client_of_leo(boss, "DE")
+    br_contact, br_deal = await client_of_leo(bruno, "BR")
+    _, closed_deal = await client_of_leo(boss, "AT")
+    await ok(api.post(f"/v1/deals/{closed_deal}/stage", json={"stage_id": won_stage}, headers=boss))
+    task = await ok(
+        api.post(
+            "/v1/tasks",
+            json={"title": "Call back", "assignee_id": "rep-leo", "deal_id": eu_deal},
+            headers=boss,
+        ),
+        201,
+    )
+
+    # Who may do it, and what a request must name.
+    refused = await api.post("/v1/users/rep-leo/reassign", json={"to_user": "rep-kim"}, headers=kim)
+    assert refused.status_code == 403
+    for body, field in (
+        ({}, "to_user"),
+        ({"to_user": "nobody"}, "to_user"),
+        ({"to_team": "east"}, "to_team"),
+    ):
+        bad = await api.post("/v1/users/rep-leo/reassign", json=body, headers=boss)
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["errors"][0]["field"] == field
+
+    moved = await ok(
+        api.post("/v1/users/rep-leo/reassign", json={"to_user": "rep-kim"}, headers=boss)
+    )
+    assert moved["to_users"] == ["rep-kim"]
+    assert moved["moved"] == [
+        {"region": "eu", "contacts": 2, "deals": 1, "tasks": 1},
+        {"region": "br", "contacts": 1, "deals": 1, "tasks": 0},
+    ]
+    assert moved["total"] == {"contacts": 3, "deals": 2, "tasks": 1}
+    # Kim, a sales rep of team south, now owns them; the won deal stays Leo's.
+    assert (await ok(api.get(f"/v1/contacts/{eu_contact}", headers=kim)))["owner_id"] == "rep-kim"
+    assert (await ok(api.get(f"/v1/tasks/{task['id']}", headers=kim)))["assignee_id"] == "rep-kim"
+
+    async def kims_team() -> dict[str, Any] | None:
+        deal = await ok(api.get(f"/v1/deals/{br_deal}", headers=bruno))
+        return deal if deal["owner_team"] == "south" else None
+
+    # The new owner's team, as for any owner change (the directory's word reaches each
+    # region's copy as an event).
+    deal = await eventually(kims_team, "the moved deal in Kim's team")
+    assert deal["owner_id"] == "rep-kim"
+    assert (await ok(api.get(f"/v1/deals/{closed_deal}", headers=boss)))["owner_id"] == "rep-leo"
+    assert (await ok(api.get(f"/v1/contacts/{br_contact}", headers=bruno)))["owner_id"] == "rep-kim"
+    # Once is enough: a second run finds nothing left.
+    again = await ok(
+        api.post("/v1/users/rep-leo/reassign", json={"to_user": "rep-kim"}, headers=boss)
+    )
+    assert again["total"] == {"contacts": 0, "deals": 0, "tasks": 0}
+    # Audited by each service in each region.
+    audit = await ok(
+        api.get(
+            "/v1/compliance/audit",
+            params={"kind": "reassignment", "region": "eu,br"},
+            headers=boss,
+        )
+    )
+    assert {(r["service"], r["region"]) for r in audit["data"]} == {
+        (s, r) for s in ("contacts", "deals", "tasks") for r in ("eu", "br")
+    }
+    assert all(r["action"] == "reassign.owner" and r["actor_id"] == "boss" for r in audit["data"])
+    assert all(r["record_id"] == "rep-leo -> rep-kim" for r in audit["data"])
+    assert "moved: deals 1" in {r["legal_basis"] for r in audit["data"] if r["region"] == "br"}
+
+
+async def test_a_tenant_can_forbid_exports_to_sales_reps(
+    api: httpx.AsyncClient, token_for: Any
+) -> None:
+    tenant = tenant_name()
+    boss = token_for("boss", "admin", "eu", tenant=tenant)
+    rep = token_for("rep-kim", "sales_rep", "eu", tenant=tenant)
+    manager = token_for("max", "manager", "eu", tenant=tenant, team="south")
+    assert (await api.get("/v1/exports/contacts", headers=rep)).status_code == 200
+    settings = await ok(
+        api.put("/v1/integrations/settings", json={"forbid_sales_rep_exports": True}, headers=boss)
+    )
+    assert settings["forbid_sales_rep_exports"] is True
+    assert (await ok(api.get("/v1/integrations/settings", headers=boss)))[
+        "forbid_sales_rep_exports"
+    ] is True
+    for kind in ("contacts", "deals"):
+        refused = await api.get(f"/v1/exports/{kind}", params={"format": "xlsx"}, headers=rep)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert (await api.get(f"/v1/exports/{kind}", headers=manager)).status_code == 200
+        assert (await api.get(f"/v1/exports/{kind}", headers=boss)).status_code == 200
+    # Only admins change it.
+    denied = await api.put(
+        "/v1/integrations/settings", json={"forbid_sales_rep_exports": False}, headers=rep
+    )
+    assert denied.status_code in (403, 404)

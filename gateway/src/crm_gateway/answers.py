@@ -244,6 +244,22 @@ TaskPage = page(Task, "TaskPage")
 AutomationRule = proto_model(tasks_pb2.AutomationRule)
 AutomationRules = listing(AutomationRule, "AutomationRules")
 User = proto_model(directory_pb2.User)
+
+
+class MovedInRegion(Answer):
+    region: str
+    contacts: int
+    deals: int
+    tasks: int
+
+
+class Reassigned(Answer):
+    from_user: str
+    to_users: list[str]
+    moved: list[MovedInRegion]
+    total: dict[str, int]
+
+
 Users = listing(User, "Users")
 
 # ---------------------------------------------------------------- compliance

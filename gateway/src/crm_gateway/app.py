@@ -29,6 +29,7 @@ from crm_gateway.routes import (
     imports,
     integrations,
     notifications,
+    ownership,
     reports,
     settings,
     tasks,
@@ -75,6 +76,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(companies.router)
     app.include_router(deals.router)
     app.include_router(tasks.router)
+    app.include_router(ownership.router)
     app.include_router(settings.router)
     app.include_router(compliance.router)
     app.include_router(reports.router)

@@ -462,6 +462,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{user_id}/reassign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Hand a user's open contacts, deals and tasks to another user or a team (admins) */
+        post: operations["reassign_v1_users__user_id__reassign_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/custom-fields": {
         parameters: {
             query?: never;
@@ -2771,6 +2788,8 @@ export interface components {
         IntegrationSettings: {
             /** Allow Private Webhook Targets */
             allow_private_webhook_targets: boolean;
+            /** Forbid Sales Rep Exports */
+            forbid_sales_rep_exports: boolean;
         };
         /** LeadSourceRow */
         LeadSourceRow: {
@@ -2860,6 +2879,17 @@ export interface components {
             amount: string;
             /** Currency */
             currency: string;
+        };
+        /** MovedInRegion */
+        MovedInRegion: {
+            /** Region */
+            region: string;
+            /** Contacts */
+            contacts: number;
+            /** Deals */
+            deals: number;
+            /** Tasks */
+            tasks: number;
         };
         /** NoteIn */
         NoteIn: {
@@ -3174,6 +3204,34 @@ export interface components {
              */
             default_country?: string;
         };
+        /** ReassignIn */
+        ReassignIn: {
+            /**
+             * To User
+             * @description the user who takes everything
+             * @default
+             */
+            to_user?: string;
+            /**
+             * To Team
+             * @description or a team, its members in turn
+             * @default
+             */
+            to_team?: string;
+        };
+        /** Reassigned */
+        Reassigned: {
+            /** From User */
+            from_user: string;
+            /** To Users */
+            to_users: string[];
+            /** Moved */
+            moved: components["schemas"]["MovedInRegion"][];
+            /** Total */
+            total: {
+                [key: string]: number;
+            };
+        };
         /** Rebuild */
         Rebuild: {
             /** Regions */
@@ -3431,6 +3489,11 @@ export interface components {
              * @default false
              */
             allow_private_webhook_targets?: boolean;
+            /**
+             * Forbid Sales Rep Exports
+             * @default false
+             */
+            forbid_sales_rep_exports?: boolean;
         };
         /** Stage */
         Stage: {
@@ -7657,6 +7720,106 @@ export interface operations {
             };
         };
     };
+    reassign_v1_users__user_id__reassign_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReassignIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reassigned"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_custom_fields_v1_custom_fields_get: {
         parameters: {
             query?: {
@@ -8910,7 +9073,7 @@ export interface operations {
     query_audit_v1_compliance_audit_get: {
         parameters: {
             query?: {
-                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation */
+                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation, reassignment */
                 kind?: string | null;
                 actor?: string | null;
                 since?: string | null;

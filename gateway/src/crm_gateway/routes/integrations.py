@@ -526,6 +526,9 @@ async def replay_delivery(delivery_id: str, who: Caller = Depends(caller)) -> An
 
 class SettingsIn(schemas.Strict):
     allow_private_webhook_targets: bool = False
+    # Exports of contacts and deals answer 403 to sales reps (a rep who leaves takes
+    # no copy of the client base).
+    forbid_sales_rep_exports: bool = False
 
 
 @router.put(

@@ -29,6 +29,7 @@ from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit import task_access, teams
 from crm_kit.db import transaction
 from crm_kit.errors import PermissionDenied
+from crm_kit.ownership import register_ownership
 from crm_kit.placement import warm_country_names
 from crm_kit.relocation import OwnedTable
 from crm_kit.requests import idempotent
@@ -466,7 +467,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     contacts_pb2_grpc.add_ContactsServiceServicer_to_server(ContactsServicer(runtime), server)
     policy_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
+    ownership = register_ownership(server, runtime, [contacts.reassignable(runtime.outbox)])
     return [
+        ownership,
         pb.DESCRIPTOR.services_by_name["ContactsService"].full_name,
         policy_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,

@@ -34,6 +34,7 @@ from crm_kit.errors import (
 )
 from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
+from crm_kit.ownership import Reassignable
 
 SOURCES = ("manual", "web_form", "import", "call", "email", "referral", "event", "other")
 STATUSES = pipelines.KINDS
@@ -612,4 +613,40 @@ async def list_deals(
     rows = rows[:page_size]
     return pb.ListDealsResponse(
         deals=await to_pbs(session, rows), next_page_token=rows[-1].id if more and rows else ""
+    )
+
+
+def reassignable(outbox: Outbox) -> Reassignable:
+    """A leaving user's open deals for crm_kit.ownership; reports follow the
+    deal.updated each one announces, as for any owner change."""
+
+    async def team_of(session: AsyncSession, tenant_id: str, user_id: str) -> str:
+        return await teams.team_of(session, models.UserTeam, tenant_id, user_id)
+
+    async def announce(session: AsyncSession, principal: Principal, row: Any) -> None:
+        await outbox.add(
+            session,
+            principal,
+            "deal",
+            "updated",
+            events.DealUpdated(
+                deal_id=row.id,
+                pipeline_id=row.pipeline_id,
+                stage_id=row.stage_id,
+                owner_id=row.owner_id,
+                owner_team=row.owner_team,
+                source=row.source,
+                expected_close_date=_close_date_text(row),
+                changed_fields=["owner_id", "owner_team"],
+                updated_at=timestamp(row.updated_at),
+                **_money_fields(row),
+            ),
+        )
+
+    return Reassignable(
+        kind="deals",
+        model=models.Deal,
+        is_open=lambda model: model.status == "open",
+        team_of=team_of,
+        announce=announce,
     )

@@ -43,6 +43,7 @@ POLICY_CHANGE = "policy_change"
 ELEVATED_LOGIN = "elevated_login"
 RETENTION = "retention"
 RELOCATION = "relocation"
+REASSIGNMENT = "reassignment"
 KINDS = (
     CROSS_REGION,
     EXPORT,
@@ -51,6 +52,7 @@ KINDS = (
     ELEVATED_LOGIN,
     RETENTION,
     RELOCATION,
+    REASSIGNMENT,
 )
 
 _PREFIX_KINDS = {
@@ -61,6 +63,7 @@ _PREFIX_KINDS = {
     "login.": ELEVATED_LOGIN,
     "retention.": RETENTION,
     "relocation.": RELOCATION,
+    "reassign.": REASSIGNMENT,
 }
 
 

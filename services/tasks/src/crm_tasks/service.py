@@ -16,6 +16,7 @@ from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.messaging import Consumer
+from crm_kit.ownership import register_ownership
 from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
@@ -246,7 +247,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     # Started by the kit with the outbox relay once the server is up.
     runtime.background.extend(background_jobs(runtime, TasksSettings()))
+    ownership = register_ownership(server, runtime, [tasks.reassignable(runtime.outbox)])
     return [
+        ownership,
         pb.DESCRIPTOR.services_by_name["TasksService"].full_name,
         directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,

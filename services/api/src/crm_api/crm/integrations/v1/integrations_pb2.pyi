@@ -1463,16 +1463,20 @@ class IntegrationSettings(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOW_PRIVATE_WEBHOOK_TARGETS_FIELD_NUMBER: _builtins.int
+    FORBID_SALES_REP_EXPORTS_FIELD_NUMBER: _builtins.int
     allow_private_webhook_targets: _builtins.bool
     """Lets webhooks reach private, loopback and link-local addresses (on-premise receivers)."""
+    forbid_sales_rep_exports: _builtins.bool
+    """Sales reps may not export contacts or deals (protecting the client base)."""
     def __init__(
         self,
         *,
         allow_private_webhook_targets: _builtins.bool = ...,
+        forbid_sales_rep_exports: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_private_webhook_targets", b"allow_private_webhook_targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_private_webhook_targets", b"allow_private_webhook_targets", "forbid_sales_rep_exports", b"forbid_sales_rep_exports"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
