@@ -1,16 +1,22 @@
 """The small-business day (issue 14) through the gateway: country names in the file's
 own language, every field error at once, a deal's tasks found by its id, the agreed
-appointment time in the client's zone and the client region's measurer."""
+appointment time in the client's zone and the client region's measurer; a leaving
+rep's work handed over and exports closed to reps; the rep's day and calendar feed."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from icalendar import Calendar
+
+from crm_kit import clock
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 T = TypeVar("T")
@@ -382,3 +388,90 @@ async def test_a_tenant_can_forbid_exports_to_sales_reps(
         "/v1/integrations/settings", json={"forbid_sales_rep_exports": False}, headers=rep
     )
     assert denied.status_code in (403, 404)
+
+
+async def test_the_reps_day_in_their_zone_and_their_tasks_in_a_calendar(
+    api: httpx.AsyncClient, token_for: Any, move_clock: Any
+) -> None:
+    tenant = tenant_name()
+    boss = token_for("boss", "admin", "eu", tenant=tenant)
+    ana = token_for("rep-ana", "sales_rep", "eu", tenant=tenant)
+    zone = "Pacific/Auckland"  # half a day ahead of UTC: "today" differs from UTC's
+    await ok(api.put("/v1/users/rep-ana", json={"time_zone": zone}, headers=boss))
+    # Wednesday 10:00 in Auckland (Tuesday evening in UTC).
+    move_clock.to(move_clock.next_local(zone, "10:00", weekdays=(3,)))
+    today = clock.now().astimezone(ZoneInfo(zone)).date()
+
+    def at(days: int, hhmm: str) -> str:
+        return f"{(today + timedelta(days=days)).isoformat()}T{hhmm}"
+
+    contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={
+                "first_name": "Zélia",
+                "last_name": "Quintana",
+                "phones": ["+49 30 5550199"],
+                "address": {"country": "DE"},
+            },
+            headers=boss,
+        ),
+        201,
+    )
+    ids: dict[str, str] = {}
+    for title, due_local in (
+        ("overdue", at(0, "08:00")),
+        ("today", at(0, "18:00")),
+        ("tomorrow", at(1, "09:00")),
+        ("next week", at(7, "09:00")),
+        ("done", at(-1, "09:00")),
+    ):
+        body = {"title": title, "assignee_id": "rep-ana", "due_local": due_local, "time_zone": zone}
+        if title == "today":
+            body["contact_id"] = contact["id"]
+        ids[title] = (await ok(api.post("/v1/tasks", json=body, headers=boss), 201))["id"]
+    await ok(api.post(f"/v1/tasks/{ids['done']}/complete", headers=ana))
+    await ok(
+        api.post(
+            "/v1/tasks", json={"title": "boss's own", "due_local": at(0, "12:00")}, headers=boss
+        ),
+        201,
+    )
+
+    async def titles(due: str) -> set[str]:
+        found = await ok(api.get("/v1/tasks", params={"due": due}, headers=ana))
+        return {t["title"] for t in found["data"]}
+
+    assert await titles("today") == {"overdue", "today"}
+    assert await titles("this_week") == {"overdue", "today", "tomorrow", "done"}
+    assert await titles("overdue") == {"overdue"}
+    bad = await api.get("/v1/tasks", params={"due": "yesterday"}, headers=ana)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "due"
+
+    # The calendar feed: a secret URL, no token needed, only title, due time and link.
+    made = await ok(api.post("/v1/me/calendar-feed", headers=ana), 201)
+    assert made["url"].endswith(made["path"]) and made["path"].endswith(".ics")
+    response = await api.get(made["path"])
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/calendar")
+    events = Calendar.from_ical(response.content).walk("VEVENT")
+    assert {str(e["summary"]) for e in events} == {"overdue", "today", "tomorrow", "next week"}
+    today_event = next(e for e in events if str(e["summary"]) == "today")
+    assert today_event["dtstart"].dt == datetime.fromisoformat(at(0, "18:00")).replace(
+        tzinfo=ZoneInfo(zone)
+    )
+    assert str(today_event["url"]).endswith(f"/v1/tasks/{ids['today']}")
+    for personal in (b"Quintana", b"Z\xc3\xa9lia", b"5550199", contact["id"].encode()):
+        assert personal not in response.content
+    # Rotating makes the old URL stop working; revoking stops the new one.
+    rotated = await ok(api.post("/v1/me/calendar-feed", headers=ana), 201)
+    assert rotated["path"] != made["path"]
+    assert (await api.get(made["path"])).status_code == 404
+    assert (await api.get(rotated["path"])).status_code == 200
+    assert await ok(api.delete("/v1/me/calendar-feed", headers=ana)) == {"revoked": True}
+    gone = await api.get(rotated["path"])
+    assert gone.status_code == 404
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert (
+        await api.get("/public/calendar/cal_mars_0123456789abcdefghijkl.ics")
+    ).status_code == 404

@@ -246,6 +246,16 @@ AutomationRules = listing(AutomationRule, "AutomationRules")
 User = proto_model(directory_pb2.User)
 
 
+class CalendarFeedCreated(Answer):
+    url: str
+    path: str
+    created_at: str
+
+
+class CalendarFeedRevoked(Answer):
+    revoked: bool
+
+
 class MovedInRegion(Answer):
     region: str
     contacts: int

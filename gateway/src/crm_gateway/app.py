@@ -21,6 +21,7 @@ from crm_gateway.guards import BodyLimit, TextGuard
 from crm_gateway.limits import bounded_query
 from crm_gateway.problems import problem_response
 from crm_gateway.routes import (
+    calendar,
     companies,
     compliance,
     contacts,
@@ -77,6 +78,8 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(deals.router)
     app.include_router(tasks.router)
     app.include_router(ownership.router)
+    app.include_router(calendar.router)
+    app.include_router(calendar.public)
     app.include_router(settings.router)
     app.include_router(compliance.router)
     app.include_router(reports.router)

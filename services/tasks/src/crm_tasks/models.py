@@ -60,6 +60,20 @@ class User(Base):
     )
 
 
+class CalendarFeed(Base):
+    """A user's iCalendar feed secret (only its SHA-256), one per user."""
+
+    __tablename__ = "calendar_feeds"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(sa.Text, unique=True)
+    # The roles and team of the token that made it: the feed reads tasks as that user.
+    roles: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    team: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+
 class Task(Base):
     __tablename__ = "tasks"
 

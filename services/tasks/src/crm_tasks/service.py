@@ -21,7 +21,7 @@ from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
-from crm_tasks import automation, directory, models, privacy, rules, tasks
+from crm_tasks import automation, calendar, directory, models, privacy, rules, tasks
 from crm_tasks.links import PeerLinks
 from crm_tasks.scheduler import Scheduler
 from crm_tasks.settings import TasksSettings
@@ -171,6 +171,28 @@ class DirectoryServicer(_Base, directory_pb2_grpc.DirectoryServiceServicer):
         principal = caller()
         async with transaction(self.runtime.sessions) as session:
             return await directory.list_users(session, principal, request)
+
+    async def PutCalendarFeed(
+        self, request: directory_pb2.PutCalendarFeedRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.CalendarFeed:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await calendar.put_feed(session, principal, self.region)
+
+    async def DeleteCalendarFeed(
+        self, request: directory_pb2.DeleteCalendarFeedRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.DeleteCalendarFeedResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            revoked = await calendar.delete_feed(session, principal)
+        return directory_pb2.DeleteCalendarFeedResponse(revoked=revoked)
+
+    async def ResolveCalendarFeed(
+        self, request: directory_pb2.ResolveCalendarFeedRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.CalendarFeedOwner:
+        # The public calendar URL: the secret is the only credential, there is no caller.
+        async with transaction(self.runtime.sessions) as session:
+            return await calendar.resolve_feed(session, request.secret, self.region)
 
 
 class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):

@@ -443,6 +443,19 @@ async def list_tasks(
         conditions += [task.status == "open", task.due_at < clock.now()]
     if request.HasField("due_before"):
         conditions.append(task.due_at < from_timestamp(request.due_before))
+    if request.due:
+        if request.due not in due.DUE_FILTERS:
+            violations.append(FieldViolation("due", f"one of {', '.join(due.DUE_FILTERS)}"))
+        else:
+            me = await directory.find(session, principal.tenant_id, principal.user_id)
+            start, end = due.due_window(
+                request.due, clock.now(), me.time_zone if me is not None else due.DEFAULT_ZONE
+            )
+            conditions.append(task.due_at < end)
+            if start is None:
+                conditions.append(task.status == "open")
+            else:
+                conditions.append(task.due_at >= start)
     if violations:
         raise InvalidArgument(violations)
     if request.page_token:
