@@ -407,6 +407,14 @@ class LeadSourceRow(Answer):
     conversion_to_won: str | None
 
 
+class LostReasonRow(Answer):
+    period: str
+    granularity: str
+    reason: str
+    deals: int
+    value: str
+
+
 class ForecastRow(Answer):
     month: str
     deals: int
@@ -415,13 +423,23 @@ class ForecastRow(Answer):
 
 
 class Report(Answer):
-    report: Literal["funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast"]
+    report: Literal[
+        "funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "lost_reasons"
+    ]
     regions: list[str]
     reporting_currency: str
     period: ReportPeriod
     filters: ReportFilters
     missing_rates: list[MissingRate]
-    data: list[FunnelRow | WinRateRow | RevenueRow | ActivityRow | LeadSourceRow | ForecastRow]
+    data: list[
+        FunnelRow
+        | WinRateRow
+        | RevenueRow
+        | ActivityRow
+        | LeadSourceRow
+        | ForecastRow
+        | LostReasonRow
+    ]
 
 
 class RebuiltRegion(Answer):

@@ -139,6 +139,65 @@ async def test_funnel_conversion_counts_deals_that_skip_a_stage_once(crm: Tenant
     }
 
 
+async def test_lost_reasons_per_reason_period_and_team(crm: Tenant, move_clock: Any) -> None:
+    # Noon UTC: the whole test falls on one day, whatever the hour the suite runs at.
+    move_clock.to(move_clock.next_local("UTC", "12:00"))
+    today = clock.now().date()
+    await crm.rate("USD", "0.5", (today - timedelta(days=1)).isoformat())
+
+    async def lose(deal: dict[str, Any], reason: str) -> None:
+        region = deal["id"].split("_", 1)[0]
+        await ok(
+            crm.api.post(
+                f"/v1/deals/{deal['id']}/stage",
+                json={"stage_id": crm.stage["Lost"], "lost_reason": reason},
+                headers=crm.admin[region],
+            )
+        )
+
+    await lose(await crm.deal("eu", amount="100.00"), "Price")
+    await lose(await crm.deal("eu", amount="50.00", owner="rep-b"), "  price ")
+    await lose(await crm.deal("us", amount="300.00", currency="USD"), "Chose a competitor")
+    await lose(await crm.deal("eu", amount="40.00", owner="rep-c", team="south"), "Timing")
+    await crm.move(await crm.deal("eu", amount="999.00"), "Won")
+
+    async def all_lost() -> dict[str, Any] | None:
+        report = await crm.report("lost-reasons")
+        return report if sum(r["deals"] for r in report["data"]) == 4 else None
+
+    report = await eventually(all_lost, what="four lost deals")
+    assert report["report"] == "lost_reasons"
+    month = f"{today.year}-{today.month:02d}"
+    assert report["data"] == [
+        {"period": month, "granularity": "month", "reason": "price", "deals": 2, "value": "150.00"},
+        {
+            "period": month,
+            "granularity": "month",
+            "reason": "chose a competitor",
+            "deals": 1,
+            "value": "150.00",
+        },
+        {"period": month, "granularity": "month", "reason": "timing", "deals": 1, "value": "40.00"},
+    ]
+    north = await crm.report("lost-reasons", team="north", granularity="day")
+    assert {(r["period"], r["reason"], r["deals"]) for r in north["data"]} == {
+        (today.isoformat(), "price", 2),
+        (today.isoformat(), "chose a competitor", 1),
+    }
+    later = (today + timedelta(days=1)).isoformat()
+    assert (await crm.report("lost_reasons", **{"from": later}))["data"] == []
+    # A manager of south sees their team's only; CSV like the other reports.
+    south = crm.user("boss-south", "manager", team="south")
+    response = await crm.api.get(
+        "/v1/reports/lost-reasons", params={"format": "csv"}, headers=south
+    )
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.splitlines() == [
+        "period,granularity,reason,deals,value",
+        f"{month},month,timing,1,40.00",
+    ]
+
+
 async def test_amount_owner_and_close_date_changes_move_the_numbers(
     crm: Tenant, move_clock: Any
 ) -> None:

@@ -2869,6 +2869,19 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /** LostReasonRow */
+        LostReasonRow: {
+            /** Period */
+            period: string;
+            /** Granularity */
+            granularity: string;
+            /** Reason */
+            reason: string;
+            /** Deals */
+            deals: number;
+            /** Value */
+            value: string;
+        };
         /** MarkReadIn */
         MarkReadIn: {
             /** Ids */
@@ -3349,7 +3362,7 @@ export interface components {
              * Report
              * @enum {string}
              */
-            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast";
+            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast" | "lost_reasons";
             /** Regions */
             regions: string[];
             /** Reporting Currency */
@@ -3359,7 +3372,7 @@ export interface components {
             /** Missing Rates */
             missing_rates: components["schemas"]["MissingRate"][];
             /** Data */
-            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"])[];
+            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"] | components["schemas"]["LostReasonRow"])[];
         };
         /** ReportFilters */
         ReportFilters: {
@@ -9573,7 +9586,7 @@ export interface operations {
                 team?: string;
                 /** @description regions, comma separated; empty or 'all' = worldwide */
                 region?: string;
-                /** @description revenue: day, week, month or quarter */
+                /** @description revenue and lost_reasons: day, week, month (default) or quarter */
                 granularity?: string;
                 /** @description json, csv, svg or png */
                 format?: string;

@@ -34,7 +34,7 @@ from crm_kit.reporting_money import round_reporting
 
 router = APIRouter()
 
-NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast")
+NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "lost_reasons")
 CHARTS = ("funnel", "revenue")
 FORMATS = ("json", "csv", "svg", "png")
 RATIO = Decimal("0.0001")
@@ -235,6 +235,22 @@ async def _finish(
             }
             for key, values in sorted(rows.items())
         ]
+    if name == "lost_reasons":
+        # Per period, the reasons with most deals first.
+        reasons = sorted(
+            rows.items(),
+            key=lambda item: (item[0][1], -item[1].get("deals", Decimal(0)), item[0][2]),
+        )
+        return [
+            {
+                "period": key[1],
+                "granularity": granularity,
+                "reason": key[2],
+                "deals": _int(values.get("deals", Decimal(0))),
+                "value": _money(values.get("value", Decimal(0)), currency),
+            }
+            for key, values in reasons
+        ]
     # forecast
     return [
         {
@@ -316,9 +332,12 @@ async def get_report(
     owner: str = Query("", description="owner user ids, comma separated"),
     team: str = Query("", description="teams, comma separated"),
     region: str = Query("", description="regions, comma separated; empty or 'all' = worldwide"),
-    granularity: str = Query("", description="revenue: day, week, month or quarter"),
+    granularity: str = Query(
+        "", description="revenue and lost_reasons: day, week, month (default) or quarter"
+    ),
     format: str = Query("json", description="json, csv, svg or png"),
 ) -> Any:
+    name = name.replace("-", "_")  # /v1/reports/lost-reasons reads as well as lost_reasons
     if name not in NAMES:
         raise Problem(404, "Not found", f"no report {name!r}; reports are {', '.join(NAMES)}")
     if format not in FORMATS:

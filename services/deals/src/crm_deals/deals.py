@@ -295,7 +295,15 @@ def _close_date_text(row: models.Deal) -> str:
 
 # Fields whose change the reporting read models follow (deals.deal.updated).
 REPORTED_FIELDS = frozenset(
-    {"amount", "currency", "owner_id", "owner_team", "expected_close_date", "source"}
+    {
+        "amount",
+        "currency",
+        "owner_id",
+        "owner_team",
+        "expected_close_date",
+        "source",
+        "lost_reason",
+    }
 )
 
 
@@ -410,6 +418,7 @@ async def create_deal(
             win_probability=stage.win_probability,
             stage_kind=stage.kind,
             created_at=timestamp(row.created_at),
+            lost_reason=row.lost_reason,
             **_money_fields(row),
         ),
     )
@@ -477,6 +486,7 @@ async def update_deal(
                 expected_close_date=_close_date_text(row),
                 changed_fields=reported,
                 updated_at=timestamp(row.updated_at),
+                lost_reason=row.lost_reason,
                 **_money_fields(row),
             ),
         )
@@ -570,6 +580,7 @@ async def move_deal(
             expected_close_date=_close_date_text(row),
             created_at=timestamp(row.created_at),
             moved_at=timestamp(at),
+            lost_reason=row.lost_reason,
             **_money_fields(row),
         ),
     )
@@ -639,6 +650,7 @@ def reassignable(outbox: Outbox) -> Reassignable:
                 expected_close_date=_close_date_text(row),
                 changed_fields=["owner_id", "owner_team"],
                 updated_at=timestamp(row.updated_at),
+                lost_reason=row.lost_reason,
                 **_money_fields(row),
             ),
         )

@@ -54,6 +54,8 @@ class DealState(Base):
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # Stage ids the deal has entered (the funnel's conversion counts each once per deal).
     reached: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    # Why a lost deal was lost (the tenant's wording), for the lost-reasons report.
+    lost_reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
 
 def _dims() -> list[sa.Column[str]]:
@@ -128,6 +130,19 @@ closed = sa.Table(
     sa.Column("amount", SUM, nullable=False),
 )
 
+# Deals lost on `closed_day` per reason, amount per currency (the lost-reasons report).
+lost = sa.Table(
+    "agg_lost",
+    Base.metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("closed_day", sa.Date, primary_key=True),
+    *_dims(),
+    sa.Column("reason", sa.Text, primary_key=True),
+    sa.Column("currency", sa.Text, primary_key=True),
+    sa.Column("deals", sa.BigInteger, nullable=False),
+    sa.Column("amount", SUM, nullable=False),
+)
+
 # Sales cycle histogram: deals won on `closed_day` after `days` whole days.
 cycles = sa.Table(
     "agg_cycles",
@@ -163,7 +178,17 @@ activity = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),
 )
 
-AGGREGATES = (stage_now, stage_reach, stage_paths, cohort, closed, cycles, forecast, activity)
+AGGREGATES = (
+    stage_now,
+    stage_reach,
+    stage_paths,
+    cohort,
+    closed,
+    lost,
+    cycles,
+    forecast,
+    activity,
+)
 
 
 class OpenTask(Base):

@@ -80,6 +80,7 @@ class Deal:
     created_at: datetime
     closed_at: datetime | None
     reached: tuple[str, ...]
+    lost_reason: str = ""
 
 
 Key = tuple[Any, ...]
@@ -95,6 +96,12 @@ def _time(ts: timestamp_pb2.Timestamp, fallback: datetime) -> datetime:
     if ts.seconds == 0 and ts.nanos == 0:
         return fallback
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def reason_key(reason: str) -> str:
+    """One key per reason however it was typed ("Price ", "price"): trimmed, spaces
+    collapsed, lower case, at most 200 characters."""
+    return " ".join(reason.split()).lower()[:200]
 
 
 def path_of(reached: tuple[str, ...]) -> str:
@@ -144,6 +151,13 @@ def contributions(deal: Deal) -> Changes:
         if deal.status == "won":
             days = (deal.closed_at - deal.created_at).days
             add(models.cycles, (closed_day, *dims, days), deals=1)
+        else:
+            add(
+                models.lost,
+                (closed_day, *dims, reason_key(deal.lost_reason), deal.currency),
+                deals=1,
+                amount=deal.amount,
+            )
     return out
 
 
@@ -198,6 +212,7 @@ def _state_of(row: models.DealState) -> Deal:
         created_at=row.created_at,
         closed_at=row.closed_at,
         reached=tuple(row.reached),
+        lost_reason=row.lost_reason,
     )
 
 
@@ -216,6 +231,7 @@ async def _save(session: AsyncSession, tenant_id: str, deal_id: str, deal: Deal)
         "created_at": deal.created_at,
         "closed_at": deal.closed_at,
         "reached": list(deal.reached),
+        "lost_reason": deal.lost_reason,
     }
     statement = pg_insert(models.DealState).values(tenant_id=tenant_id, deal_id=deal_id, **values)
     await session.execute(
@@ -265,6 +281,7 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             created_at=created,
             closed_at=None if kind == "open" else created,
             reached=(event.stage_id,),
+            lost_reason=event.lost_reason if kind == "lost" else "",
         )
     if before is None:
         return None
@@ -287,6 +304,7 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             win_probability=event.win_probability,
             closed_at=None if kind == "open" else moved,
             reached=reached,
+            lost_reason=event.lost_reason if kind == "lost" else "",
         )
     if isinstance(event, deal_events.DealUpdated):
         return replace(
@@ -297,6 +315,8 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             amount=_amount(event.amount),
             currency=event.currency,
             expected_close_date=event.expected_close_date,
+            # Events written before they carried the reason leave it as it was.
+            lost_reason=event.lost_reason or before.lost_reason,
         )
     return before
 

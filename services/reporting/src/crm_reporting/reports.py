@@ -33,7 +33,7 @@ from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from crm_reporting import models
 
-NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast")
+NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "lost_reasons")
 GRANULARITIES = ("day", "week", "month", "quarter")
 MAX_FILTER_VALUES = 100
 PRECISION = 60
@@ -436,6 +436,33 @@ async def forecast(
     return rows
 
 
+async def lost_reasons(
+    session: AsyncSession, principal: Principal, filters: Filters, rates: Rates
+) -> Rows:
+    """Deals lost in the period per reason and day, week, month or quarter of the loss:
+    count and value at the close day's rate."""
+    rows = Rows()
+    t = models.lost
+    result = await session.execute(
+        sa.select(
+            t.c.closed_day,
+            t.c.reason,
+            t.c.currency,
+            sa.func.sum(t.c.deals),
+            sa.func.sum(t.c.amount),
+        )
+        .where(*_dimension_conditions(t, principal, filters), *_period(t.c.closed_day, filters))
+        .group_by(t.c.closed_day, t.c.reason, t.c.currency)
+    )
+    for day, reason, currency, deals, amount in result.tuples():
+        rows.add(
+            ("reason", bucket(day, filters.granularity), reason),
+            deals=deals,
+            value=rates.convert(amount, currency, day),
+        )
+    return rows
+
+
 REPORTS = {
     "funnel": funnel,
     "win_rate": win_rate,
@@ -443,6 +470,7 @@ REPORTS = {
     "activity": activity,
     "lead_sources": lead_sources,
     "forecast": forecast,
+    "lost_reasons": lost_reasons,
 }
 
 
