@@ -57,9 +57,14 @@ class Caller:
         granted = [g.to_region for g in policy.access_grants if g.from_region == home]
         return [r for r in self.gateway.regions if r == home or r in granted]
 
-    def regions_param(self, value: str | None) -> list[str]:
-        """`region=eu,br` of a list request; defaults to the caller's home region."""
+    def regions_param(self, value: str | None, **record_ids: str) -> list[str]:
+        """`region=eu,br` of a list request; defaults to the region of the first record
+        id filtered on (`deal_id=br_…`: a deal's tasks live in its region, which its id
+        names), else the caller's home region."""
         if not value:
+            for field, record_id in record_ids.items():
+                if record_id:
+                    return [region_of_id(record_id, field)]
             return [self.principal.home_region]
         regions = [part.strip() for part in value.split(",") if part.strip()]
         unknown = [r for r in regions if r not in self.gateway.regions]

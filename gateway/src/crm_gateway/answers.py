@@ -256,6 +256,32 @@ TaskPage = page(Task, "TaskPage")
 AutomationRule = proto_model(tasks_pb2.AutomationRule)
 AutomationRules = listing(AutomationRule, "AutomationRules")
 User = proto_model(directory_pb2.User)
+
+
+class CalendarFeedCreated(Answer):
+    url: str
+    path: str
+    created_at: str
+
+
+class CalendarFeedRevoked(Answer):
+    revoked: bool
+
+
+class MovedInRegion(Answer):
+    region: str
+    contacts: int
+    deals: int
+    tasks: int
+
+
+class Reassigned(Answer):
+    from_user: str
+    to_users: list[str]
+    moved: list[MovedInRegion]
+    total: dict[str, int]
+
+
 Users = listing(User, "Users")
 
 # ---------------------------------------------------------------- compliance
@@ -400,6 +426,14 @@ class LeadSourceRow(Answer):
     conversion_to_won: str | None
 
 
+class LostReasonRow(Answer):
+    period: str
+    granularity: str
+    reason: str
+    deals: int
+    value: str
+
+
 class ForecastRow(Answer):
     month: str
     deals: int
@@ -409,7 +443,14 @@ class ForecastRow(Answer):
 
 class Report(Answer):
     report: Literal[
-        "funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "payments"
+        "funnel",
+        "win_rate",
+        "revenue",
+        "activity",
+        "lead_sources",
+        "forecast",
+        "payments",
+        "lost_reasons",
     ]
     regions: list[str]
     reporting_currency: str
@@ -424,6 +465,7 @@ class Report(Answer):
         | ActivityRow
         | LeadSourceRow
         | ForecastRow
+        | LostReasonRow
     ]
 
 

@@ -22,6 +22,7 @@ from crm_gateway.limits import bounded_query
 from crm_gateway.problems import problem_response
 from crm_gateway.routes import (
     attachments,
+    calendar,
     companies,
     compliance,
     contacts,
@@ -30,6 +31,7 @@ from crm_gateway.routes import (
     imports,
     integrations,
     notifications,
+    ownership,
     reports,
     settings,
     tasks,
@@ -37,6 +39,7 @@ from crm_gateway.routes import (
 from crm_gateway.settings import GatewaySettings
 from crm_gateway.web import WebApp, check_build
 from crm_kit.auth import TokenVerifier
+from crm_kit.placement import warm_country_names
 
 HTTP_REQUESTS = Counter("crm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("crm_http_request_seconds", "HTTP latency", ["method", "route"])
@@ -60,7 +63,9 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(warm_country_names())
         yield
+        warming.cancel()
         await clients.close()
 
     app = FastAPI(
@@ -79,6 +84,9 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(companies.router)
     app.include_router(deals.router)
     app.include_router(tasks.router)
+    app.include_router(ownership.router)
+    app.include_router(calendar.router)
+    app.include_router(calendar.public)
     app.include_router(settings.router)
     app.include_router(compliance.router)
     app.include_router(reports.router)

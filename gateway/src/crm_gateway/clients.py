@@ -14,6 +14,7 @@ from crm_api.crm.deals.v1 import deals_pb2_grpc
 from crm_api.crm.directory.v1 import directory_pb2_grpc
 from crm_api.crm.integrations.v1 import integrations_pb2_grpc
 from crm_api.crm.notifications.v1 import notifications_pb2_grpc
+from crm_api.crm.ownership.v1 import ownership_pb2_grpc
 from crm_api.crm.policy.v1 import policy_pb2_grpc
 from crm_api.crm.privacy.v1 import privacy_pb2_grpc
 from crm_api.crm.reporting.v1 import reporting_pb2_grpc
@@ -30,15 +31,18 @@ STUBS: dict[str, dict[str, Callable[[grpc.aio.Channel], Any]]] = {
         "policy": policy_pb2_grpc.PolicyServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
         "privacy_requests": privacy_requests_pb2_grpc.PrivacyRequestsServiceStub,
+        "ownership": ownership_pb2_grpc.OwnershipServiceStub,
     },
     "deals": {
         "deals": deals_pb2_grpc.DealsServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+        "ownership": ownership_pb2_grpc.OwnershipServiceStub,
     },
     "tasks": {
         "tasks": tasks_pb2_grpc.TasksServiceStub,
         "directory": directory_pb2_grpc.DirectoryServiceStub,
         "privacy": privacy_pb2_grpc.PrivacyServiceStub,
+        "ownership": ownership_pb2_grpc.OwnershipServiceStub,
     },
     "reporting": {
         "reporting": reporting_pb2_grpc.ReportingServiceStub,

@@ -288,6 +288,7 @@ class UserIn(Strict):
     working_hours_end: str = ""
     working_days: list[Weekday] = Field(default_factory=list, max_length=50)
     phone: str = ""
+    home_region: str = Field("", description="the region the user works in, e.g. br")
 
 
 def message_from(body: BaseModel, message: Message, *, only_set: bool = False) -> list[str]:

@@ -67,7 +67,8 @@ async def test_funnel_win_rate_revenue_and_forecast_follow_deals(
     proposal = _row(funnel, stage="Proposal")
     assert (proposal["deals"], proposal["value"], proposal["entered"]) == (1, "100.00", 1)
     assert _row(funnel, stage="Won")["value"] == "150.00"  # 300 USD at 0.5
-    assert _row(funnel, stage="Qualified")["conversion_to_next"] == "0.5000"
+    # a went on to Proposal, b skipped it and won: both converted from Qualified.
+    assert _row(funnel, stage="Qualified")["conversion_to_next"] == "1.0000"
 
     win = (await crm.report("win_rate"))["data"][0]
     assert win["deals_won"] == 1 and win["deals_lost"] == 1
@@ -100,6 +101,101 @@ async def test_funnel_win_rate_revenue_and_forecast_follow_deals(
     later = (today + timedelta(days=1)).isoformat()
     empty = await crm.report("win_rate", **{"from": later})
     assert empty["data"][0]["deals_won"] == 0 and empty["data"][0]["win_rate"] is None
+
+
+async def test_funnel_conversion_counts_deals_that_skip_a_stage_once(crm: Tenant) -> None:
+    """A deal converts from a stage when it reaches any later non-lost stage: deals that
+    jump over Qualified used to read as 300 % conversion from it."""
+    careful = await crm.deal("eu")
+    await crm.move(careful, "Qualified")
+    await crm.move(careful, "Proposal")
+    for _ in range(2):
+        await crm.move(await crm.deal("eu"), "Proposal")  # Qualified skipped
+    skipper = await crm.deal("eu")
+    await crm.move(skipper, "Won")  # straight from Lead to Won
+    await crm.move(await crm.deal("eu"), "Lost")
+
+    async def settled() -> dict[str, Any] | None:
+        report = await crm.report("funnel")
+        done = (
+            _count(report, "Proposal") == 3
+            and _count(report, "Won") == 1
+            and _count(report, "Lost") == 1
+        )
+        return report if done else None
+
+    funnel = await eventually(settled, what="the funnel to show the moves")
+    conversion = {r["stage"]: r["conversion_to_next"] for r in funnel["data"]}
+    entered = {r["stage"]: r["entered"] for r in funnel["data"]}
+    assert entered == {"Lead": 5, "Qualified": 1, "Proposal": 3, "Won": 1, "Lost": 1}
+    # Lead: 4 of 5 went on (one lost); Qualified: its one deal reached Proposal;
+    # Proposal: none of the three moved on yet; Won and Lost have no next stage.
+    assert conversion == {
+        "Lead": "0.8000",
+        "Qualified": "1.0000",
+        "Proposal": "0.0000",
+        "Won": None,
+        "Lost": None,
+    }
+
+
+async def test_lost_reasons_per_reason_period_and_team(crm: Tenant, move_clock: Any) -> None:
+    # Noon UTC: the whole test falls on one day, whatever the hour the suite runs at.
+    move_clock.to(move_clock.next_local("UTC", "12:00"))
+    today = clock.now().date()
+    await crm.rate("USD", "0.5", (today - timedelta(days=1)).isoformat())
+
+    async def lose(deal: dict[str, Any], reason: str) -> None:
+        region = deal["id"].split("_", 1)[0]
+        await ok(
+            crm.api.post(
+                f"/v1/deals/{deal['id']}/stage",
+                json={"stage_id": crm.stage["Lost"], "lost_reason": reason},
+                headers=crm.admin[region],
+            )
+        )
+
+    await lose(await crm.deal("eu", amount="100.00"), "Price")
+    await lose(await crm.deal("eu", amount="50.00", owner="rep-b"), "  price ")
+    await lose(await crm.deal("us", amount="300.00", currency="USD"), "Chose a competitor")
+    await lose(await crm.deal("eu", amount="40.00", owner="rep-c", team="south"), "Timing")
+    await crm.move(await crm.deal("eu", amount="999.00"), "Won")
+
+    async def all_lost() -> dict[str, Any] | None:
+        report = await crm.report("lost-reasons")
+        return report if sum(r["deals"] for r in report["data"]) == 4 else None
+
+    report = await eventually(all_lost, what="four lost deals")
+    assert report["report"] == "lost_reasons"
+    month = f"{today.year}-{today.month:02d}"
+    assert report["data"] == [
+        {"period": month, "granularity": "month", "reason": "price", "deals": 2, "value": "150.00"},
+        {
+            "period": month,
+            "granularity": "month",
+            "reason": "chose a competitor",
+            "deals": 1,
+            "value": "150.00",
+        },
+        {"period": month, "granularity": "month", "reason": "timing", "deals": 1, "value": "40.00"},
+    ]
+    north = await crm.report("lost-reasons", team="north", granularity="day")
+    assert {(r["period"], r["reason"], r["deals"]) for r in north["data"]} == {
+        (today.isoformat(), "price", 2),
+        (today.isoformat(), "chose a competitor", 1),
+    }
+    later = (today + timedelta(days=1)).isoformat()
+    assert (await crm.report("lost_reasons", **{"from": later}))["data"] == []
+    # A manager of south sees their team's only; CSV like the other reports.
+    south = crm.user("boss-south", "manager", team="south")
+    response = await crm.api.get(
+        "/v1/reports/lost-reasons", params={"format": "csv"}, headers=south
+    )
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.text.splitlines() == [
+        "period,granularity,reason,deals,value",
+        f"{month},month,timing,1,40.00",
+    ]
 
 
 async def test_amount_owner_and_close_date_changes_move_the_numbers(
@@ -241,6 +337,66 @@ async def test_activity_counts_calls_once_even_when_redelivered(
 
     row = await eventually(counted, what="two calls")
     assert row["calls"] == 2
+
+
+async def test_activity_counts_calls_on_the_timeline_for_who_made_or_took_them(
+    crm: Tenant,
+) -> None:
+    """The README's call logged on the timeline counts for the rep who logged it; a
+    telephony call for the agent the provider names, else for the contact's owner."""
+    admin = crm.admin["eu"]
+    contact = await ok(
+        crm.api.post(
+            "/v1/contacts",
+            json={
+                "first_name": "Jonas",
+                "phones": ["+49 30 5550101"],
+                "owner_id": "owner-o",
+                "address": {"country": "DE"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    # A rep logs a call by hand (the README's example); a manager of another name too.
+    caller_c = crm.user("caller-c", "admin")
+    await ok(
+        crm.api.post(
+            f"/v1/contacts/{contact['id']}/notes",
+            json={"kind": "call", "direction": "outbound", "body": "Wants three windows."},
+            headers=caller_c,
+        ),
+        201,
+    )
+    provider = await ok(
+        crm.api.post(
+            "/v1/integrations/providers",
+            json={"kind": "telephony", "name": "PBX", "default_country": "DE"},
+            headers=admin,
+        ),
+        201,
+    )
+    secret = {"X-Integration-Secret": provider["secret"]}
+    call = {"direction": "inbound", "from": "030 5550101", "to": "+49 30 1111", "duration": 30}
+    taken = await ok(
+        crm.api.post(
+            provider["webhook_url"],
+            json={**call, "call_id": "t-1", "user_id": "agent-t"},
+            headers=secret,
+        )
+    )
+    assert taken["contact_id"] == contact["id"] and taken["new_lead"] is False
+    await ok(crm.api.post(provider["webhook_url"], json={**call, "call_id": "t-2"}, headers=secret))
+    notes = await ok(crm.api.get(f"/v1/contacts/{contact['id']}/notes", headers=admin))
+    assert sorted(e["author_id"] for e in notes["data"]) == ["agent-t", "caller-c", "owner-o"]
+
+    async def counted() -> dict[str, int] | None:
+        report = await crm.report("activity", region="eu")
+        calls = {r["owner_id"]: r["calls"] for r in report["data"] if r["calls"]}
+        return calls if sum(calls.values()) >= 3 else None
+
+    calls = await eventually(counted, what="three calls in the activity report")
+    assert calls == {"caller-c": 1, "agent-t": 1, "owner-o": 1}
 
 
 async def test_rebuild_from_the_stream_equals_the_live_read_model(

@@ -634,6 +634,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/users/{user_id}/reassign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Hand a user's open contacts, deals and tasks to another user or a team (admins) */
+        post: operations["reassign_v1_users__user_id__reassign_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/calendar-feed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make (or rotate) the secret iCalendar URL of your tasks */
+        post: operations["create_feed_v1_me_calendar_feed_post"];
+        /** Revoke your iCalendar URL (it answers 404 from now on) */
+        delete: operations["revoke_feed_v1_me_calendar_feed_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/public/calendar/{secret}.ics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's open tasks as iCalendar (the secret URL is the credential) */
+        get: operations["feed_public_calendar__secret__ics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/custom-fields": {
         parameters: {
             query?: never;
@@ -1939,6 +1991,20 @@ export interface components {
             /** Deals */
             deals: components["schemas"]["Deal"][];
         };
+        /** CalendarFeedCreated */
+        CalendarFeedCreated: {
+            /** Url */
+            url: string;
+            /** Path */
+            path: string;
+            /** Created At */
+            created_at: string;
+        };
+        /** CalendarFeedRevoked */
+        CalendarFeedRevoked: {
+            /** Revoked */
+            revoked: boolean;
+        };
         /** CallIn */
         CallIn: {
             /**
@@ -1972,6 +2038,11 @@ export interface components {
              * @default
              */
             started_at?: string;
+            /**
+             * User Id
+             * @default
+             */
+            user_id?: string;
         };
         /** CallRecord */
         CallRecord: {
@@ -3133,6 +3204,8 @@ export interface components {
         IntegrationSettings: {
             /** Allow Private Webhook Targets */
             allow_private_webhook_targets: boolean;
+            /** Forbid Sales Rep Exports */
+            forbid_sales_rep_exports: boolean;
         };
         /** LeadSourceRow */
         LeadSourceRow: {
@@ -3162,6 +3235,19 @@ export interface components {
         LegalHoldIn: {
             /** Reason */
             reason: string;
+        };
+        /** LostReasonRow */
+        LostReasonRow: {
+            /** Period */
+            period: string;
+            /** Granularity */
+            granularity: string;
+            /** Reason */
+            reason: string;
+            /** Deals */
+            deals: number;
+            /** Value */
+            value: string;
         };
         /** MarkReadIn */
         MarkReadIn: {
@@ -3222,6 +3308,17 @@ export interface components {
             amount: string;
             /** Currency */
             currency: string;
+        };
+        /** MovedInRegion */
+        MovedInRegion: {
+            /** Region */
+            region: string;
+            /** Contacts */
+            contacts: number;
+            /** Deals */
+            deals: number;
+            /** Tasks */
+            tasks: number;
         };
         /** NoteIn */
         NoteIn: {
@@ -3620,6 +3717,34 @@ export interface components {
              */
             call_url?: string;
         };
+        /** ReassignIn */
+        ReassignIn: {
+            /**
+             * To User
+             * @description the user who takes everything
+             * @default
+             */
+            to_user?: string;
+            /**
+             * To Team
+             * @description or a team, its members in turn
+             * @default
+             */
+            to_team?: string;
+        };
+        /** Reassigned */
+        Reassigned: {
+            /** From User */
+            from_user: string;
+            /** To Users */
+            to_users: string[];
+            /** Moved */
+            moved: components["schemas"]["MovedInRegion"][];
+            /** Total */
+            total: {
+                [key: string]: number;
+            };
+        };
         /** Rebuild */
         Rebuild: {
             /** Regions */
@@ -3688,7 +3813,7 @@ export interface components {
              * Report
              * @enum {string}
              */
-            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast" | "payments";
+            report: "funnel" | "win_rate" | "revenue" | "activity" | "lead_sources" | "forecast" | "payments" | "lost_reasons";
             /** Regions */
             regions: string[];
             /** Reporting Currency */
@@ -3698,7 +3823,7 @@ export interface components {
             /** Missing Rates */
             missing_rates: components["schemas"]["MissingRate"][];
             /** Data */
-            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["PaymentsRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"])[];
+            data: (components["schemas"]["FunnelRow"] | components["schemas"]["WinRateRow"] | components["schemas"]["RevenueRow"] | components["schemas"]["PaymentsRow"] | components["schemas"]["ActivityRow"] | components["schemas"]["LeadSourceRow"] | components["schemas"]["ForecastRow"] | components["schemas"]["LostReasonRow"])[];
         };
         /** ReportFilters */
         ReportFilters: {
@@ -3885,6 +4010,11 @@ export interface components {
              * @default false
              */
             allow_private_webhook_targets?: boolean;
+            /**
+             * Forbid Sales Rep Exports
+             * @default false
+             */
+            forbid_sales_rep_exports?: boolean;
         };
         /** SmsReceived */
         SmsReceived: {
@@ -4258,6 +4388,8 @@ export interface components {
             working_days: number[];
             /** Phone */
             phone: string;
+            /** Home Region */
+            home_region: string;
         };
         /** UserIn */
         UserIn: {
@@ -4310,6 +4442,12 @@ export interface components {
              * @default
              */
             phone?: string;
+            /**
+             * Home Region
+             * @description the region the user works in, e.g. br
+             * @default
+             */
+            home_region?: string;
         };
         /** Users */
         Users: {
@@ -8096,6 +8234,8 @@ export interface operations {
                 deal_id?: string;
                 contact_id?: string;
                 overdue_only?: boolean;
+                /** @description today, this_week (Monday to Sunday) or overdue, in your time zone */
+                due?: string;
                 region?: string | null;
                 limit?: number;
                 cursor?: string | null;
@@ -9076,6 +9216,327 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reassign_v1_users__user_id__reassign_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReassignIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Reassigned"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_feed_v1_me_calendar_feed_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarFeedCreated"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revoke_feed_v1_me_calendar_feed_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalendarFeedRevoked"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    feed_public_calendar__secret__ics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                secret: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/calendar": string;
                 };
             };
             /** @description No such record (or not one the caller may see) */
@@ -10362,7 +10823,7 @@ export interface operations {
     query_audit_v1_compliance_audit_get: {
         parameters: {
             query?: {
-                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation, contact (click-to-call, opt-outs) */
+                /** @description cross_region_access, export, privacy_request, policy_change, elevated_login, retention, relocation, contact (click-to-call, opt-outs), reassignment */
                 kind?: string | null;
                 actor?: string | null;
                 since?: string | null;
@@ -10590,7 +11051,7 @@ export interface operations {
                 team?: string;
                 /** @description regions, comma separated; empty or 'all' = worldwide */
                 region?: string;
-                /** @description revenue and payments: day, week, month or quarter */
+                /** @description revenue, payments and lost_reasons: day, week, month (default) or quarter */
                 granularity?: string;
                 /** @description json, csv, svg or png */
                 format?: string;

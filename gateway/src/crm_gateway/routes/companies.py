@@ -33,7 +33,7 @@ async def create_company(
     who: Caller = Depends(caller),
     key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> dict[str, Any]:
-    region = await region_for_create(who, body.address.country)
+    region = await region_for_create(who, body.address.country, checked_by_service=True)
     message, _ = schemas.company_message(body)
     company = await _stub(who, region).CreateCompany(
         pb.CreateCompanyRequest(company=message),

@@ -347,7 +347,7 @@ async def query_audit(
     kind: str | None = Query(
         default=None,
         description="cross_region_access, export, privacy_request, policy_change, "
-        "elevated_login, retention, relocation, contact (click-to-call, opt-outs)",
+        "elevated_login, retention, relocation, contact (click-to-call, opt-outs), reassignment",
     ),
     actor: str | None = None,
     since: datetime | None = None,

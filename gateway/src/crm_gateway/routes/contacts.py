@@ -39,7 +39,7 @@ async def create_contact(
     who: Caller = Depends(caller),
     key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> dict[str, Any]:
-    region = await region_for_create(who, body.address.country)
+    region = await region_for_create(who, body.address.country, checked_by_service=True)
     message, _ = schemas.contact_message(body)
     contact = await _stub(who, region).CreateContact(
         pb.CreateContactRequest(contact=message),

@@ -177,7 +177,7 @@ async def list_deals(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    regions = who.regions_param(region)
+    regions = who.regions_param(region, contact_id=contact_id)
     metadata = {r: await who.metadata(r) for r in regions}
 
     async def fetch(r: str, token: str) -> tuple[list[Hit], bool]:

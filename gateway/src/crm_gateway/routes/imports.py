@@ -572,6 +572,21 @@ def _stamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
+async def _check_export_allowed(who: Caller) -> None:
+    """The tenant may forbid exports to sales reps (`forbid_sales_rep_exports`)."""
+    principal = who.principal
+    if not principal.has_role("sales_rep") or principal.has_role("admin", "manager"):
+        return
+    settings = who.stub("integrations", "integrations", principal.home_region)
+    reply = await settings.GetIntegrationSettings(
+        pb.GetIntegrationSettingsRequest(),
+        metadata=principal.to_metadata(),
+        timeout=who.timeout,
+    )
+    if reply.forbid_sales_rep_exports:
+        raise Problem(403, "Forbidden", "this tenant does not allow sales reps to export")
+
+
 async def _export(
     who: Caller,
     kind: str,
@@ -582,6 +597,7 @@ async def _export(
     columns: tuple[str, ...],
     filters: dict[str, Any],
 ) -> FileResponse:
+    await _check_export_allowed(who)
     metadata = {r: await who.metadata(r) for r in regions}  # 403 without a grant
     sink = _Sink(kind, file_format, columns)
     counts = dict.fromkeys(regions, 0)

@@ -362,6 +362,8 @@ class CallIn(schemas.Strict):
     recording_url: str = Field("", max_length=2000)
     status: str = Field("", pattern="^(|completed|missed|busy|no_answer)$")
     started_at: str = ""
+    # The CRM user id of the agent who made or took the call (reports credit them).
+    user_id: str = Field("", max_length=200)
 
 
 @public.post(
@@ -387,6 +389,7 @@ async def telephony_event(
         duration_seconds=body.duration,
         recording_url=body.recording_url,
         status=body.status,
+        user_id=body.user_id,
     )
     if body.started_at:
         try:
@@ -529,6 +532,9 @@ async def replay_delivery(delivery_id: str, who: Caller = Depends(caller)) -> An
 
 class SettingsIn(schemas.Strict):
     allow_private_webhook_targets: bool = False
+    # Exports of contacts and deals answer 403 to sales reps (a rep who leaves takes
+    # no copy of the client base).
+    forbid_sales_rep_exports: bool = False
 
 
 @router.put(

@@ -34,7 +34,16 @@ from crm_kit.reporting_money import round_reporting
 
 router = APIRouter()
 
-NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "payments")
+NAMES = (
+    "funnel",
+    "win_rate",
+    "revenue",
+    "activity",
+    "lead_sources",
+    "forecast",
+    "payments",
+    "lost_reasons",
+)
 CHARTS = ("funnel", "revenue")
 FORMATS = ("json", "csv", "svg", "png")
 RATIO = Decimal("0.0001")
@@ -144,15 +153,25 @@ async def _finish(
             if pipeline.id not in present:
                 continue
             stages = sorted(pipeline.stages, key=lambda s: s.position)
-            chain = [s for s in stages if s.kind != "lost"]
+            chain = [s.id for s in stages if s.kind != "lost"]
+            paths = [
+                (set(key[2].split(",")), values.get("deals", Decimal(0)))
+                for key, values in rows.items()
+                if key[0] == "path" and key[1] == pipeline.id
+            ]
             for stage in stages:
                 values = rows.get(("stage", pipeline.id, stage.id), {})
                 entered = values.get("entered", Decimal(0))
                 conversion = None
-                if stage in chain and chain.index(stage) + 1 < len(chain):
-                    following = chain[chain.index(stage) + 1]
-                    reached = rows.get(("stage", pipeline.id, following.id), {})
-                    conversion = _ratio(reached.get("entered", Decimal(0)), entered)
+                if stage.id in chain and chain.index(stage.id) + 1 < len(chain):
+                    # Converted: entered this stage and reached any later non-lost one,
+                    # so a deal that skips a stage still counts once (never above 100 %).
+                    later = set(chain[chain.index(stage.id) + 1 :])
+                    converted = sum(
+                        (deals for path, deals in paths if stage.id in path and path & later),
+                        Decimal(0),
+                    )
+                    conversion = _ratio(converted, entered)
                 out.append(
                     {
                         "pipeline_id": pipeline.id,
@@ -235,6 +254,22 @@ async def _finish(
             }
             for key, values in sorted(rows.items())
         ]
+    if name == "lost_reasons":
+        # Per period, the reasons with most deals first.
+        reasons = sorted(
+            rows.items(),
+            key=lambda item: (item[0][1], -item[1].get("deals", Decimal(0)), item[0][2]),
+        )
+        return [
+            {
+                "period": key[1],
+                "granularity": granularity,
+                "reason": key[2],
+                "deals": _int(values.get("deals", Decimal(0))),
+                "value": _money(values.get("value", Decimal(0)), currency),
+            }
+            for key, values in reasons
+        ]
     # forecast
     return [
         {
@@ -316,9 +351,13 @@ async def get_report(
     owner: str = Query("", description="owner user ids, comma separated"),
     team: str = Query("", description="teams, comma separated"),
     region: str = Query("", description="regions, comma separated; empty or 'all' = worldwide"),
-    granularity: str = Query("", description="revenue and payments: day, week, month or quarter"),
+    granularity: str = Query(
+        "",
+        description="revenue, payments and lost_reasons: day, week, month (default) or quarter",
+    ),
     format: str = Query("json", description="json, csv, svg or png"),
 ) -> Any:
+    name = name.replace("-", "_")  # /v1/reports/lost-reasons reads as well as lost_reasons
     if name not in NAMES:
         raise Problem(404, "Not found", f"no report {name!r}; reports are {', '.join(NAMES)}")
     if format not in FORMATS:

@@ -85,11 +85,16 @@ async def list_tasks(
     deal_id: str = "",
     contact_id: str = "",
     overdue_only: bool = False,
+    due: str = Query(
+        "",
+        pattern="^(|today|this_week|overdue)$",
+        description="today, this_week (Monday to Sunday) or overdue, in your time zone",
+    ),
     region: str | None = None,
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    regions = who.regions_param(region)
+    regions = who.regions_param(region, deal_id=deal_id, contact_id=contact_id)
     metadata = {r: await who.metadata(r) for r in regions}
 
     async def fetch(r: str, token: str) -> tuple[list[Hit], bool]:
@@ -100,6 +105,7 @@ async def list_tasks(
                 deal_id=deal_id,
                 contact_id=contact_id,
                 overdue_only=overdue_only,
+                due=due,
                 page_size=limit,
                 page_token=token,
             ),
@@ -277,6 +283,8 @@ async def put_user(
     user_id: str, body: schemas.UserIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
     require_role(who, "admin")
+    if body.home_region and body.home_region not in who.gateway.regions:
+        raise invalid("home_region", f"one of {', '.join(who.gateway.regions)}")
     user = directory_pb2.User(id=user_id)
     schemas.message_from(body, user)
 

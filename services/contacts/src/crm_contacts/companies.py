@@ -68,12 +68,18 @@ async def _validate(
             )
         values["address"] = {k: v for k, v in address.items() if v}
         values["country"] = address["country"]
-        target = _collect(
-            violations,
-            region_for_country,
-            address["country"] or None,
-            await load_policy(session, principal.tenant_id),
-            regions,
+        # A refused country is reported once, not again as "belongs in another region".
+        refused = bool(msg.address.country.strip()) and not address["country"]
+        target = (
+            None
+            if refused
+            else _collect(
+                violations,
+                region_for_country,
+                address["country"] or None,
+                await load_policy(session, principal.tenant_id),
+                regions,
+            )
         )
         if target is not None and target != region:
             violations.append(

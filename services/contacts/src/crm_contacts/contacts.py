@@ -33,6 +33,7 @@ from crm_kit.errors import (
 )
 from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
+from crm_kit.ownership import Reassignable
 from crm_kit.placement import ResidencyPolicy, region_for_country
 
 SOURCES = ("manual", "web_form", "import", "call", "email", "referral", "event", "other")
@@ -219,8 +220,10 @@ async def validate_contact(
         values["address"] = {k: v for k, v in address.items() if v}
         values["country"] = address["country"]
     country = values.get("country", existing.country if existing else "") or None
+    # A refused country is reported once, not again as "belongs in another region".
+    country_refused = "address" in fields and bool(msg.address.country.strip()) and not country
 
-    if "address" in fields:
+    if "address" in fields and not country_refused:
         target = _collect(
             violations,
             region_for_country,
@@ -961,4 +964,34 @@ async def upcoming_dates(
             pb.UpcomingDate(tenant_id=t, contact_id=c, owner_id=o, kind=k, date=d)
             for t, c, o, k, d in rows
         ]
+    )
+
+
+def reassignable(outbox: Outbox) -> Reassignable:
+    """A leaving user's contacts (not the tombstones of merged ones) for
+    crm_kit.ownership, announced like any owner change."""
+
+    async def team_of(session: AsyncSession, tenant_id: str, user_id: str) -> str:
+        return await teams.team_of(session, models.UserTeam, tenant_id, user_id)
+
+    async def announce(session: AsyncSession, principal: Principal, row: Any) -> None:
+        await outbox.add(
+            session,
+            principal,
+            "contact",
+            "updated",
+            events.ContactUpdated(
+                contact_id=row.id,
+                changed_fields=["owner_id", "owner_team"],
+                owner_id=row.owner_id,
+                lifecycle_stage=row.lifecycle_stage,
+            ),
+        )
+
+    return Reassignable(
+        kind="contacts",
+        model=models.Contact,
+        is_open=lambda model: model.merged_into_id.is_(None),
+        team_of=team_of,
+        announce=announce,
     )

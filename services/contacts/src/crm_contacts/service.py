@@ -32,6 +32,8 @@ from crm_kit import task_access, teams
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.errors import InvalidArgument, PermissionDenied
+from crm_kit.ownership import register_ownership
+from crm_kit.placement import warm_country_names
 from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region, idempotent
 from crm_kit.runtime import Runtime
@@ -153,7 +155,7 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             pb.TimelineEntry,
             "timeline.add",
             lambda e: e.contact_id,
-            lambda s: timeline.add_entry(s, principal, request.entry),
+            lambda s: timeline.add_entry(s, principal, self.runtime.outbox, request.entry),
         )
 
     async def ListTimeline(
@@ -537,6 +539,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in
     runtime.relocation_remove = privacy_requests.relocation_remove
     runtime.background.append(ComplianceScheduler(runtime).run)
+    runtime.background.append(warm_country_names)
     runtime.background.append(
         task_access.task_access_consumer(runtime, "contacts-task-access", models.TaskGrant).run
     )
@@ -551,7 +554,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     contacts_pb2_grpc.add_ContactsServiceServicer_to_server(ContactsServicer(runtime), server)
     policy_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(runtime), server)
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
+    ownership = register_ownership(server, runtime, [contacts.reassignable(runtime.outbox)])
     return [
+        ownership,
         pb.DESCRIPTOR.services_by_name["ContactsService"].full_name,
         policy_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,

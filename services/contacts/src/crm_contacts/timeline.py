@@ -32,8 +32,11 @@ CONSENT_STATUSES = ("granted", "withdrawn")
 
 
 async def add_entry(
-    session: AsyncSession, principal: Principal, entry: pb.TimelineEntry
+    session: AsyncSession, principal: Principal, outbox: Outbox, entry: pb.TimelineEntry
 ) -> pb.TimelineEntry:
+    """Adds a note, call, email or meeting. The author is the caller; an integration
+    (a telephony provider's call) may name the person who made or took the call, to whom
+    reports credit it. A call is announced as contacts.call.logged (ids only)."""
     contact = await get_row(session, principal, entry.contact_id)
     violations: list[FieldViolation] = []
     if entry.kind not in ENTRY_KINDS:
@@ -63,12 +66,35 @@ async def add_entry(
         subject=entry.subject.strip()[:500],
         duration_seconds=entry.duration_seconds,
         occurred_at=occurred_at,
-        author_id=principal.user_id,
+        author_id=_author(principal, entry),
     )
     session.add(row)
     await session.flush()
     await session.refresh(row)
+    if row.kind == "call":
+        await outbox.add(
+            session,
+            principal,
+            "call",
+            "logged",
+            events.CallLoggedOnTimeline(
+                entry_id=row.id,
+                contact_id=contact.id,
+                author_id=row.author_id,
+                direction=row.direction,
+                duration_seconds=row.duration_seconds,
+                occurred_at_unix=int(row.occurred_at.timestamp()),
+            ),
+        )
     return timeline_to_pb(row)
+
+
+def _author(principal: Principal, entry: pb.TimelineEntry) -> str:
+    """People write as themselves; only an integration writes on someone's behalf."""
+    named = entry.author_id.strip()[:200]
+    if named and principal.has_role("integration"):
+        return named
+    return principal.user_id
 
 
 async def list_entries(

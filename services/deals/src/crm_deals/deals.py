@@ -35,6 +35,7 @@ from crm_kit.errors import (
 )
 from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
+from crm_kit.ownership import Reassignable
 
 SOURCES = ("manual", "web_form", "import", "call", "email", "referral", "event", "other")
 STATUSES = pipelines.KINDS
@@ -301,7 +302,15 @@ def _close_date_text(row: models.Deal) -> str:
 
 # Fields whose change the reporting read models follow (deals.deal.updated).
 REPORTED_FIELDS = frozenset(
-    {"amount", "currency", "owner_id", "owner_team", "expected_close_date", "source"}
+    {
+        "amount",
+        "currency",
+        "owner_id",
+        "owner_team",
+        "expected_close_date",
+        "source",
+        "lost_reason",
+    }
 )
 
 
@@ -416,6 +425,7 @@ async def create_deal(
             win_probability=stage.win_probability,
             stage_kind=stage.kind,
             created_at=timestamp(row.created_at),
+            lost_reason=row.lost_reason,
             **_money_fields(row),
         ),
     )
@@ -496,6 +506,7 @@ async def update_deal(
                 expected_close_date=_close_date_text(row),
                 changed_fields=reported,
                 updated_at=timestamp(row.updated_at),
+                lost_reason=row.lost_reason,
                 **_money_fields(row),
             ),
         )
@@ -589,6 +600,7 @@ async def move_deal(
             expected_close_date=_close_date_text(row),
             created_at=timestamp(row.created_at),
             moved_at=timestamp(at),
+            lost_reason=row.lost_reason,
             **_money_fields(row),
         ),
     )
@@ -632,4 +644,41 @@ async def list_deals(
     rows = rows[:page_size]
     return pb.ListDealsResponse(
         deals=await to_pbs(session, rows), next_page_token=rows[-1].id if more and rows else ""
+    )
+
+
+def reassignable(outbox: Outbox) -> Reassignable:
+    """A leaving user's open deals for crm_kit.ownership; reports follow the
+    deal.updated each one announces, as for any owner change."""
+
+    async def team_of(session: AsyncSession, tenant_id: str, user_id: str) -> str:
+        return await teams.team_of(session, models.UserTeam, tenant_id, user_id)
+
+    async def announce(session: AsyncSession, principal: Principal, row: Any) -> None:
+        await outbox.add(
+            session,
+            principal,
+            "deal",
+            "updated",
+            events.DealUpdated(
+                deal_id=row.id,
+                pipeline_id=row.pipeline_id,
+                stage_id=row.stage_id,
+                owner_id=row.owner_id,
+                owner_team=row.owner_team,
+                source=row.source,
+                expected_close_date=_close_date_text(row),
+                changed_fields=["owner_id", "owner_team"],
+                updated_at=timestamp(row.updated_at),
+                lost_reason=row.lost_reason,
+                **_money_fields(row),
+            ),
+        )
+
+    return Reassignable(
+        kind="deals",
+        model=models.Deal,
+        is_open=lambda model: model.status == "open",
+        team_of=team_of,
+        announce=announce,
     )

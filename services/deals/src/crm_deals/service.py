@@ -30,6 +30,7 @@ from crm_deals.links import ContactsDirectory
 from crm_kit import task_access, teams
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
+from crm_kit.ownership import register_ownership
 from crm_kit.relocation import OwnedTable
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
@@ -366,7 +367,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         ).run
     )
     runtime.background.append(documents.load_pdf_libraries)
+    ownership = register_ownership(server, runtime, [deals.reassignable(runtime.outbox)])
     return [
+        ownership,
         pb.DESCRIPTOR.services_by_name["DealsService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
         compliance_pb2.DESCRIPTOR.services_by_name["RetentionService"].full_name,

@@ -317,6 +317,10 @@ class TenantSettings(Base):
 
     tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     allow_private_webhook_targets: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # Exports of contacts and deals are refused to the sales_rep role (the gateway asks).
+    forbid_sales_rep_exports: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False, server_default=sa.false()
+    )
 
 
 def as_dict(row: Any) -> dict[str, Any]:

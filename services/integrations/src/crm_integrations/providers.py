@@ -388,9 +388,12 @@ class Providers:
         started = (
             request.started_at.ToDatetime(UTC) if request.HasField("started_at") else clock.now()
         )
+        # The call is the named user's (who made or took it), else the contact owner's.
+        taken_by = request.user_id.strip()
         entry = cpb.TimelineEntry(
             contact_id=contact.id,
             kind="call",
+            author_id=taken_by or contact.owner_id or provider.default_owner_id,
             direction=request.direction,
             subject=("Missed call" if missed else "Call")
             + (" from " if request.direction == "inbound" else " to ")
@@ -467,6 +470,8 @@ class Providers:
                     missed=missed,
                     started_at=started_pb,
                     new_lead=new_lead,
+                    user_id=taken_by,
+                    on_timeline=True,
                 ),
             )
         return _call_pb(row)

@@ -19,6 +19,7 @@ from crm_kit.audit import SubjectTable, append_audit
 from crm_kit.db import transaction
 from crm_kit.errors import InvalidArgument
 from crm_kit.messaging import Consumer
+from crm_kit.placement import warm_country_names
 from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
@@ -318,6 +319,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         subjects=[f"crm.{runtime.region}.>"],
         handler=servicer.webhooks.on_event,
     )
+    runtime.background.append(warm_country_names)
     runtime.background.extend(
         [servicer.completer.run, servicer.importer.run, servicer.webhooks.run, dispatcher.run]
     )

@@ -262,18 +262,25 @@ class Webhooks:
                 .values(
                     tenant_id=principal.tenant_id,
                     allow_private_webhook_targets=msg.allow_private_webhook_targets,
+                    forbid_sales_rep_exports=msg.forbid_sales_rep_exports,
                 )
                 .on_conflict_do_update(
                     index_elements=[models.TenantSettings.tenant_id],
-                    set_={"allow_private_webhook_targets": msg.allow_private_webhook_targets},
+                    set_={
+                        "allow_private_webhook_targets": msg.allow_private_webhook_targets,
+                        "forbid_sales_rep_exports": msg.forbid_sales_rep_exports,
+                    },
                 )
             )
         return msg
 
     async def get_settings(self, principal: Principal) -> pb.IntegrationSettings:
         async with transaction(self.sessions) as session:
-            allow = await self._allow_private(session, principal.tenant_id)
-        return pb.IntegrationSettings(allow_private_webhook_targets=allow)
+            row = await session.get(models.TenantSettings, principal.tenant_id)
+        return pb.IntegrationSettings(
+            allow_private_webhook_targets=bool(row and row.allow_private_webhook_targets),
+            forbid_sales_rep_exports=bool(row and row.forbid_sales_rep_exports),
+        )
 
     # ---------------------------------------------------------------- dispatch
 

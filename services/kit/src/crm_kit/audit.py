@@ -45,6 +45,7 @@ RETENTION = "retention"
 RELOCATION = "relocation"
 # Messages and calls to a contact on a user's request, and consents they withdrew.
 CONTACT = "contact"
+REASSIGNMENT = "reassignment"
 KINDS = (
     CROSS_REGION,
     EXPORT,
@@ -54,6 +55,7 @@ KINDS = (
     RETENTION,
     RELOCATION,
     CONTACT,
+    REASSIGNMENT,
 )
 
 _PREFIX_KINDS = {
@@ -66,6 +68,7 @@ _PREFIX_KINDS = {
     "relocation.": RELOCATION,
     "call.": CONTACT,
     "consent.": CONTACT,
+    "reassign.": REASSIGNMENT,
 }
 
 

@@ -5,6 +5,7 @@ Shared by the gateway (to route a create) and the services (to refuse a misplace
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ __all__ = [
     "law_for_region",
     "normalize_country",
     "region_for_country",
+    "warm_country_names",
 ]
 
 _WHITESPACE = re.compile(r"\s+")
@@ -142,6 +144,10 @@ def _country_code(text: str) -> str | None:
         return str(pycountry.countries.lookup(text).alpha_2)
     except LookupError:
         pass
+    # A file in its own language: "Россия", "Deutschland", "Brasil", "ジャーマニー"…
+    local = _territory_names().get(_name_key(text))
+    if local:
+        return local
     if len(text) < 4:
         # A short string that is not a code ("XX", "EU") would fuzzy-match noise.
         return None
@@ -156,3 +162,38 @@ def _country_code(text: str) -> str | None:
 def _strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _name_key(text: str) -> str:
+    return _WHITESPACE.sub(" ", _strip_accents(text).casefold()).strip()
+
+
+@cache
+def _territory_names() -> Mapping[str, str]:
+    """Every Babel (CLDR) locale's name of every country, normalised -> alpha-2.
+
+    Built once, on first use (reading every locale takes a few seconds). Only codes
+    ISO 3166-1 knows (not "EU" or the numeric regions such as "150" Europe), and a
+    name that two locales give to different countries is left out rather than guessed.
+    """
+    from babel import Locale, localedata
+
+    names: dict[str, str | None] = {}
+    for identifier in localedata.locale_identifiers():
+        try:
+            territories = Locale.parse(identifier).territories
+        except (ValueError, LookupError):  # pragma: no cover - a broken locale file
+            continue
+        for code, name in territories.items():
+            if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+                continue
+            key = _name_key(name)
+            if key and names.setdefault(key, code) != code:
+                names[key] = None
+    return MappingProxyType({k: v for k, v in names.items() if v})
+
+
+async def warm_country_names() -> None:
+    """Builds the locale name map in a thread at start-up, so the first request that
+    needs it does not hold the event loop while every locale file is read."""
+    await asyncio.to_thread(_territory_names)

@@ -54,6 +54,8 @@ class DealState(Base):
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # Stage ids the deal has entered (the funnel's conversion counts each once per deal).
     reached: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    # Why a lost deal was lost (the tenant's wording), for the lost-reasons report.
+    lost_reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
 
 def _dims() -> list[sa.Column[str]]:
@@ -88,6 +90,20 @@ stage_reach = sa.Table(
     sa.Column("deals", sa.BigInteger, nullable=False),
 )
 
+# Deals created on `created_day` per set of stages they have entered (`path`: the stage
+# ids sorted and joined by ","). The funnel's conversion from a stage counts a deal that
+# reached any later non-lost stage, skipped stages included; stage order is the
+# pipeline's (tenant configuration read at query time), so only the set is kept.
+stage_paths = sa.Table(
+    "agg_stage_paths",
+    Base.metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("created_day", sa.Date, primary_key=True),
+    *_dims(),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("deals", sa.BigInteger, nullable=False),
+)
+
 # Deals created on `created_day` by source and current status (lead sources).
 cohort = sa.Table(
     "agg_cohort",
@@ -109,6 +125,19 @@ closed = sa.Table(
     *_dims(),
     sa.Column("source", sa.Text, primary_key=True),
     sa.Column("outcome", sa.Text, primary_key=True),
+    sa.Column("currency", sa.Text, primary_key=True),
+    sa.Column("deals", sa.BigInteger, nullable=False),
+    sa.Column("amount", SUM, nullable=False),
+)
+
+# Deals lost on `closed_day` per reason, amount per currency (the lost-reasons report).
+lost = sa.Table(
+    "agg_lost",
+    Base.metadata,
+    sa.Column("tenant_id", sa.Text, primary_key=True),
+    sa.Column("closed_day", sa.Date, primary_key=True),
+    *_dims(),
+    sa.Column("reason", sa.Text, primary_key=True),
     sa.Column("currency", sa.Text, primary_key=True),
     sa.Column("deals", sa.BigInteger, nullable=False),
     sa.Column("amount", SUM, nullable=False),
@@ -162,7 +191,18 @@ payments = sa.Table(
     sa.Column("amount", SUM, nullable=False),
 )
 
-AGGREGATES = (stage_now, stage_reach, cohort, closed, cycles, forecast, activity, payments)
+AGGREGATES = (
+    stage_now,
+    stage_reach,
+    stage_paths,
+    cohort,
+    closed,
+    lost,
+    cycles,
+    forecast,
+    activity,
+    payments,
+)
 
 
 class PaymentState(Base):

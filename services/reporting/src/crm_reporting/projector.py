@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.crm.events.v1 import contacts_pb2 as contact_events
 from crm_api.crm.events.v1 import deals_pb2 as deal_events
 from crm_api.crm.events.v1 import envelope_pb2
 from crm_api.crm.events.v1 import integrations_pb2 as integration_events
@@ -47,6 +48,7 @@ EVENT_TYPES: dict[str, type[Message]] = {
     "tasks.task.completed": task_events.TaskCompleted,
     "tasks.task.overdue": task_events.TaskOverdue,
     "integrations.call.logged": integration_events.CallLogged,
+    "contacts.call.logged": contact_events.CallLoggedOnTimeline,
     "tasks.user.team_changed": task_events.UserTeamChanged,
 }
 
@@ -80,6 +82,7 @@ class Deal:
     created_at: datetime
     closed_at: datetime | None
     reached: tuple[str, ...]
+    lost_reason: str = ""
 
 
 Key = tuple[Any, ...]
@@ -95,6 +98,17 @@ def _time(ts: timestamp_pb2.Timestamp, fallback: datetime) -> datetime:
     if ts.seconds == 0 and ts.nanos == 0:
         return fallback
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def reason_key(reason: str) -> str:
+    """One key per reason however it was typed ("Price ", "price"): trimmed, spaces
+    collapsed, lower case, at most 200 characters."""
+    return " ".join(reason.split()).lower()[:200]
+
+
+def path_of(reached: tuple[str, ...]) -> str:
+    """The set of stages a deal entered, as one key (see models.stage_paths)."""
+    return ",".join(sorted(set(reached)))
 
 
 def contributions(deal: Deal) -> Changes:
@@ -116,6 +130,7 @@ def contributions(deal: Deal) -> Changes:
     )
     for stage_id in deal.reached:
         add(models.stage_reach, (created_day, *dims, stage_id), deals=1)
+    add(models.stage_paths, (created_day, *dims, path_of(deal.reached)), deals=1)
     add(models.cohort, (created_day, *dims, deal.source, deal.status), deals=1)
     if deal.status == "open":
         with decimal.localcontext(prec=60):
@@ -138,6 +153,13 @@ def contributions(deal: Deal) -> Changes:
         if deal.status == "won":
             days = (deal.closed_at - deal.created_at).days
             add(models.cycles, (closed_day, *dims, days), deals=1)
+        else:
+            add(
+                models.lost,
+                (closed_day, *dims, reason_key(deal.lost_reason), deal.currency),
+                deals=1,
+                amount=deal.amount,
+            )
     return out
 
 
@@ -192,6 +214,7 @@ def _state_of(row: models.DealState) -> Deal:
         created_at=row.created_at,
         closed_at=row.closed_at,
         reached=tuple(row.reached),
+        lost_reason=row.lost_reason,
     )
 
 
@@ -210,6 +233,7 @@ async def _save(session: AsyncSession, tenant_id: str, deal_id: str, deal: Deal)
         "created_at": deal.created_at,
         "closed_at": deal.closed_at,
         "reached": list(deal.reached),
+        "lost_reason": deal.lost_reason,
     }
     statement = pg_insert(models.DealState).values(tenant_id=tenant_id, deal_id=deal_id, **values)
     await session.execute(
@@ -259,6 +283,7 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             created_at=created,
             closed_at=None if kind == "open" else created,
             reached=(event.stage_id,),
+            lost_reason=event.lost_reason if kind == "lost" else "",
         )
     if before is None:
         return None
@@ -281,6 +306,7 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             win_probability=event.win_probability,
             closed_at=None if kind == "open" else moved,
             reached=reached,
+            lost_reason=event.lost_reason if kind == "lost" else "",
         )
     if isinstance(event, deal_events.DealUpdated):
         return replace(
@@ -291,6 +317,8 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             amount=_amount(event.amount),
             currency=event.currency,
             expected_close_date=event.expected_close_date,
+            # Events written before they carried the reason leave it as it was.
+            lost_reason=event.lost_reason or before.lost_reason,
         )
     return before
 
@@ -424,8 +452,22 @@ async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
         # members' deals and activity, whatever team their older events carried.
         await _member(session, tenant, event.user_id, event.team)
         return True
+    if isinstance(event, contact_events.CallLoggedOnTimeline):
+        # Every call on a timeline, logged by a rep or reported by a telephony provider,
+        # credited to who made or took it (the entry's author).
+        at = (
+            datetime.fromtimestamp(event.occurred_at_unix, UTC)
+            if event.occurred_at_unix
+            else occurred
+        )
+        await _activity(session, tenant, event.author_id, at, "call")
+        return True
     if isinstance(event, integration_events.CallLogged):
-        await _activity(session, tenant, event.owner_id, _time(event.started_at, occurred), "call")
+        if event.on_timeline:
+            return False  # counted from its contacts.call.logged
+        # Older provider calls, written before timeline calls were announced.
+        taken_by = event.user_id or event.owner_id
+        await _activity(session, tenant, taken_by, _time(event.started_at, occurred), "call")
         return True
     return False
 

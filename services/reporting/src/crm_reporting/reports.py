@@ -33,7 +33,16 @@ from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
 from crm_reporting import models
 
-NAMES = ("funnel", "win_rate", "revenue", "activity", "lead_sources", "forecast", "payments")
+NAMES = (
+    "funnel",
+    "win_rate",
+    "revenue",
+    "activity",
+    "lead_sources",
+    "forecast",
+    "payments",
+    "lost_reasons",
+)
 GRANULARITIES = ("day", "week", "month", "quarter")
 MAX_FILTER_VALUES = 100
 PRECISION = 60
@@ -221,7 +230,8 @@ def bucket(day: date, granularity: str) -> str:
 async def funnel(
     session: AsyncSession, principal: Principal, filters: Filters, rates: Rates
 ) -> Rows:
-    """Deals created in the period: now per stage (count, value), and entered per stage."""
+    """Deals created in the period: now per stage (count, value), entered per stage, and
+    per set of stages entered (stage ids only)."""
     rows = Rows()
     today = now().date()
     t = models.stage_now
@@ -250,6 +260,15 @@ async def funnel(
     )
     for pipeline_id, stage_id, deals in reach.tuples():
         rows.add(("stage", pipeline_id, stage_id), entered=deals)
+    p = models.stage_paths
+    paths = await session.execute(
+        sa.select(p.c.pipeline_id, p.c.path, sa.func.sum(p.c.deals))
+        .where(*_dimension_conditions(p, principal, filters), *_period(p.c.created_day, filters))
+        .group_by(p.c.pipeline_id, p.c.path)
+    )
+    # The gateway knows the stage order: it derives "converted from a stage" from these.
+    for pipeline_id, path, deals in paths.tuples():
+        rows.add(("path", pipeline_id, path), deals=deals)
     return rows
 
 
@@ -447,6 +466,33 @@ async def payments(
     return rows
 
 
+async def lost_reasons(
+    session: AsyncSession, principal: Principal, filters: Filters, rates: Rates
+) -> Rows:
+    """Deals lost in the period per reason and day, week, month or quarter of the loss:
+    count and value at the close day's rate."""
+    rows = Rows()
+    t = models.lost
+    result = await session.execute(
+        sa.select(
+            t.c.closed_day,
+            t.c.reason,
+            t.c.currency,
+            sa.func.sum(t.c.deals),
+            sa.func.sum(t.c.amount),
+        )
+        .where(*_dimension_conditions(t, principal, filters), *_period(t.c.closed_day, filters))
+        .group_by(t.c.closed_day, t.c.reason, t.c.currency)
+    )
+    for day, reason, currency, deals, amount in result.tuples():
+        rows.add(
+            ("reason", bucket(day, filters.granularity), reason),
+            deals=deals,
+            value=rates.convert(amount, currency, day),
+        )
+    return rows
+
+
 REPORTS = {
     "funnel": funnel,
     "win_rate": win_rate,
@@ -455,6 +501,7 @@ REPORTS = {
     "lead_sources": lead_sources,
     "forecast": forecast,
     "payments": payments,
+    "lost_reasons": lost_reasons,
 }
 
 

@@ -301,7 +301,10 @@ class Automation:
             return spec.removeprefix("user:"), ""
         if spec.startswith("role:"):
             role = spec.removeprefix("role:")
-            chosen = await directory.least_busy_with_role(session, facts.tenant_id, role)
+            # The client's region is this one: their deal and contact live here.
+            chosen = await directory.least_busy_with_role(
+                session, facts.tenant_id, role, self.region
+            )
             if chosen is not None:
                 return chosen, ""
             return facts.owner_id, (
@@ -329,10 +332,30 @@ class Automation:
                 custom = json.loads(deal.custom_fields_json)
             except ValueError:
                 custom = {}
-        value = due.parse_field_value(custom.get(parsed.field), zone_name)
+        # A time agreed with the client ("measurement at 10:00") is their wall clock:
+        # read it in the contact's zone, the assignee's only when the contact has none.
+        agreed_zone = await self._contact_zone(facts) or zone_name
+        value = due.parse_field_value(custom.get(parsed.field), agreed_zone)
         if value is None:
             return None, f"The deal's '{parsed.field}' was not set, so this task has no due time."
         return value, ""
+
+    async def _contact_zone(self, facts: Facts) -> str:
+        """The time zone of the event's contact ("" when unknown or not reachable)."""
+        contact_id = facts.contact_id
+        if not contact_id:
+            deal = await self._deal(facts)
+            contact_id = deal.contact_id if deal is not None else ""
+        stub = self._stub("contacts", contacts_pb2_grpc.ContactsServiceStub)
+        if not contact_id or stub is None:
+            return ""
+        contact = await self._call(
+            stub.GetContact,
+            contacts_pb2.GetContactRequest(id=contact_id),
+            system_principal(facts.tenant_id),
+        )
+        zone_name = contact.time_zone if contact is not None else ""
+        return zone_name if due.is_zone(zone_name) else ""
 
     async def _create_task(
         self,

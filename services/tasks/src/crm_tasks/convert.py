@@ -64,6 +64,7 @@ def user_to_pb(row: models.User) -> directory_pb2.User:
         working_hours_end=row.working_hours_end,
         working_days=row.working_days,
         phone=row.phone,
+        home_region=row.home_region,
     )
 
 

@@ -28,6 +28,7 @@ from crm_tasks.convert import user_to_pb
 JOB_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
 MAX_TEXT = 200
+REGION = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 
 
 def canonical_locale(tag: str) -> str | None:
@@ -117,6 +118,10 @@ def validate_user(user: pb.User) -> dict[str, object]:
         else:
             phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     values["phone"] = phone
+    home_region = user.home_region.strip()
+    if home_region and not REGION.match(home_region):
+        violations.append(FieldViolation("home_region", "a region name, e.g. eu"))
+    values["home_region"] = home_region
     if violations:
         raise InvalidArgument(violations)
     return values
@@ -191,8 +196,16 @@ async def users_with_role(session: AsyncSession, tenant_id: str, role: str) -> S
     return list(rows)
 
 
-async def least_busy_with_role(session: AsyncSession, tenant_id: str, role: str) -> str | None:
-    """Round robin by load: the user with `role` who has the fewest open tasks (ties by id)."""
+async def least_busy_with_role(
+    session: AsyncSession, tenant_id: str, role: str, region: str = ""
+) -> str | None:
+    """Round robin by load: the user with `role` who has the fewest open tasks (ties by id).
+
+    With `region` (the client's), the users whose home region it is come first, then
+    those who gave no home region, and only then those of other regions: a measurer in
+    São Paulo is not sent to Berlin while one in Berlin is free, but a tenant that has
+    the role only elsewhere still gets the task done.
+    """
     open_tasks = (
         sa.select(sa.func.count())
         .where(
@@ -206,6 +219,12 @@ async def least_busy_with_role(session: AsyncSession, tenant_id: str, role: str)
     return await session.scalar(
         sa.select(models.User.id)
         .where(models.User.tenant_id == tenant_id, models.User.job_roles.contains([role]))
-        .order_by(open_tasks, models.User.id)
+        .order_by(
+            sa.case(
+                (models.User.home_region == region, 0), (models.User.home_region == "", 1), else_=2
+            ),
+            open_tasks,
+            models.User.id,
+        )
         .limit(1)
     )

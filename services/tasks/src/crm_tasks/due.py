@@ -106,6 +106,26 @@ def wall_time(day: date, at: time, zone_name: str) -> datetime:
     return local.astimezone(UTC)
 
 
+DUE_FILTERS = ("today", "this_week", "overdue")
+
+
+def due_window(kind: str, now: datetime, zone_name: str) -> tuple[datetime | None, datetime]:
+    """[start, end) in UTC of "today" or "this_week" (ISO week, Monday first) on the
+    wall clock of `zone_name`, or (None, now) for "overdue"."""
+    if kind == "overdue":
+        return None, now
+    tz = zone(zone_name)
+    day = now.astimezone(tz).date()
+    if kind == "this_week":
+        day -= timedelta(days=day.isoweekday() - 1)
+        length = 7
+    else:
+        length = 1
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=length), time(0), tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
 @dataclass(frozen=True)
 class DueSpec:
     """A parsed rule due time: exactly one of the three forms is set."""

@@ -50,12 +50,28 @@ class User(Base):
     working_days: Mapped[list[int]] = mapped_column(INT_ARRAY, default=list, server_default="{}")
     # E.164; SMS notifications go there.
     phone: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    # Where the user works ("" = not said): role assignment prefers the client's region.
+    home_region: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
     __table_args__ = (
         sa.Index("ix_users_tenant_team", "tenant_id", "team"),
         sa.Index("ix_users_job_roles", "job_roles", postgresql_using="gin"),
     )
+
+
+class CalendarFeed(Base):
+    """A user's iCalendar feed secret (only its SHA-256), one per user."""
+
+    __tablename__ = "calendar_feeds"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(sa.Text, unique=True)
+    # The roles and team of the token that made it: the feed reads tasks as that user.
+    roles: Mapped[list[str]] = mapped_column(TEXT_ARRAY, default=list)
+    team: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
 
 class Task(Base):

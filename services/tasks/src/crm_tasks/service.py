@@ -16,11 +16,12 @@ from crm_api.crm.tasks.v1 import tasks_pb2_grpc
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
 from crm_kit.messaging import Consumer
+from crm_kit.ownership import register_ownership
 from crm_kit.relocation import OwnedTable
 from crm_kit.requests import audit_cross_region
 from crm_kit.runtime import Runtime
 from crm_kit.servicer import ServicerBase, caller
-from crm_tasks import automation, directory, models, privacy, rules, tasks
+from crm_tasks import automation, calendar, directory, models, privacy, rules, tasks
 from crm_tasks.links import PeerLinks
 from crm_tasks.scheduler import Scheduler
 from crm_tasks.settings import TasksSettings
@@ -171,6 +172,28 @@ class DirectoryServicer(_Base, directory_pb2_grpc.DirectoryServiceServicer):
         async with transaction(self.runtime.sessions) as session:
             return await directory.list_users(session, principal, request)
 
+    async def PutCalendarFeed(
+        self, request: directory_pb2.PutCalendarFeedRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.CalendarFeed:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await calendar.put_feed(session, principal, self.region)
+
+    async def DeleteCalendarFeed(
+        self, request: directory_pb2.DeleteCalendarFeedRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.DeleteCalendarFeedResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            revoked = await calendar.delete_feed(session, principal)
+        return directory_pb2.DeleteCalendarFeedResponse(revoked=revoked)
+
+    async def ResolveCalendarFeed(
+        self, request: directory_pb2.ResolveCalendarFeedRequest, context: grpc.aio.ServicerContext
+    ) -> directory_pb2.CalendarFeedOwner:
+        # The public calendar URL: the secret is the only credential, there is no caller.
+        async with transaction(self.runtime.sessions) as session:
+            return await calendar.resolve_feed(session, request.secret, self.region)
+
 
 class PrivacyServicer(_Base, privacy_pb2_grpc.PrivacyServiceServicer):
     async def ExportSubject(
@@ -246,7 +269,9 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(PrivacyServicer(runtime), server)
     # Started by the kit with the outbox relay once the server is up.
     runtime.background.extend(background_jobs(runtime, TasksSettings()))
+    ownership = register_ownership(server, runtime, [tasks.reassignable(runtime.outbox)])
     return [
+        ownership,
         pb.DESCRIPTOR.services_by_name["TasksService"].full_name,
         directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
         privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,

@@ -12,6 +12,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ from crm_kit.errors import (
 )
 from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
+from crm_kit.ownership import Reassignable
 from crm_tasks import directory, due, models
 from crm_tasks.convert import from_timestamp, task_to_pb, timestamp
 from crm_tasks.links import Links, check_links
@@ -441,6 +443,19 @@ async def list_tasks(
         conditions += [task.status == "open", task.due_at < clock.now()]
     if request.HasField("due_before"):
         conditions.append(task.due_at < from_timestamp(request.due_before))
+    if request.due:
+        if request.due not in due.DUE_FILTERS:
+            violations.append(FieldViolation("due", f"one of {', '.join(due.DUE_FILTERS)}"))
+        else:
+            me = await directory.find(session, principal.tenant_id, principal.user_id)
+            start, end = due.due_window(
+                request.due, clock.now(), me.time_zone if me is not None else due.DEFAULT_ZONE
+            )
+            conditions.append(task.due_at < end)
+            if start is None:
+                conditions.append(task.status == "open")
+            else:
+                conditions.append(task.due_at >= start)
     if violations:
         raise InvalidArgument(violations)
     if request.page_token:
@@ -504,3 +519,37 @@ async def complete_task(
         ),
     )
     return task_to_pb(row)
+
+
+def reassignable(outbox: Outbox) -> Reassignable:
+    """A leaving user's open tasks for crm_kit.ownership, each announced as
+    task.changed (who may read its contact and deal follows the assignee)."""
+
+    async def team_of(session: AsyncSession, tenant_id: str, user_id: str) -> str:
+        user = await directory.find(session, tenant_id, user_id)
+        return user.team if user is not None else ""
+
+    async def announce(session: AsyncSession, principal: Principal, row: Any) -> None:
+        await outbox.add(
+            session,
+            principal,
+            "task",
+            "changed",
+            events.TaskChanged(
+                task_id=row.id,
+                assignee_id=row.assignee_id,
+                deal_id=row.deal_id,
+                contact_id=row.contact_id,
+                status=row.status,
+            ),
+        )
+
+    return Reassignable(
+        kind="tasks",
+        model=models.Task,
+        is_open=lambda model: model.status == "open",
+        team_of=team_of,
+        announce=announce,
+        owner_column="assignee_id",
+        team_column="assignee_team",
+    )

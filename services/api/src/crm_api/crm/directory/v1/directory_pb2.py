@@ -22,25 +22,38 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crm/directory/v1/directory.proto\x12\x10\x63rm.directory.v1\"\xec\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x12\n\nmanager_id\x18\x05 \x01(\t\x12\x11\n\tjob_roles\x18\x06 \x03(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12\x0e\n\x06locale\x18\x08 \x01(\t\x12\x1b\n\x13working_hours_start\x18\t \x01(\t\x12\x19\n\x11working_hours_end\x18\n \x01(\t\x12\x14\n\x0cworking_days\x18\x0b \x03(\x05\x12\r\n\x05phone\x18\x0c \x01(\t\"6\n\x0ePutUserRequest\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.crm.directory.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x10ListUsersRequest\x12\x10\n\x08job_role\x18\x01 \x01(\t\x12\x0c\n\x04team\x18\x02 \x01(\t\":\n\x11ListUsersResponse\x12%\n\x05users\x18\x01 \x03(\x0b\x32\x16.crm.directory.v1.User2\xf2\x01\n\x10\x44irectoryService\x12\x43\n\x07PutUser\x12 .crm.directory.v1.PutUserRequest\x1a\x16.crm.directory.v1.User\x12\x43\n\x07GetUser\x12 .crm.directory.v1.GetUserRequest\x1a\x16.crm.directory.v1.User\x12T\n\tListUsers\x12\".crm.directory.v1.ListUsersRequest\x1a#.crm.directory.v1.ListUsersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crm/directory/v1/directory.proto\x12\x10\x63rm.directory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x18\n\x16PutCalendarFeedRequest\"N\n\x0c\x43\x61lendarFeed\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1b\n\x19\x44\x65leteCalendarFeedRequest\"-\n\x1a\x44\x65leteCalendarFeedResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\x08\",\n\x1aResolveCalendarFeedRequest\x12\x0e\n\x06secret\x18\x01 \x01(\t\"i\n\x11\x43\x61lendarFeedOwner\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x13\n\x0bhome_region\x18\x05 \x01(\t\"\x81\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\x12\n\nmanager_id\x18\x05 \x01(\t\x12\x11\n\tjob_roles\x18\x06 \x03(\t\x12\x11\n\ttime_zone\x18\x07 \x01(\t\x12\x0e\n\x06locale\x18\x08 \x01(\t\x12\x1b\n\x13working_hours_start\x18\t \x01(\t\x12\x19\n\x11working_hours_end\x18\n \x01(\t\x12\x14\n\x0cworking_days\x18\x0b \x03(\x05\x12\r\n\x05phone\x18\x0c \x01(\t\x12\x13\n\x0bhome_region\x18\r \x01(\t\"6\n\x0ePutUserRequest\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.crm.directory.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\t\"2\n\x10ListUsersRequest\x12\x10\n\x08job_role\x18\x01 \x01(\t\x12\x0c\n\x04team\x18\x02 \x01(\t\":\n\x11ListUsersResponse\x12%\n\x05users\x18\x01 \x03(\x0b\x32\x16.crm.directory.v1.User2\xaa\x04\n\x10\x44irectoryService\x12\x43\n\x07PutUser\x12 .crm.directory.v1.PutUserRequest\x1a\x16.crm.directory.v1.User\x12\x43\n\x07GetUser\x12 .crm.directory.v1.GetUserRequest\x1a\x16.crm.directory.v1.User\x12T\n\tListUsers\x12\".crm.directory.v1.ListUsersRequest\x1a#.crm.directory.v1.ListUsersResponse\x12[\n\x0fPutCalendarFeed\x12(.crm.directory.v1.PutCalendarFeedRequest\x1a\x1e.crm.directory.v1.CalendarFeed\x12o\n\x12\x44\x65leteCalendarFeed\x12+.crm.directory.v1.DeleteCalendarFeedRequest\x1a,.crm.directory.v1.DeleteCalendarFeedResponse\x12h\n\x13ResolveCalendarFeed\x12,.crm.directory.v1.ResolveCalendarFeedRequest\x1a#.crm.directory.v1.CalendarFeedOwnerb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.directory.v1.directory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USER']._serialized_start=55
-  _globals['_USER']._serialized_end=291
-  _globals['_PUTUSERREQUEST']._serialized_start=293
-  _globals['_PUTUSERREQUEST']._serialized_end=347
-  _globals['_GETUSERREQUEST']._serialized_start=349
-  _globals['_GETUSERREQUEST']._serialized_end=377
-  _globals['_LISTUSERSREQUEST']._serialized_start=379
-  _globals['_LISTUSERSREQUEST']._serialized_end=429
-  _globals['_LISTUSERSRESPONSE']._serialized_start=431
-  _globals['_LISTUSERSRESPONSE']._serialized_end=489
-  _globals['_DIRECTORYSERVICE']._serialized_start=492
-  _globals['_DIRECTORYSERVICE']._serialized_end=734
+  _globals['_PUTCALENDARFEEDREQUEST']._serialized_start=87
+  _globals['_PUTCALENDARFEEDREQUEST']._serialized_end=111
+  _globals['_CALENDARFEED']._serialized_start=113
+  _globals['_CALENDARFEED']._serialized_end=191
+  _globals['_DELETECALENDARFEEDREQUEST']._serialized_start=193
+  _globals['_DELETECALENDARFEEDREQUEST']._serialized_end=220
+  _globals['_DELETECALENDARFEEDRESPONSE']._serialized_start=222
+  _globals['_DELETECALENDARFEEDRESPONSE']._serialized_end=267
+  _globals['_RESOLVECALENDARFEEDREQUEST']._serialized_start=269
+  _globals['_RESOLVECALENDARFEEDREQUEST']._serialized_end=313
+  _globals['_CALENDARFEEDOWNER']._serialized_start=315
+  _globals['_CALENDARFEEDOWNER']._serialized_end=420
+  _globals['_USER']._serialized_start=423
+  _globals['_USER']._serialized_end=680
+  _globals['_PUTUSERREQUEST']._serialized_start=682
+  _globals['_PUTUSERREQUEST']._serialized_end=736
+  _globals['_GETUSERREQUEST']._serialized_start=738
+  _globals['_GETUSERREQUEST']._serialized_end=766
+  _globals['_LISTUSERSREQUEST']._serialized_start=768
+  _globals['_LISTUSERSREQUEST']._serialized_end=818
+  _globals['_LISTUSERSRESPONSE']._serialized_start=820
+  _globals['_LISTUSERSRESPONSE']._serialized_end=878
+  _globals['_DIRECTORYSERVICE']._serialized_start=881
+  _globals['_DIRECTORYSERVICE']._serialized_end=1435
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -17,6 +18,132 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class PutCalendarFeedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutCalendarFeedRequest: _TypeAlias = PutCalendarFeedRequest  # noqa: Y015
+
+@_typing.final
+class CalendarFeed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """Shown once: only its SHA-256 is stored. "cal_<region>_<random>"."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        secret: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalendarFeed: _TypeAlias = CalendarFeed  # noqa: Y015
+
+@_typing.final
+class DeleteCalendarFeedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCalendarFeedRequest: _TypeAlias = DeleteCalendarFeedRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCalendarFeedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_FIELD_NUMBER: _builtins.int
+    revoked: _builtins.bool
+    def __init__(
+        self,
+        *,
+        revoked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked", b"revoked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCalendarFeedResponse: _TypeAlias = DeleteCalendarFeedResponse  # noqa: Y015
+
+@_typing.final
+class ResolveCalendarFeedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    def __init__(
+        self,
+        *,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveCalendarFeedRequest: _TypeAlias = ResolveCalendarFeedRequest  # noqa: Y015
+
+@_typing.final
+class CalendarFeedOwner(_message.Message):
+    """The user a feed is for, with the roles and team their token had when they made it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    TEAM_FIELD_NUMBER: _builtins.int
+    HOME_REGION_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    user_id: _builtins.str
+    team: _builtins.str
+    home_region: _builtins.str
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        team: _builtins.str = ...,
+        home_region: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["home_region", b"home_region", "roles", b"roles", "team", b"team", "tenant_id", b"tenant_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalendarFeedOwner: _TypeAlias = CalendarFeedOwner  # noqa: Y015
 
 @_typing.final
 class User(_message.Message):
@@ -34,6 +161,7 @@ class User(_message.Message):
     WORKING_HOURS_END_FIELD_NUMBER: _builtins.int
     WORKING_DAYS_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    HOME_REGION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The id users have in their tokens (the `sub` claim)."""
     display_name: _builtins.str
@@ -51,6 +179,10 @@ class User(_message.Message):
     working_hours_end: _builtins.str
     phone: _builtins.str
     """E.164, e.g. "+4915112345678": where SMS notifications go."""
+    home_region: _builtins.str
+    """The region the user works in ("eu", "br", …; "" = not said). Automation picks a
+    job role ("role:measurer") among the users of the client's region first.
+    """
     @_builtins.property
     def job_roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """What they do, for automation: e.g. "measurer", "installer"."""
@@ -74,10 +206,11 @@ class User(_message.Message):
         working_hours_end: _builtins.str = ...,
         working_days: _abc.Iterable[_builtins.int] | None = ...,
         phone: _builtins.str = ...,
+        home_region: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "email", b"email", "id", b"id", "job_roles", b"job_roles", "locale", b"locale", "manager_id", b"manager_id", "phone", b"phone", "team", b"team", "time_zone", b"time_zone", "working_days", b"working_days", "working_hours_end", b"working_hours_end", "working_hours_start", b"working_hours_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "email", b"email", "home_region", b"home_region", "id", b"id", "job_roles", b"job_roles", "locale", b"locale", "manager_id", b"manager_id", "phone", b"phone", "team", b"team", "time_zone", b"time_zone", "working_days", b"working_days", "working_hours_end", b"working_hours_end", "working_hours_start", b"working_hours_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -51,6 +51,21 @@ class DirectoryServiceStub:
                 request_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.ListUsersRequest.SerializeToString,
                 response_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.ListUsersResponse.FromString,
                 _registered_method=True)
+        self.PutCalendarFeed = channel.unary_unary(
+                '/crm.directory.v1.DirectoryService/PutCalendarFeed',
+                request_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.PutCalendarFeedRequest.SerializeToString,
+                response_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.CalendarFeed.FromString,
+                _registered_method=True)
+        self.DeleteCalendarFeed = channel.unary_unary(
+                '/crm.directory.v1.DirectoryService/DeleteCalendarFeed',
+                request_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.DeleteCalendarFeedRequest.SerializeToString,
+                response_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.DeleteCalendarFeedResponse.FromString,
+                _registered_method=True)
+        self.ResolveCalendarFeed = channel.unary_unary(
+                '/crm.directory.v1.DirectoryService/ResolveCalendarFeed',
+                request_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.ResolveCalendarFeedRequest.SerializeToString,
+                response_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.CalendarFeedOwner.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -76,6 +91,27 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutCalendarFeed(self, request, context):
+        """The caller's iCalendar feed: a new secret (the previous one stops working).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCalendarFeed(self, request, context):
+        """Revokes the caller's feed; its secret then finds nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveCalendarFeed(self, request, context):
+        """Whose feed a secret is (the gateway's public calendar URL; no caller).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +129,21 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.ListUsers,
                     request_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.ListUsersRequest.FromString,
                     response_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'PutCalendarFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCalendarFeed,
+                    request_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.PutCalendarFeedRequest.FromString,
+                    response_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.CalendarFeed.SerializeToString,
+            ),
+            'DeleteCalendarFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCalendarFeed,
+                    request_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.DeleteCalendarFeedRequest.FromString,
+                    response_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.DeleteCalendarFeedResponse.SerializeToString,
+            ),
+            'ResolveCalendarFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveCalendarFeed,
+                    request_deserializer=crm_dot_directory_dot_v1_dot_directory__pb2.ResolveCalendarFeedRequest.FromString,
+                    response_serializer=crm_dot_directory_dot_v1_dot_directory__pb2.CalendarFeedOwner.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +229,87 @@ class DirectoryService:
             '/crm.directory.v1.DirectoryService/ListUsers',
             crm_dot_directory_dot_v1_dot_directory__pb2.ListUsersRequest.SerializeToString,
             crm_dot_directory_dot_v1_dot_directory__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCalendarFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.directory.v1.DirectoryService/PutCalendarFeed',
+            crm_dot_directory_dot_v1_dot_directory__pb2.PutCalendarFeedRequest.SerializeToString,
+            crm_dot_directory_dot_v1_dot_directory__pb2.CalendarFeed.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCalendarFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.directory.v1.DirectoryService/DeleteCalendarFeed',
+            crm_dot_directory_dot_v1_dot_directory__pb2.DeleteCalendarFeedRequest.SerializeToString,
+            crm_dot_directory_dot_v1_dot_directory__pb2.DeleteCalendarFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveCalendarFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.directory.v1.DirectoryService/ResolveCalendarFeed',
+            crm_dot_directory_dot_v1_dot_directory__pb2.ResolveCalendarFeedRequest.SerializeToString,
+            crm_dot_directory_dot_v1_dot_directory__pb2.CalendarFeedOwner.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,12 @@ class DirectoryServiceStub:
     PutUser: _grpc.UnaryUnaryMultiCallable[_directory_pb2.PutUserRequest, _directory_pb2.User]
     GetUser: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetUserRequest, _directory_pb2.User]
     ListUsers: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListUsersRequest, _directory_pb2.ListUsersResponse]
+    PutCalendarFeed: _grpc.UnaryUnaryMultiCallable[_directory_pb2.PutCalendarFeedRequest, _directory_pb2.CalendarFeed]
+    """The caller's iCalendar feed: a new secret (the previous one stops working)."""
+    DeleteCalendarFeed: _grpc.UnaryUnaryMultiCallable[_directory_pb2.DeleteCalendarFeedRequest, _directory_pb2.DeleteCalendarFeedResponse]
+    """Revokes the caller's feed; its secret then finds nothing."""
+    ResolveCalendarFeed: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ResolveCalendarFeedRequest, _directory_pb2.CalendarFeedOwner]
+    """Whose feed a secret is (the gateway's public calendar URL; no caller)."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -49,6 +55,12 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     PutUser: _aio.UnaryUnaryMultiCallable[_directory_pb2.PutUserRequest, _directory_pb2.User]  # type: ignore[assignment]
     GetUser: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetUserRequest, _directory_pb2.User]  # type: ignore[assignment]
     ListUsers: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListUsersRequest, _directory_pb2.ListUsersResponse]  # type: ignore[assignment]
+    PutCalendarFeed: _aio.UnaryUnaryMultiCallable[_directory_pb2.PutCalendarFeedRequest, _directory_pb2.CalendarFeed]  # type: ignore[assignment]
+    """The caller's iCalendar feed: a new secret (the previous one stops working)."""
+    DeleteCalendarFeed: _aio.UnaryUnaryMultiCallable[_directory_pb2.DeleteCalendarFeedRequest, _directory_pb2.DeleteCalendarFeedResponse]  # type: ignore[assignment]
+    """Revokes the caller's feed; its secret then finds nothing."""
+    ResolveCalendarFeed: _aio.UnaryUnaryMultiCallable[_directory_pb2.ResolveCalendarFeedRequest, _directory_pb2.CalendarFeedOwner]  # type: ignore[assignment]
+    """Whose feed a secret is (the gateway's public calendar URL; no caller)."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The tenant's users (employees): teams, managers, job roles, time zones and working
@@ -75,5 +87,29 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.ListUsersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.ListUsersResponse, _abc.Awaitable[_directory_pb2.ListUsersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PutCalendarFeed(
+        self,
+        request: _directory_pb2.PutCalendarFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.CalendarFeed, _abc.Awaitable[_directory_pb2.CalendarFeed]]:
+        """The caller's iCalendar feed: a new secret (the previous one stops working)."""
+
+    @_abc_1.abstractmethod
+    def DeleteCalendarFeed(
+        self,
+        request: _directory_pb2.DeleteCalendarFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.DeleteCalendarFeedResponse, _abc.Awaitable[_directory_pb2.DeleteCalendarFeedResponse]]:
+        """Revokes the caller's feed; its secret then finds nothing."""
+
+    @_abc_1.abstractmethod
+    def ResolveCalendarFeed(
+        self,
+        request: _directory_pb2.ResolveCalendarFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.CalendarFeedOwner, _abc.Awaitable[_directory_pb2.CalendarFeedOwner]]:
+        """Whose feed a secret is (the gateway's public calendar URL; no caller)."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

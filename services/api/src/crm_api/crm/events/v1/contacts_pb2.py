@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63rm/events/v1/contacts.proto\x12\rcrm.events.v1\"t\n\x0e\x43ontactCreated\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x17\n\x0flifecycle_stage\x18\x04 \x01(\t\x12\x13\n\x0b\x63ompany_ids\x18\x05 \x03(\t\"g\n\x0e\x43ontactUpdated\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x17\n\x0flifecycle_stage\x18\x04 \x01(\t\"7\n\rContactMerged\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\"#\n\rContactErased\x12\x12\n\ncontact_id\x18\x01 \x01(\t\"E\n\x0e\x43onsentChanged\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"6\n\x0e\x43ompanyCreated\x12\x12\n\ncompany_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"b\n\x15PrivacyRequestDueSoon\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nofficer_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64ue_at_unix\x18\x04 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63rm/events/v1/contacts.proto\x12\rcrm.events.v1\"t\n\x0e\x43ontactCreated\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x17\n\x0flifecycle_stage\x18\x04 \x01(\t\x12\x13\n\x0b\x63ompany_ids\x18\x05 \x03(\t\"g\n\x0e\x43ontactUpdated\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x17\n\x0flifecycle_stage\x18\x04 \x01(\t\"7\n\rContactMerged\x12\x13\n\x0bsurvivor_id\x18\x01 \x01(\t\x12\x11\n\tmerged_id\x18\x02 \x01(\t\"#\n\rContactErased\x12\x12\n\ncontact_id\x18\x01 \x01(\t\"E\n\x0e\x43onsentChanged\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\"\x96\x01\n\x14\x43\x61llLoggedOnTimeline\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x11\n\tauthor_id\x18\x03 \x01(\t\x12\x11\n\tdirection\x18\x04 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x05 \x01(\x05\x12\x18\n\x10occurred_at_unix\x18\x06 \x01(\x03\"6\n\x0e\x43ompanyCreated\x12\x12\n\ncompany_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"b\n\x15PrivacyRequestDueSoon\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x12\n\nofficer_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64ue_at_unix\x18\x04 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,8 +41,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONTACTERASED']._serialized_end=362
   _globals['_CONSENTCHANGED']._serialized_start=364
   _globals['_CONSENTCHANGED']._serialized_end=433
-  _globals['_COMPANYCREATED']._serialized_start=435
-  _globals['_COMPANYCREATED']._serialized_end=489
-  _globals['_PRIVACYREQUESTDUESOON']._serialized_start=491
-  _globals['_PRIVACYREQUESTDUESOON']._serialized_end=589
+  _globals['_CALLLOGGEDONTIMELINE']._serialized_start=436
+  _globals['_CALLLOGGEDONTIMELINE']._serialized_end=586
+  _globals['_COMPANYCREATED']._serialized_start=588
+  _globals['_COMPANYCREATED']._serialized_end=642
+  _globals['_PRIVACYREQUESTDUESOON']._serialized_start=644
+  _globals['_PRIVACYREQUESTDUESOON']._serialized_end=742
 # @@protoc_insertion_point(module_scope)

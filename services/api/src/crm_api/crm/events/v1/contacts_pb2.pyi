@@ -160,6 +160,47 @@ class ConsentChanged(_message.Message):
 Global___ConsentChanged: _TypeAlias = ConsentChanged  # noqa: Y015
 
 @_typing.final
+class CallLoggedOnTimeline(_message.Message):
+    """contacts.call.logged: a call on a contact's timeline, by a person or reported by a
+    telephony provider (ids, direction and duration only).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_ID_FIELD_NUMBER: _builtins.int
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_UNIX_FIELD_NUMBER: _builtins.int
+    entry_id: _builtins.str
+    contact_id: _builtins.str
+    author_id: _builtins.str
+    """Who made or took the call: the entry's author (reports credit the call to them)."""
+    direction: _builtins.str
+    """"inbound", "outbound" or "" """
+    duration_seconds: _builtins.int
+    occurred_at_unix: _builtins.int
+    """Seconds since the epoch (this file has no Timestamp import)."""
+    def __init__(
+        self,
+        *,
+        entry_id: _builtins.str = ...,
+        contact_id: _builtins.str = ...,
+        author_id: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        duration_seconds: _builtins.int = ...,
+        occurred_at_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "contact_id", b"contact_id", "direction", b"direction", "duration_seconds", b"duration_seconds", "entry_id", b"entry_id", "occurred_at_unix", b"occurred_at_unix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallLoggedOnTimeline: _TypeAlias = CallLoggedOnTimeline  # noqa: Y015
+
+@_typing.final
 class CompanyCreated(_message.Message):
     """contacts.company.created"""
 

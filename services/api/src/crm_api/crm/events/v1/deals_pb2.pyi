@@ -39,6 +39,7 @@ class DealCreated(_message.Message):
     WIN_PROBABILITY_FIELD_NUMBER: _builtins.int
     STAGE_KIND_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    LOST_REASON_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     stage_id: _builtins.str
@@ -56,6 +57,8 @@ class DealCreated(_message.Message):
     win_probability: _builtins.int
     stage_kind: _builtins.str
     """open, won or lost"""
+    lost_reason: _builtins.str
+    """Why a deal created as lost was lost (the tenant's wording; reported per reason)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """The deals service's clock (the movable one in tests), not the envelope's."""
@@ -77,10 +80,11 @@ class DealCreated(_message.Message):
         win_probability: _builtins.int = ...,
         stage_kind: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        lost_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "company_id", b"company_id", "contact_id", b"contact_id", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id", "stage_kind", b"stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "company_id", b"company_id", "contact_id", b"contact_id", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "lost_reason", b"lost_reason", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id", "stage_kind", b"stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -107,6 +111,7 @@ class DealStageChanged(_message.Message):
     EXPECTED_CLOSE_DATE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     MOVED_AT_FIELD_NUMBER: _builtins.int
+    LOST_REASON_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     from_stage_id: _builtins.str
@@ -122,6 +127,8 @@ class DealStageChanged(_message.Message):
     """Added for reporting."""
     source: _builtins.str
     expected_close_date: _builtins.str
+    lost_reason: _builtins.str
+    """Why the deal was lost, when it moves to a lost stage ("" otherwise)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -144,10 +151,11 @@ class DealStageChanged(_message.Message):
         expected_close_date: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         moved_at: _timestamp_pb2.Timestamp | None = ...,
+        lost_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "moved_at", b"moved_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contact_id", b"contact_id", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "from_stage_id", b"from_stage_id", "moved_at", b"moved_at", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "to_stage_id", b"to_stage_id", "to_stage_kind", b"to_stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "contact_id", b"contact_id", "created_at", b"created_at", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "from_stage_id", b"from_stage_id", "lost_reason", b"lost_reason", "moved_at", b"moved_at", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "to_stage_id", b"to_stage_id", "to_stage_kind", b"to_stage_kind", "win_probability", b"win_probability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -274,6 +282,7 @@ class DealUpdated(_message.Message):
     EXPECTED_CLOSE_DATE_FIELD_NUMBER: _builtins.int
     CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    LOST_REASON_FIELD_NUMBER: _builtins.int
     deal_id: _builtins.str
     pipeline_id: _builtins.str
     stage_id: _builtins.str
@@ -284,6 +293,8 @@ class DealUpdated(_message.Message):
     currency: _builtins.str
     expected_close_date: _builtins.str
     """YYYY-MM-DD or "" """
+    lost_reason: _builtins.str
+    """The lost reason after the change ("" for a deal that is not lost)."""
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -302,10 +313,11 @@ class DealUpdated(_message.Message):
         expected_close_date: _builtins.str = ...,
         changed_fields: _abc.Iterable[_builtins.str] | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        lost_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "changed_fields", b"changed_fields", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "changed_fields", b"changed_fields", "currency", b"currency", "deal_id", b"deal_id", "expected_close_date", b"expected_close_date", "lost_reason", b"lost_reason", "owner_id", b"owner_id", "owner_team", b"owner_team", "pipeline_id", b"pipeline_id", "source", b"source", "stage_id", b"stage_id", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crm/events/v1/integrations.proto\x12\rcrm.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\nCallLogged\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x11\n\tdirection\x18\x04 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x05 \x01(\x05\x12\x0e\n\x06missed\x18\x06 \x01(\x08\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08new_lead\x18\x08 \x01(\x08\"v\n\x0b\x45mailLogged\x12\x10\n\x08\x65mail_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\rFormSubmitted\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66orm_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65\x61l_id\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x12\n\nutm_medium\x18\x06 \x01(\t\x12\x14\n\x0cutm_campaign\x18\x07 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n crm/events/v1/integrations.proto\x12\rcrm.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\nCallLogged\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x11\n\tdirection\x18\x04 \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x05 \x01(\x05\x12\x0e\n\x06missed\x18\x06 \x01(\x08\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08new_lead\x18\x08 \x01(\x08\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x13\n\x0bon_timeline\x18\n \x01(\x08\"v\n\x0b\x45mailLogged\x12\x10\n\x08\x65mail_id\x18\x01 \x01(\t\x12\x12\n\ncontact_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\rFormSubmitted\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66orm_id\x18\x02 \x01(\t\x12\x12\n\ncontact_id\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65\x61l_id\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x12\n\nutm_medium\x18\x06 \x01(\t\x12\x14\n\x0cutm_campaign\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'crm.events.v1.integrations_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CALLLOGGED']._serialized_start=85
-  _globals['_CALLLOGGED']._serialized_end=279
-  _globals['_EMAILLOGGED']._serialized_start=281
-  _globals['_EMAILLOGGED']._serialized_end=399
-  _globals['_FORMSUBMITTED']._serialized_start=402
-  _globals['_FORMSUBMITTED']._serialized_end=552
+  _globals['_CALLLOGGED']._serialized_end=317
+  _globals['_EMAILLOGGED']._serialized_start=319
+  _globals['_EMAILLOGGED']._serialized_end=437
+  _globals['_FORMSUBMITTED']._serialized_start=440
+  _globals['_FORMSUBMITTED']._serialized_end=590
 # @@protoc_insertion_point(module_scope)

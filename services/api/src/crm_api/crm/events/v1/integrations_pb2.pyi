@@ -31,6 +31,8 @@ class CallLogged(_message.Message):
     MISSED_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     NEW_LEAD_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ON_TIMELINE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     contact_id: _builtins.str
     owner_id: _builtins.str
@@ -41,6 +43,14 @@ class CallLogged(_message.Message):
     missed: _builtins.bool
     new_lead: _builtins.bool
     """True when the caller was unknown and a new lead was created for them."""
+    user_id: _builtins.str
+    """The user who made or took the call as the provider named them; "" when it named
+    nobody (the call's timeline entry is then the owner's).
+    """
+    on_timeline: _builtins.bool
+    """True when the call is also on the contact's timeline as contacts.call.logged, which
+    reports count; events written before that existed are counted from this one.
+    """
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -54,10 +64,12 @@ class CallLogged(_message.Message):
         missed: _builtins.bool = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         new_lead: _builtins.bool = ...,
+        user_id: _builtins.str = ...,
+        on_timeline: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "contact_id", b"contact_id", "direction", b"direction", "duration_seconds", b"duration_seconds", "missed", b"missed", "new_lead", b"new_lead", "owner_id", b"owner_id", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "contact_id", b"contact_id", "direction", b"direction", "duration_seconds", b"duration_seconds", "missed", b"missed", "new_lead", b"new_lead", "on_timeline", b"on_timeline", "owner_id", b"owner_id", "started_at", b"started_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -693,6 +693,7 @@ class LogCallRequest(_message.Message):
     RECORDING_URL_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
     provider_id: _builtins.str
     secret: _builtins.str
     external_id: _builtins.str
@@ -704,6 +705,8 @@ class LogCallRequest(_message.Message):
     recording_url: _builtins.str
     status: _builtins.str
     """"completed", "missed", "busy", "no_answer" """
+    user_id: _builtins.str
+    """The user who made or took the call, as the provider names them (its agent id)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -719,10 +722,11 @@ class LogCallRequest(_message.Message):
         recording_url: _builtins.str = ...,
         status: _builtins.str = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        user_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duration_seconds", b"duration_seconds", "external_id", b"external_id", "from_number", b"from_number", "provider_id", b"provider_id", "recording_url", b"recording_url", "secret", b"secret", "started_at", b"started_at", "status", b"status", "to_number", b"to_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duration_seconds", b"duration_seconds", "external_id", b"external_id", "from_number", b"from_number", "provider_id", b"provider_id", "recording_url", b"recording_url", "secret", b"secret", "started_at", b"started_at", "status", b"status", "to_number", b"to_number", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1526,16 +1530,20 @@ class IntegrationSettings(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOW_PRIVATE_WEBHOOK_TARGETS_FIELD_NUMBER: _builtins.int
+    FORBID_SALES_REP_EXPORTS_FIELD_NUMBER: _builtins.int
     allow_private_webhook_targets: _builtins.bool
     """Lets webhooks reach private, loopback and link-local addresses (on-premise receivers)."""
+    forbid_sales_rep_exports: _builtins.bool
+    """Sales reps may not export contacts or deals (protecting the client base)."""
     def __init__(
         self,
         *,
         allow_private_webhook_targets: _builtins.bool = ...,
+        forbid_sales_rep_exports: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_private_webhook_targets", b"allow_private_webhook_targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_private_webhook_targets", b"allow_private_webhook_targets", "forbid_sales_rep_exports", b"forbid_sales_rep_exports"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

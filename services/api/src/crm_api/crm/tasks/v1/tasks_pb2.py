@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63rm/tasks/v1/tasks.proto\x12\x0c\x63rm.tasks.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x06 \x01(\t\x12\x15\n\rassignee_team\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65\x61l_id\x18\x08 \x01(\t\x12\x12\n\ncontact_id\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\t\x12\x0e\n\x06status\x18\x0b \x01(\t\x12*\n\x06\x64ue_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\r \x01(\t\x12\x11\n\tdue_local\x18\x0e \x01(\t\x12\x12\n\ncreated_by\x18\x0f \x01(\t\x12\x0f\n\x07rule_id\x18\x10 \x01(\t\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63ompleted_on_time\x18\x13 \x01(\x08\x12.\n\noverdue_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x15 \x01(\x03\"H\n\x11\x43reateTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.crm.tasks.v1.Task\x12\x11\n\tdue_local\x18\x02 \x01(\t\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"y\n\x11UpdateTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.crm.tasks.v1.Task\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x11\n\tdue_local\x18\x03 \x01(\t\"\xc9\x01\n\x10ListTasksRequest\x12\x13\n\x0b\x61ssignee_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65\x61l_id\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12.\n\ndue_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"O\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.crm.tasks.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13\x43ompleteTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x8b\x01\n\x07Trigger\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x39\n\nconditions\x18\x02 \x03(\x0b\x32%.crm.tasks.v1.Trigger.ConditionsEntry\x1a\x31\n\x0f\x43onditionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xae\x01\n\x06\x41\x63tion\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x05 \x01(\t\x12\x0b\n\x03\x64ue\x18\x06 \x01(\t\x12\r\n\x05\x66ield\x18\x07 \x01(\t\x12\r\n\x05value\x18\x08 \x01(\t\x12\x12\n\nrecipients\x18\t \x03(\t\x12\x0f\n\x07message\x18\n \x01(\t\"\xfb\x01\n\x0e\x41utomationRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12&\n\x07trigger\x18\x04 \x01(\x0b\x32\x15.crm.tasks.v1.Trigger\x12%\n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x14.crm.tasks.v1.Action\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x08 \x01(\x03\"I\n\x1b\x43reateAutomationRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x1c.crm.tasks.v1.AutomationRule\"&\n\x18GetAutomationRuleRequest\x12\n\n\x02id\x18\x01 \x01(\t\"I\n\x1bUpdateAutomationRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x1c.crm.tasks.v1.AutomationRule\"\x1c\n\x1aListAutomationRulesRequest\"J\n\x1bListAutomationRulesResponse\x12+\n\x05rules\x18\x01 \x03(\x0b\x32\x1c.crm.tasks.v1.AutomationRule\")\n\x1b\x44\x65leteAutomationRuleRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x1c\x44\x65leteAutomationRuleResponse2\xde\x06\n\x0cTasksService\x12\x41\n\nCreateTask\x12\x1f.crm.tasks.v1.CreateTaskRequest\x1a\x12.crm.tasks.v1.Task\x12;\n\x07GetTask\x12\x1c.crm.tasks.v1.GetTaskRequest\x1a\x12.crm.tasks.v1.Task\x12\x41\n\nUpdateTask\x12\x1f.crm.tasks.v1.UpdateTaskRequest\x1a\x12.crm.tasks.v1.Task\x12L\n\tListTasks\x12\x1e.crm.tasks.v1.ListTasksRequest\x1a\x1f.crm.tasks.v1.ListTasksResponse\x12\x45\n\x0c\x43ompleteTask\x12!.crm.tasks.v1.CompleteTaskRequest\x1a\x12.crm.tasks.v1.Task\x12_\n\x14\x43reateAutomationRule\x12).crm.tasks.v1.CreateAutomationRuleRequest\x1a\x1c.crm.tasks.v1.AutomationRule\x12Y\n\x11GetAutomationRule\x12&.crm.tasks.v1.GetAutomationRuleRequest\x1a\x1c.crm.tasks.v1.AutomationRule\x12_\n\x14UpdateAutomationRule\x12).crm.tasks.v1.UpdateAutomationRuleRequest\x1a\x1c.crm.tasks.v1.AutomationRule\x12j\n\x13ListAutomationRules\x12(.crm.tasks.v1.ListAutomationRulesRequest\x1a).crm.tasks.v1.ListAutomationRulesResponse\x12m\n\x14\x44\x65leteAutomationRule\x12).crm.tasks.v1.DeleteAutomationRuleRequest\x1a*.crm.tasks.v1.DeleteAutomationRuleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63rm/tasks/v1/tasks.proto\x12\x0c\x63rm.tasks.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x03\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x06 \x01(\t\x12\x15\n\rassignee_team\x18\x07 \x01(\t\x12\x0f\n\x07\x64\x65\x61l_id\x18\x08 \x01(\t\x12\x12\n\ncontact_id\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\t\x12\x0e\n\x06status\x18\x0b \x01(\t\x12*\n\x06\x64ue_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\r \x01(\t\x12\x11\n\tdue_local\x18\x0e \x01(\t\x12\x12\n\ncreated_by\x18\x0f \x01(\t\x12\x0f\n\x07rule_id\x18\x10 \x01(\t\x12.\n\ncreated_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63ompleted_on_time\x18\x13 \x01(\x08\x12.\n\noverdue_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x15 \x01(\x03\"H\n\x11\x43reateTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.crm.tasks.v1.Task\x12\x11\n\tdue_local\x18\x02 \x01(\t\"\x1c\n\x0eGetTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"y\n\x11UpdateTaskRequest\x12 \n\x04task\x18\x01 \x01(\x0b\x32\x12.crm.tasks.v1.Task\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x11\n\tdue_local\x18\x03 \x01(\t\"\xd6\x01\n\x10ListTasksRequest\x12\x13\n\x0b\x61ssignee_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65\x61l_id\x18\x03 \x01(\t\x12\x12\n\ncontact_id\x18\x04 \x01(\t\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12.\n\ndue_before\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x0b\n\x03\x64ue\x18\t \x01(\t\"O\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.crm.tasks.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13\x43ompleteTaskRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x8b\x01\n\x07Trigger\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x39\n\nconditions\x18\x02 \x03(\x0b\x32%.crm.tasks.v1.Trigger.ConditionsEntry\x1a\x31\n\x0f\x43onditionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xae\x01\n\x06\x41\x63tion\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12\x10\n\x08\x61ssignee\x18\x05 \x01(\t\x12\x0b\n\x03\x64ue\x18\x06 \x01(\t\x12\r\n\x05\x66ield\x18\x07 \x01(\t\x12\r\n\x05value\x18\x08 \x01(\t\x12\x12\n\nrecipients\x18\t \x03(\t\x12\x0f\n\x07message\x18\n \x01(\t\"\xfb\x01\n\x0e\x41utomationRule\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12&\n\x07trigger\x18\x04 \x01(\x0b\x32\x15.crm.tasks.v1.Trigger\x12%\n\x07\x61\x63tions\x18\x05 \x03(\x0b\x32\x14.crm.tasks.v1.Action\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x08 \x01(\x03\"I\n\x1b\x43reateAutomationRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x1c.crm.tasks.v1.AutomationRule\"&\n\x18GetAutomationRuleRequest\x12\n\n\x02id\x18\x01 \x01(\t\"I\n\x1bUpdateAutomationRuleRequest\x12*\n\x04rule\x18\x01 \x01(\x0b\x32\x1c.crm.tasks.v1.AutomationRule\"\x1c\n\x1aListAutomationRulesRequest\"J\n\x1bListAutomationRulesResponse\x12+\n\x05rules\x18\x01 \x03(\x0b\x32\x1c.crm.tasks.v1.AutomationRule\")\n\x1b\x44\x65leteAutomationRuleRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1e\n\x1c\x44\x65leteAutomationRuleResponse2\xde\x06\n\x0cTasksService\x12\x41\n\nCreateTask\x12\x1f.crm.tasks.v1.CreateTaskRequest\x1a\x12.crm.tasks.v1.Task\x12;\n\x07GetTask\x12\x1c.crm.tasks.v1.GetTaskRequest\x1a\x12.crm.tasks.v1.Task\x12\x41\n\nUpdateTask\x12\x1f.crm.tasks.v1.UpdateTaskRequest\x1a\x12.crm.tasks.v1.Task\x12L\n\tListTasks\x12\x1e.crm.tasks.v1.ListTasksRequest\x1a\x1f.crm.tasks.v1.ListTasksResponse\x12\x45\n\x0c\x43ompleteTask\x12!.crm.tasks.v1.CompleteTaskRequest\x1a\x12.crm.tasks.v1.Task\x12_\n\x14\x43reateAutomationRule\x12).crm.tasks.v1.CreateAutomationRuleRequest\x1a\x1c.crm.tasks.v1.AutomationRule\x12Y\n\x11GetAutomationRule\x12&.crm.tasks.v1.GetAutomationRuleRequest\x1a\x1c.crm.tasks.v1.AutomationRule\x12_\n\x14UpdateAutomationRule\x12).crm.tasks.v1.UpdateAutomationRuleRequest\x1a\x1c.crm.tasks.v1.AutomationRule\x12j\n\x13ListAutomationRules\x12(.crm.tasks.v1.ListAutomationRulesRequest\x1a).crm.tasks.v1.ListAutomationRulesResponse\x12m\n\x14\x44\x65leteAutomationRule\x12).crm.tasks.v1.DeleteAutomationRuleRequest\x1a*.crm.tasks.v1.DeleteAutomationRuleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,33 +44,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATETASKREQUEST']._serialized_start=724
   _globals['_UPDATETASKREQUEST']._serialized_end=845
   _globals['_LISTTASKSREQUEST']._serialized_start=848
-  _globals['_LISTTASKSREQUEST']._serialized_end=1049
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1051
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1130
-  _globals['_COMPLETETASKREQUEST']._serialized_start=1132
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1165
-  _globals['_TRIGGER']._serialized_start=1168
-  _globals['_TRIGGER']._serialized_end=1307
-  _globals['_TRIGGER_CONDITIONSENTRY']._serialized_start=1258
-  _globals['_TRIGGER_CONDITIONSENTRY']._serialized_end=1307
-  _globals['_ACTION']._serialized_start=1310
-  _globals['_ACTION']._serialized_end=1484
-  _globals['_AUTOMATIONRULE']._serialized_start=1487
-  _globals['_AUTOMATIONRULE']._serialized_end=1738
-  _globals['_CREATEAUTOMATIONRULEREQUEST']._serialized_start=1740
-  _globals['_CREATEAUTOMATIONRULEREQUEST']._serialized_end=1813
-  _globals['_GETAUTOMATIONRULEREQUEST']._serialized_start=1815
-  _globals['_GETAUTOMATIONRULEREQUEST']._serialized_end=1853
-  _globals['_UPDATEAUTOMATIONRULEREQUEST']._serialized_start=1855
-  _globals['_UPDATEAUTOMATIONRULEREQUEST']._serialized_end=1928
-  _globals['_LISTAUTOMATIONRULESREQUEST']._serialized_start=1930
-  _globals['_LISTAUTOMATIONRULESREQUEST']._serialized_end=1958
-  _globals['_LISTAUTOMATIONRULESRESPONSE']._serialized_start=1960
-  _globals['_LISTAUTOMATIONRULESRESPONSE']._serialized_end=2034
-  _globals['_DELETEAUTOMATIONRULEREQUEST']._serialized_start=2036
-  _globals['_DELETEAUTOMATIONRULEREQUEST']._serialized_end=2077
-  _globals['_DELETEAUTOMATIONRULERESPONSE']._serialized_start=2079
-  _globals['_DELETEAUTOMATIONRULERESPONSE']._serialized_end=2109
-  _globals['_TASKSSERVICE']._serialized_start=2112
-  _globals['_TASKSSERVICE']._serialized_end=2974
+  _globals['_LISTTASKSREQUEST']._serialized_end=1062
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1064
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1143
+  _globals['_COMPLETETASKREQUEST']._serialized_start=1145
+  _globals['_COMPLETETASKREQUEST']._serialized_end=1178
+  _globals['_TRIGGER']._serialized_start=1181
+  _globals['_TRIGGER']._serialized_end=1320
+  _globals['_TRIGGER_CONDITIONSENTRY']._serialized_start=1271
+  _globals['_TRIGGER_CONDITIONSENTRY']._serialized_end=1320
+  _globals['_ACTION']._serialized_start=1323
+  _globals['_ACTION']._serialized_end=1497
+  _globals['_AUTOMATIONRULE']._serialized_start=1500
+  _globals['_AUTOMATIONRULE']._serialized_end=1751
+  _globals['_CREATEAUTOMATIONRULEREQUEST']._serialized_start=1753
+  _globals['_CREATEAUTOMATIONRULEREQUEST']._serialized_end=1826
+  _globals['_GETAUTOMATIONRULEREQUEST']._serialized_start=1828
+  _globals['_GETAUTOMATIONRULEREQUEST']._serialized_end=1866
+  _globals['_UPDATEAUTOMATIONRULEREQUEST']._serialized_start=1868
+  _globals['_UPDATEAUTOMATIONRULEREQUEST']._serialized_end=1941
+  _globals['_LISTAUTOMATIONRULESREQUEST']._serialized_start=1943
+  _globals['_LISTAUTOMATIONRULESREQUEST']._serialized_end=1971
+  _globals['_LISTAUTOMATIONRULESRESPONSE']._serialized_start=1973
+  _globals['_LISTAUTOMATIONRULESRESPONSE']._serialized_end=2047
+  _globals['_DELETEAUTOMATIONRULEREQUEST']._serialized_start=2049
+  _globals['_DELETEAUTOMATIONRULEREQUEST']._serialized_end=2090
+  _globals['_DELETEAUTOMATIONRULERESPONSE']._serialized_start=2092
+  _globals['_DELETEAUTOMATIONRULERESPONSE']._serialized_end=2122
+  _globals['_TASKSSERVICE']._serialized_start=2125
+  _globals['_TASKSSERVICE']._serialized_end=2987
 # @@protoc_insertion_point(module_scope)

@@ -196,6 +196,7 @@ class ListTasksRequest(_message.Message):
     DUE_BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    DUE_FIELD_NUMBER: _builtins.int
     assignee_id: _builtins.str
     status: _builtins.str
     """open, done, cancelled"""
@@ -204,6 +205,10 @@ class ListTasksRequest(_message.Message):
     overdue_only: _builtins.bool
     page_size: _builtins.int
     page_token: _builtins.str
+    due: _builtins.str
+    """"today", "this_week" (Monday to Sunday) or "overdue" (open, due before now), days
+    read in the caller's time zone (their directory entry; UTC when they have none).
+    """
     @_builtins.property
     def due_before(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -217,10 +222,11 @@ class ListTasksRequest(_message.Message):
         due_before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        due: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_before", b"due_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "contact_id", b"contact_id", "deal_id", b"deal_id", "due_before", b"due_before", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_id", b"assignee_id", "contact_id", b"contact_id", "deal_id", b"deal_id", "due", b"due", "due_before", b"due_before", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
