@@ -211,6 +211,12 @@ class ExchangeRateIn(Strict):
 
 class DealSettingsIn(Strict):
     reporting_currency: str
+    lost_reasons: list[str] | None = Field(
+        None,
+        max_length=100,
+        description="lost-reason categories reports count (others count as 'other'); "
+        "left out, the current list stays",
+    )
 
 
 class DocumentTemplateIn(Strict):

@@ -68,7 +68,7 @@ async def test_ssrf_targets_are_refused(
         assert reply.status_code == 422, (url, reply.text)
         assert reply.json()["errors"][0]["field"] == "url"
     settings = await h.ok(api.get("/v1/integrations/settings", headers=admin))
-    assert settings == {"allow_private_webhook_targets": False}
+    assert settings == {"allow_private_webhook_targets": False, "forbid_sales_rep_exports": False}
 
 
 async def test_signed_deliveries_retries_disabling_and_replay(

@@ -181,8 +181,12 @@ async def expected(
                 value = sum((fx.convert(d.amount, d.currency, today) for d in now_in), Decimal(0))
                 conversion = None
                 if stage["id"] in chain and chain.index(stage["id"]) + 1 < len(chain):
-                    following = chain[chain.index(stage["id"]) + 1]
-                    conversion = ratio(entered[following], entered[stage["id"]])
+                    # Converted: entered it and any later non-lost stage (skips count).
+                    later = set(chain[chain.index(stage["id"]) + 1 :])
+                    converted = sum(
+                        1 for d in cohort if stage["id"] in d.entered and d.entered & later
+                    )
+                    conversion = ratio(converted, entered[stage["id"]])
                 data.append(
                     {
                         "stage_id": stage["id"],

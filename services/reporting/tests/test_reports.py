@@ -144,6 +144,22 @@ async def test_lost_reasons_per_reason_period_and_team(crm: Tenant, move_clock: 
     move_clock.to(move_clock.next_local("UTC", "12:00"))
     today = clock.now().date()
     await crm.rate("USD", "0.5", (today - timedelta(days=1)).isoformat())
+    # The tenant's categories: events and reports carry a category, never the free text
+    # of a reason (which may name people); any other wording counts as "other".
+    settings = await ok(
+        crm.api.put(
+            "/v1/deal-settings",
+            json={"reporting_currency": "EUR", "lost_reasons": ["Price", "chose a  competitor"]},
+            headers=crm.admin["eu"],
+        )
+    )
+    assert settings["lost_reasons"] == ["price", "chose a competitor"]
+    # A PUT of the currency alone keeps them.
+    await ok(
+        crm.api.put(
+            "/v1/deal-settings", json={"reporting_currency": "EUR"}, headers=crm.admin["eu"]
+        )
+    )
 
     async def lose(deal: dict[str, Any], reason: str) -> None:
         region = deal["id"].split("_", 1)[0]
@@ -158,7 +174,9 @@ async def test_lost_reasons_per_reason_period_and_team(crm: Tenant, move_clock: 
     await lose(await crm.deal("eu", amount="100.00"), "Price")
     await lose(await crm.deal("eu", amount="50.00", owner="rep-b"), "  price ")
     await lose(await crm.deal("us", amount="300.00", currency="USD"), "Chose a competitor")
-    await lose(await crm.deal("eu", amount="40.00", owner="rep-c", team="south"), "Timing")
+    await lose(
+        await crm.deal("eu", amount="40.00", owner="rep-c", team="south"), "Moved to Geheimstadt"
+    )
     await crm.move(await crm.deal("eu", amount="999.00"), "Won")
 
     async def all_lost() -> dict[str, Any] | None:
@@ -177,7 +195,7 @@ async def test_lost_reasons_per_reason_period_and_team(crm: Tenant, move_clock: 
             "deals": 1,
             "value": "150.00",
         },
-        {"period": month, "granularity": "month", "reason": "timing", "deals": 1, "value": "40.00"},
+        {"period": month, "granularity": "month", "reason": "other", "deals": 1, "value": "40.00"},
     ]
     north = await crm.report("lost-reasons", team="north", granularity="day")
     assert {(r["period"], r["reason"], r["deals"]) for r in north["data"]} == {
@@ -194,7 +212,7 @@ async def test_lost_reasons_per_reason_period_and_team(crm: Tenant, move_clock: 
     assert response.headers["content-type"].startswith("text/csv")
     assert response.text.splitlines() == [
         "period,granularity,reason,deals,value",
-        f"{month},month,timing,1,40.00",
+        f"{month},month,other,1,40.00",
     ]
 
 

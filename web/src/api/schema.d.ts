@@ -501,7 +501,7 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** The tenant's reporting currency */
+        /** The tenant's reporting currency and lost-reason categories */
         put: operations["put_settings_v1_deal_settings_put"];
         post?: never;
         delete?: never;
@@ -2657,11 +2657,18 @@ export interface components {
         DealSettings: {
             /** Reporting Currency */
             reporting_currency: string;
+            /** Lost Reasons */
+            lost_reasons: string[];
         };
         /** DealSettingsIn */
         DealSettingsIn: {
             /** Reporting Currency */
             reporting_currency: string;
+            /**
+             * Lost Reasons
+             * @description lost-reason categories reports count (others count as 'other'); left out, the current list stays
+             */
+            lost_reasons?: string[] | null;
         };
         /** DeliveryAttempt */
         DeliveryAttempt: {

@@ -526,14 +526,20 @@ async def list_rates(who: Caller = Depends(caller)) -> dict[str, Any]:
 
 @router.put(
     "/v1/deal-settings",
-    summary="The tenant's reporting currency",
+    summary="The tenant's reporting currency and lost-reason categories",
     **answers.ok(answers.DealSettings),
 )
 async def put_settings(
     body: schemas.DealSettingsIn, who: Caller = Depends(caller)
 ) -> dict[str, Any]:
     require_role(who, "admin")
-    settings = pb.DealSettings(reporting_currency=body.reporting_currency)
+    reasons = body.lost_reasons
+    if reasons is None:  # a PUT of the currency alone keeps the categories
+        current = await _stub(who, who.principal.home_region).GetDealSettings(
+            pb.GetDealSettingsRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
+        )
+        reasons = list(current.lost_reasons)
+    settings = pb.DealSettings(reporting_currency=body.reporting_currency, lost_reasons=reasons)
 
     async def put(region: str, metadata: Any) -> Any:
         return await _stub(who, region).PutDealSettings(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_api.crm.events.v1 import deals_pb2 as events
-from crm_deals import documents, models, money, payments, pipelines
+from crm_deals import documents, fx, models, money, payments, pipelines
 from crm_deals.access import get_deal_row, resolve_owner, visible
 from crm_deals.convert import amount_text, deal_to_pb, timestamp
 from crm_deals.links import Directory
@@ -425,7 +425,7 @@ async def create_deal(
             win_probability=stage.win_probability,
             stage_kind=stage.kind,
             created_at=timestamp(row.created_at),
-            lost_reason=row.lost_reason,
+            lost_reason=await fx.lost_reason_category(session, row.tenant_id, row.lost_reason),
             **_money_fields(row),
         ),
     )
@@ -506,7 +506,7 @@ async def update_deal(
                 expected_close_date=_close_date_text(row),
                 changed_fields=reported,
                 updated_at=timestamp(row.updated_at),
-                lost_reason=row.lost_reason,
+                lost_reason=await fx.lost_reason_category(session, row.tenant_id, row.lost_reason),
                 **_money_fields(row),
             ),
         )
@@ -600,7 +600,7 @@ async def move_deal(
             expected_close_date=_close_date_text(row),
             created_at=timestamp(row.created_at),
             moved_at=timestamp(at),
-            lost_reason=row.lost_reason,
+            lost_reason=await fx.lost_reason_category(session, row.tenant_id, row.lost_reason),
             **_money_fields(row),
         ),
     )
@@ -670,7 +670,7 @@ def reassignable(outbox: Outbox) -> Reassignable:
                 expected_close_date=_close_date_text(row),
                 changed_fields=["owner_id", "owner_team"],
                 updated_at=timestamp(row.updated_at),
-                lost_reason=row.lost_reason,
+                lost_reason=await fx.lost_reason_category(session, row.tenant_id, row.lost_reason),
                 **_money_fields(row),
             ),
         )

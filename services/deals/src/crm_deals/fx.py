@@ -35,9 +35,29 @@ async def reporting_currency(session: AsyncSession, tenant_id: str) -> str:
 
 
 async def get_settings(session: AsyncSession, principal: Principal) -> pb.DealSettings:
+    row = await session.get(models.DealSettings, principal.tenant_id)
     return pb.DealSettings(
-        reporting_currency=await reporting_currency(session, principal.tenant_id)
+        reporting_currency=row.reporting_currency if row else DEFAULT_REPORTING_CURRENCY,
+        lost_reasons=list(row.lost_reasons) if row else [],
     )
+
+
+MAX_LOST_REASONS = 100
+
+
+def reason_key(reason: str) -> str:
+    """A lost reason as a category compares: spaces collapsed, lower case."""
+    return " ".join(reason.split()).lower()
+
+
+async def lost_reason_category(session: AsyncSession, tenant_id: str, reason: str) -> str:
+    """What events may say of a lost reason: the tenant's category it matches, else
+    "other" ("" when there is no reason). The free text stays in the deal."""
+    if not reason.strip():
+        return ""
+    row = await session.get(models.DealSettings, tenant_id)
+    key = reason_key(reason)
+    return key if row is not None and key in row.lost_reasons else "other"
 
 
 async def put_settings(
@@ -47,17 +67,26 @@ async def put_settings(
         raise PermissionDenied("only admins change deal settings")
     violations: list[FieldViolation] = []
     currency = money.currency_code(msg.reporting_currency, "reporting_currency", violations)
+    reasons: list[str] = []
+    if len(msg.lost_reasons) > MAX_LOST_REASONS:
+        violations.append(FieldViolation("lost_reasons", f"at most {MAX_LOST_REASONS}"))
+    for index, reason in enumerate(msg.lost_reasons):
+        key = reason_key(reason)
+        if not 1 <= len(key) <= 100 or key == "other":
+            violations.append(
+                FieldViolation(f"lost_reasons[{index}]", "1 to 100 characters, not 'other'")
+            )
+        elif key not in reasons:
+            reasons.append(key)
     if violations:
         raise InvalidArgument(violations)
+    values = {"reporting_currency": currency, "lost_reasons": reasons, "updated_at": now()}
     await session.execute(
         pg_insert(models.DealSettings)
-        .values(tenant_id=principal.tenant_id, reporting_currency=currency, updated_at=now())
-        .on_conflict_do_update(
-            index_elements=[models.DealSettings.tenant_id],
-            set_={"reporting_currency": currency, "updated_at": now()},
-        )
+        .values(tenant_id=principal.tenant_id, **values)
+        .on_conflict_do_update(index_elements=[models.DealSettings.tenant_id], set_=values)
     )
-    return pb.DealSettings(reporting_currency=currency)
+    return pb.DealSettings(reporting_currency=currency, lost_reasons=reasons)
 
 
 async def put_rate(

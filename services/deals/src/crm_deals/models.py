@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -165,6 +165,10 @@ class DealSettings(Base):
 
     tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     reporting_currency: Mapped[str] = mapped_column(sa.Text)
+    # Lost-reason categories (lower case): what events and reports may carry.
+    lost_reasons: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), default=list, server_default="{}"
+    )
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
 

@@ -678,15 +678,24 @@ class DealSettings(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPORTING_CURRENCY_FIELD_NUMBER: _builtins.int
+    LOST_REASONS_FIELD_NUMBER: _builtins.int
     reporting_currency: _builtins.str
+    @_builtins.property
+    def lost_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The tenant's lost-reason categories (lower case), e.g. "price", "timing". Deal
+        events and reports carry a lost deal's category, or "other": never the free text
+        of its lost_reason, which may name people.
+        """
+
     def __init__(
         self,
         *,
         reporting_currency: _builtins.str = ...,
+        lost_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reporting_currency", b"reporting_currency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lost_reasons", b"lost_reasons", "reporting_currency", b"reporting_currency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

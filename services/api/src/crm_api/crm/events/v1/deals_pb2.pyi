@@ -58,7 +58,9 @@ class DealCreated(_message.Message):
     stage_kind: _builtins.str
     """open, won or lost"""
     lost_reason: _builtins.str
-    """Why a deal created as lost was lost (the tenant's wording; reported per reason)."""
+    """A deal created as lost: its lost reason's category (one of the tenant's
+    lost_reasons, else "other"; never the free text).
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """The deals service's clock (the movable one in tests), not the envelope's."""
@@ -128,7 +130,7 @@ class DealStageChanged(_message.Message):
     source: _builtins.str
     expected_close_date: _builtins.str
     lost_reason: _builtins.str
-    """Why the deal was lost, when it moves to a lost stage ("" otherwise)."""
+    """Moved to a lost stage: its lost reason's category ("" otherwise; see DealCreated)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -294,7 +296,7 @@ class DealUpdated(_message.Message):
     expected_close_date: _builtins.str
     """YYYY-MM-DD or "" """
     lost_reason: _builtins.str
-    """The lost reason after the change ("" for a deal that is not lost)."""
+    """The lost reason's category after the change ("" for a deal that is not lost)."""
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
