@@ -441,17 +441,20 @@ class ForecastRow(Answer):
     weighted: str
 
 
+ReportName = Literal[
+    "funnel",
+    "win_rate",
+    "revenue",
+    "activity",
+    "lead_sources",
+    "forecast",
+    "payments",
+    "lost_reasons",
+]
+
+
 class Report(Answer):
-    report: Literal[
-        "funnel",
-        "win_rate",
-        "revenue",
-        "activity",
-        "lead_sources",
-        "forecast",
-        "payments",
-        "lost_reasons",
-    ]
+    report: ReportName
     regions: list[str]
     reporting_currency: str
     period: ReportPeriod

@@ -19,7 +19,7 @@ import io
 import math
 from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, get_args
 
 from babel.numbers import get_currency_precision
 from fastapi import APIRouter, Depends, Query, Response
@@ -34,16 +34,7 @@ from crm_kit.reporting_money import round_reporting
 
 router = APIRouter()
 
-NAMES = (
-    "funnel",
-    "win_rate",
-    "revenue",
-    "activity",
-    "lead_sources",
-    "forecast",
-    "payments",
-    "lost_reasons",
-)
+NAMES = get_args(answers.ReportName)
 CHARTS = ("funnel", "revenue")
 FORMATS = ("json", "csv", "svg", "png")
 RATIO = Decimal("0.0001")
