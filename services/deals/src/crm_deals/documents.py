@@ -237,6 +237,62 @@ async def load_pdf_libraries() -> None:
 def _import_pdf_libraries() -> None:
     from xhtml2pdf import pisa  # type: ignore[import-untyped]  # noqa: F401
 
+    _use_unicode_fonts()
+
+
+# PDF's built-in fonts (Helvetica, Times, Courier) draw Latin-1 only: a Russian, Greek or
+# Czech invoice came out blank. Every family they answer for is drawn with the DejaVu
+# face of the same kind instead (Latin, Greek, Cyrillic), as matplotlib ships them (it is
+# a dependency for those files only).
+_FAMILIES = {
+    "Helvetica": ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique"),
+    "Times": ("DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic"),
+    "Courier": (
+        "DejaVuSansMono",
+        "DejaVuSansMono-Bold",
+        "DejaVuSansMono-Oblique",
+        "DejaVuSansMono-BoldOblique",
+    ),
+}
+_fonts_ready = False
+
+
+def _use_unicode_fonts() -> None:
+    global _fonts_ready
+    if _fonts_ready:
+        return
+    import importlib.util
+    from pathlib import Path
+
+    from reportlab.lib.fonts import addMapping  # type: ignore[import-untyped]
+    from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
+    from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
+    from xhtml2pdf import default  # type: ignore[import-untyped]
+
+    spec = importlib.util.find_spec("matplotlib")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "fonts" / "ttf"
+    replaced: dict[str, str] = {}
+    for builtin, faces in _FAMILIES.items():
+        for face in faces:
+            pdfmetrics.registerFont(TTFont(face, str(folder / f"{face}.ttf")))
+        normal, bold, italic, bold_italic = faces
+        for is_bold, is_italic, face in (
+            (0, 0, normal),
+            (1, 0, bold),
+            (0, 1, italic),
+            (1, 1, bold_italic),
+        ):
+            addMapping(normal, is_bold, is_italic, face)
+        suffixes = {"": normal, "-bold": bold, "-oblique": italic, "-italic": italic}
+        suffixes |= {"-roman": normal, "-boldoblique": bold_italic, "-bolditalic": bold_italic}
+        for suffix, face in suffixes.items():
+            replaced[f"{builtin}{suffix}".lower()] = face
+    for alias, font in list(default.DEFAULT_FONT.items()):
+        if font.lower() in replaced:
+            default.DEFAULT_FONT[alias] = replaced[font.lower()]
+    _fonts_ready = True
+
 
 def to_pdf(html: str) -> bytes:
     # Imported here rather than at the top, so a process starts serving without waiting
@@ -249,6 +305,7 @@ def to_pdf(html: str) -> bytes:
     policy = ResourceAccessPolicy.server(None, allow_remote=False)
     out = io.BytesIO()
     with _pdf_lock:
+        _use_unicode_fonts()
         status = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=policy)
     if status.err:
         raise FailedPrecondition(
