@@ -26,9 +26,11 @@ import type {
   Pipeline,
   Task,
 } from '../api/types';
+import { Attachments } from '../components/Attachments';
 import { Empty, ErrorState, Loading, NotFoundState, useErrorText } from '../components/States';
 import { TaskList } from '../components/TaskList';
 import { useI18n } from '../i18n/I18nProvider';
+import { isBlank } from '../lib/blank';
 import { fullName } from '../lib/contacts';
 import { documentFileName, stageHistory } from '../lib/deal';
 import { saveBlob } from '../lib/download';
@@ -40,7 +42,7 @@ function Field({ label, children, testId }: { label: string; children: ReactNode
         {label}
       </Text>
       <Text size="sm" data-testid={testId} component="div">
-        {children || '—'}
+        {isBlank(children) ? '—' : children}
       </Text>
     </div>
   );
@@ -132,6 +134,7 @@ export default function DealPage() {
               </Stack>
             </Card>
             <DealDocuments dealId={d.id} title={d.title} />
+            <Attachments dealId={d.id} />
           </Stack>
         </Grid.Col>
         <Grid.Col span={{ base: 12, md: 8 }}>

@@ -275,6 +275,21 @@ export const en = {
   'import.status.cancelled': 'Cancelled',
   'import.status.failed': 'Failed',
   'import.status.expired': 'Expired',
+  'files.title': 'Files',
+  'files.dropHint': 'Drop a file here: PDF, image, text or office document, at most 10 MB.',
+  'files.upload': 'Upload a file',
+  'files.uploaded': '“{name}” uploaded',
+  'files.tooBig': '“{name}” is larger than 10 MB, the most a file may be.',
+  'files.empty': 'No files yet.',
+  'files.downloadNamed': 'Download “{name}”',
+  'files.downloadFailed': 'The file could not be downloaded',
+  'files.deleteNamed': 'Delete “{name}”',
+  'files.confirmTitle': 'Delete this file?',
+  'files.confirm': '“{name}” will be deleted for everyone, with its line on the timeline. This cannot be undone.',
+  'files.delete': 'Delete',
+  'files.deleted': '“{name}” deleted',
+  'files.deleteFailed': 'The file could not be deleted',
+  'files.kind': 'File',
 } as const;
 
 export type MessageKey = keyof typeof en;
