@@ -23,6 +23,7 @@ import {
   IconHome,
   IconLayoutKanban,
   IconLogout,
+  IconShieldLock,
   IconUpload,
 } from '@tabler/icons-react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
@@ -44,6 +45,7 @@ const ICONS: Record<string, typeof IconHome> = {
   '/tasks': IconChecklist,
   '/reports': IconChartBar,
   '/imports': IconUpload,
+  '/compliance': IconShieldLock,
 };
 
 export function useUnreadCount() {
