@@ -23,6 +23,7 @@ import {
   IconHome,
   IconLayoutKanban,
   IconLogout,
+  IconSettings,
   IconShieldLock,
   IconUpload,
 } from '@tabler/icons-react';
@@ -46,6 +47,7 @@ const ICONS: Record<string, typeof IconHome> = {
   '/reports': IconChartBar,
   '/imports': IconUpload,
   '/compliance': IconShieldLock,
+  '/settings': IconSettings,
 };
 
 export function useUnreadCount() {

@@ -25,6 +25,7 @@ export const NAV: readonly NavItem[] = [
   { to: '/reports', label: 'nav.reports', roles: ['admin', 'manager'] },
   { to: '/imports', label: 'nav.imports', roles: ['admin', 'manager', 'sales_rep'] },
   { to: '/compliance', label: 'nav.compliance', roles: ['admin', 'compliance_officer'] },
+  { to: '/settings', label: 'nav.settings', roles: ['admin'] },
 ];
 
 /** Pages reached from a screen rather than the menu, allowed to whoever may use that screen. */
