@@ -20,6 +20,7 @@ import {
   IconNote,
   IconPaperclip,
   IconPhone,
+  IconPlus,
   IconShieldCheck,
   IconUsers,
 } from '@tabler/icons-react';
@@ -29,6 +30,7 @@ import { Link, useParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import type { Contact, Deal, Page, Task, TimelineEntry } from '../api/types';
 import { Attachments } from '../components/Attachments';
+import { DealDialog } from '../components/DealDialog';
 import { Empty, ErrorState, Loading, NotFoundState, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import { isBlank } from '../lib/blank';
@@ -264,6 +266,7 @@ function ContactTimeline({ contactId }: { contactId: string }) {
 
 function ContactDeals({ contactId, region }: { contactId: string; region: string }) {
   const { t, format } = useI18n();
+  const [creating, setCreating] = useState(false);
   const deals = useQuery({
     queryKey: ['deals', 'contact', contactId],
     queryFn: () =>
@@ -273,9 +276,15 @@ function ContactDeals({ contactId, region }: { contactId: string; region: string
   });
   return (
     <Card>
-      <Title order={2} size="h4" mb="sm">
-        {t('contact.deals')}
-      </Title>
+      <Group justify="space-between" mb="sm">
+        <Title order={2} size="h4">
+          {t('contact.deals')}
+        </Title>
+        <Button size="xs" variant="light" leftSection={<IconPlus size={14} />} onClick={() => setCreating(true)}>
+          {t('dealForm.new')}
+        </Button>
+      </Group>
+      {creating ? <DealDialog contactId={contactId} onClose={() => setCreating(false)} /> : null}
       {deals.isPending ? (
         <Loading />
       ) : deals.isError ? (

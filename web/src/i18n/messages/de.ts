@@ -462,4 +462,12 @@ export const de: Catalog = {
   'settings.event.contacts.contact.created': 'Ein Kontakt wird angelegt',
   'settings.event.tasks.task.overdue': 'Eine Aufgabe ist überfällig',
   'settings.event.tasks.task.completed': 'Eine Aufgabe wird erledigt',
+  'dealForm.new': 'Neuer Deal',
+  'dealForm.edit': 'Deal bearbeiten',
+  'dealForm.title': 'Titel',
+  'dealForm.amount': 'Betrag',
+  'dealForm.currency': 'Währung',
+  'dealForm.create': 'Deal anlegen',
+  'dealForm.created': 'Deal „{title}“ angelegt',
+  'dealForm.saved': 'Deal „{title}“ gespeichert',
 };

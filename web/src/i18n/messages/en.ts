@@ -461,6 +461,14 @@ export const en = {
   'settings.event.contacts.contact.created': 'A contact is created',
   'settings.event.tasks.task.overdue': 'A task is overdue',
   'settings.event.tasks.task.completed': 'A task is completed',
+  'dealForm.new': 'New deal',
+  'dealForm.edit': 'Edit the deal',
+  'dealForm.title': 'Title',
+  'dealForm.amount': 'Amount',
+  'dealForm.currency': 'Currency',
+  'dealForm.create': 'Create deal',
+  'dealForm.created': 'Deal “{title}” created',
+  'dealForm.saved': 'Deal “{title}” saved',
 } as const;
 
 export type MessageKey = keyof typeof en;

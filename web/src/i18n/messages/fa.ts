@@ -462,4 +462,12 @@ export const fa: Catalog = {
   'settings.event.contacts.contact.created': 'مخاطبی ساخته شود',
   'settings.event.tasks.task.overdue': 'کاری دیر شود',
   'settings.event.tasks.task.completed': 'کاری انجام شود',
+  'dealForm.new': 'معاملهٔ جدید',
+  'dealForm.edit': 'ویرایش معامله',
+  'dealForm.title': 'عنوان',
+  'dealForm.amount': 'مبلغ',
+  'dealForm.currency': 'ارز',
+  'dealForm.create': 'ساخت معامله',
+  'dealForm.created': 'معاملهٔ «{title}» ساخته شد',
+  'dealForm.saved': 'معاملهٔ «{title}» ذخیره شد',
 };

@@ -462,4 +462,12 @@ export const gu: Catalog = {
   'settings.event.contacts.contact.created': 'સંપર્ક બને છે',
   'settings.event.tasks.task.overdue': 'કાર્ય મુદત વીતી જાય છે',
   'settings.event.tasks.task.completed': 'કાર્ય પૂર્ણ થાય છે',
+  'dealForm.new': 'નવી ડીલ',
+  'dealForm.edit': 'ડીલમાં ફેરફાર કરો',
+  'dealForm.title': 'શીર્ષક',
+  'dealForm.amount': 'રકમ',
+  'dealForm.currency': 'ચલણ',
+  'dealForm.create': 'ડીલ બનાવો',
+  'dealForm.created': 'ડીલ “{title}” બની',
+  'dealForm.saved': 'ડીલ “{title}” સાચવી',
 };

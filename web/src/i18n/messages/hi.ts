@@ -462,4 +462,12 @@ export const hi: Catalog = {
   'settings.event.contacts.contact.created': 'संपर्क बनता है',
   'settings.event.tasks.task.overdue': 'कार्य अतिदेय होता है',
   'settings.event.tasks.task.completed': 'कार्य पूरा होता है',
+  'dealForm.new': 'नई डील',
+  'dealForm.edit': 'डील संपादित करें',
+  'dealForm.title': 'शीर्षक',
+  'dealForm.amount': 'राशि',
+  'dealForm.currency': 'मुद्रा',
+  'dealForm.create': 'डील बनाएँ',
+  'dealForm.created': 'डील “{title}” बनी',
+  'dealForm.saved': 'डील “{title}” सहेजी गई',
 };

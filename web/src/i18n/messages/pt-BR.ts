@@ -462,4 +462,12 @@ export const ptBR: Catalog = {
   'settings.event.contacts.contact.created': 'Um contato é criado',
   'settings.event.tasks.task.overdue': 'Uma tarefa atrasa',
   'settings.event.tasks.task.completed': 'Uma tarefa é concluída',
+  'dealForm.new': 'Novo negócio',
+  'dealForm.edit': 'Editar o negócio',
+  'dealForm.title': 'Título',
+  'dealForm.amount': 'Valor',
+  'dealForm.currency': 'Moeda',
+  'dealForm.create': 'Criar negócio',
+  'dealForm.created': 'Negócio “{title}” criado',
+  'dealForm.saved': 'Negócio “{title}” salvo',
 };

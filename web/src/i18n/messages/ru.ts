@@ -462,4 +462,12 @@ export const ru: Catalog = {
   'settings.event.contacts.contact.created': 'Создан контакт',
   'settings.event.tasks.task.overdue': 'Задача просрочена',
   'settings.event.tasks.task.completed': 'Задача выполнена',
+  'dealForm.new': 'Новая сделка',
+  'dealForm.edit': 'Изменить сделку',
+  'dealForm.title': 'Название',
+  'dealForm.amount': 'Сумма',
+  'dealForm.currency': 'Валюта',
+  'dealForm.create': 'Создать сделку',
+  'dealForm.created': 'Сделка «{title}» создана',
+  'dealForm.saved': 'Сделка «{title}» сохранена',
 };
