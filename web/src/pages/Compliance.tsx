@@ -28,7 +28,7 @@ import {
 } from '@tabler/icons-react';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
-import { Link, useSearchParams } from 'react-router';
+import { useSearchParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import { useSignedIn } from '../auth/useSession';
 import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
@@ -1009,15 +1009,10 @@ function AuditTrail() {
                       {record.service} · {record.region.toUpperCase()}
                     </Table.Td>
                     <Table.Td>
-                      {record.record_id?.match(/^[a-z]{2}_/) && record.record_id.length > 20 ? (
-                        <Text size="xs" ff="monospace" dir="ltr" component={Link} to={`/contacts/${record.record_id}`} c="indigo">
-                          {record.record_id}
-                        </Text>
-                      ) : (
-                        <Text size="xs" ff="monospace" dir="ltr">
-                          {record.record_id}
-                        </Text>
-                      )}
+                      {/* An opaque id: a contact's, a request's or a deal's, so not a link. */}
+                      <Text size="xs" ff="monospace" dir="ltr">
+                        {record.record_id}
+                      </Text>
                     </Table.Td>
                     <Table.Td>{record.legal_basis}</Table.Td>
                   </Table.Tr>
