@@ -152,6 +152,16 @@ test('residency proof, audit trail with filters and chain verification, policies
   await page.getByRole('option', { name: 'فارسی' }).click();
   await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
   await expect(page.getByRole('heading', { name: 'کنسول انطباق' })).toBeVisible();
+  // The shell slides its content to the left of the navigation (a short transition):
+  // the console's heading ends up beside the navigation, not under it.
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  const heading = page.getByRole('heading', { name: 'کنسول انطباق' });
+  await expect
+    .poll(async () => {
+      const [n, h] = [await nav.boundingBox(), await heading.boundingBox()];
+      return n && h ? h.x + h.width <= n.x : false;
+    })
+    .toBe(true);
   await shoot(page, '45-compliance-fa');
   await page.getByTestId('language').click();
   await page.getByRole('option', { name: 'English' }).click();
