@@ -104,6 +104,8 @@ test('an admin signs in and sees the day', async ({ page }) => {
     'Tasks',
     'Reports',
     'Import',
+    'Compliance',
+    'Settings',
   ]);
   await shoot(page, '01-home-admin');
   expect(problems.filter((p) => /Content Security Policy|Refused/.test(p))).toEqual([]);

@@ -18,6 +18,8 @@ const Companies = lazy(() => import('./pages/Companies'));
 const CompanyPage = lazy(() => import('./pages/CompanyPage'));
 const Reports = lazy(() => import('./pages/Reports'));
 const Imports = lazy(() => import('./pages/Imports'));
+const Compliance = lazy(() => import('./pages/Compliance'));
+const Settings = lazy(() => import('./pages/Settings'));
 const NotFound = lazy(() => import('./pages/NotFound'));
 
 export function App() {
@@ -40,6 +42,8 @@ export function App() {
               <Route path="companies/:companyId" element={<CompanyPage />} />
               <Route path="reports" element={<Reports />} />
               <Route path="imports" element={<Imports />} />
+              <Route path="compliance" element={<Compliance />} />
+              <Route path="settings" element={<Settings />} />
               <Route path="sign-in" element={<Navigate to="/" replace />} />
               <Route path="*" element={<NotFound />} />
             </Route>

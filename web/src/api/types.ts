@@ -251,3 +251,16 @@ export interface DirectoryUser {
   time_zone: string;
   locale: string;
 }
+
+/** A file on a contact (deal_id set when it belongs to one of the contact's deals). */
+export interface Attachment {
+  id: string;
+  contact_id: string;
+  deal_id: string;
+  filename: string;
+  media_type: string;
+  size: number;
+  sha256: string;
+  uploaded_by: string;
+  created_at: string;
+}

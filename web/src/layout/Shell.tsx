@@ -23,6 +23,8 @@ import {
   IconHome,
   IconLayoutKanban,
   IconLogout,
+  IconSettings,
+  IconShieldLock,
   IconUpload,
 } from '@tabler/icons-react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
@@ -44,6 +46,8 @@ const ICONS: Record<string, typeof IconHome> = {
   '/tasks': IconChecklist,
   '/reports': IconChartBar,
   '/imports': IconUpload,
+  '/compliance': IconShieldLock,
+  '/settings': IconSettings,
 };
 
 export function useUnreadCount() {

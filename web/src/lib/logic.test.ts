@@ -156,7 +156,7 @@ describe('navigation by role', () => {
       '/tasks',
       '/imports',
     ]);
-    expect(navFor('compliance_officer').map((i) => i.to)).toEqual(['/', '/contacts', '/companies']);
+    expect(navFor('compliance_officer').map((i) => i.to)).toEqual(['/', '/contacts', '/companies', '/compliance']);
     expect(mayUse('compliance_officer', '/pipeline')).toBe(false);
     expect(mayUse('sales_rep', '/contacts/eu_01ABC')).toBe(true);
   });

@@ -24,6 +24,8 @@ export const NAV: readonly NavItem[] = [
   { to: '/tasks', label: 'nav.tasks', roles: ['admin', 'manager', 'sales_rep'] },
   { to: '/reports', label: 'nav.reports', roles: ['admin', 'manager'] },
   { to: '/imports', label: 'nav.imports', roles: ['admin', 'manager', 'sales_rep'] },
+  { to: '/compliance', label: 'nav.compliance', roles: ['admin', 'compliance_officer'] },
+  { to: '/settings', label: 'nav.settings', roles: ['admin'] },
 ];
 
 /** Pages reached from a screen rather than the menu, allowed to whoever may use that screen. */

@@ -18,7 +18,9 @@ import {
   IconArrowLeft,
   IconMail,
   IconNote,
+  IconPaperclip,
   IconPhone,
+  IconPlus,
   IconShieldCheck,
   IconUsers,
 } from '@tabler/icons-react';
@@ -27,8 +29,11 @@ import { useState, type FormEvent, type ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import type { Contact, Deal, Page, Task, TimelineEntry } from '../api/types';
+import { Attachments } from '../components/Attachments';
+import { DealDialog } from '../components/DealDialog';
 import { Empty, ErrorState, Loading, NotFoundState, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
+import { isBlank } from '../lib/blank';
 import { fullName, sourceLabel, stageLabel } from '../lib/contacts';
 
 const KINDS = ['note', 'call', 'email', 'meeting'] as const;
@@ -38,6 +43,7 @@ const KIND_ICONS: Record<string, typeof IconNote> = {
   call: IconPhone,
   email: IconMail,
   meeting: IconUsers,
+  attachment: IconPaperclip,
 };
 
 function Field({ label, children }: { label: string; children: ReactNode }) {
@@ -46,7 +52,9 @@ function Field({ label, children }: { label: string; children: ReactNode }) {
       <Text size="xs" c="dimmed" tt="uppercase" fw={600}>
         {label}
       </Text>
-      <Text size="sm">{children || '—'}</Text>
+      <Text size="sm" component="div">
+        {isBlank(children) ? '—' : children}
+      </Text>
     </div>
   );
 }
@@ -116,7 +124,7 @@ export default function ContactPage() {
               <Stack gap="sm">
                 <Field label={t('form.email')}>{c.emails.join(', ')}</Field>
                 <Field label={t('form.phone')}>
-                  <span dir="ltr">{c.phones.join(', ')}</span>
+                  {c.phones.length ? <span dir="ltr">{c.phones.join(', ')}</span> : null}
                 </Field>
                 <Field label={t('contact.address')}>{address}</Field>
                 <Field label={t('contact.timeZone')}>{c.time_zone}</Field>
@@ -128,6 +136,7 @@ export default function ContactPage() {
             </Card>
             <ContactDeals contactId={c.id} region={region} />
             <ContactTasks contactId={c.id} region={region} />
+            <Attachments contactId={c.id} />
           </Stack>
         </Grid.Col>
         <Grid.Col span={{ base: 12, md: 8 }}>
@@ -136,6 +145,13 @@ export default function ContactPage() {
       </Grid>
     </Stack>
   );
+}
+
+function entryKindLabel(t: ReturnType<typeof useI18n>['t'], kind: string): string {
+  if (KINDS.includes(kind as Kind)) return t(`contact.kind.${kind as Kind}`);
+  // A file added: its name follows as the entry's subject.
+  if (kind === 'attachment') return t('files.kind');
+  return kind;
 }
 
 function ContactTimeline({ contactId }: { contactId: string }) {
@@ -227,9 +243,7 @@ function ContactTimeline({ contactId }: { contactId: string }) {
                 title={
                   <Group gap="xs">
                     <Text fw={600} size="sm">
-                      {KINDS.includes(entry.kind as Kind)
-                        ? t(`contact.kind.${entry.kind as Kind}`)
-                        : entry.kind}
+                      {entryKindLabel(t, entry.kind)}
                       {entry.subject ? ` · ${entry.subject}` : ''}
                     </Text>
                     <Text size="xs" c="dimmed">
@@ -252,6 +266,7 @@ function ContactTimeline({ contactId }: { contactId: string }) {
 
 function ContactDeals({ contactId, region }: { contactId: string; region: string }) {
   const { t, format } = useI18n();
+  const [creating, setCreating] = useState(false);
   const deals = useQuery({
     queryKey: ['deals', 'contact', contactId],
     queryFn: () =>
@@ -261,9 +276,15 @@ function ContactDeals({ contactId, region }: { contactId: string; region: string
   });
   return (
     <Card>
-      <Title order={2} size="h4" mb="sm">
-        {t('contact.deals')}
-      </Title>
+      <Group justify="space-between" mb="sm">
+        <Title order={2} size="h4">
+          {t('contact.deals')}
+        </Title>
+        <Button size="xs" variant="light" leftSection={<IconPlus size={14} />} onClick={() => setCreating(true)}>
+          {t('dealForm.new')}
+        </Button>
+      </Group>
+      {creating ? <DealDialog contactId={contactId} onClose={() => setCreating(false)} /> : null}
       {deals.isPending ? (
         <Loading />
       ) : deals.isError ? (

@@ -12,7 +12,7 @@ import {
   Title,
 } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { IconArrowLeft, IconDownload, IconFileInvoice } from '@tabler/icons-react';
+import { IconArrowLeft, IconDownload, IconFileInvoice, IconPencil } from '@tabler/icons-react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
@@ -26,9 +26,12 @@ import type {
   Pipeline,
   Task,
 } from '../api/types';
+import { Attachments } from '../components/Attachments';
+import { DealDialog } from '../components/DealDialog';
 import { Empty, ErrorState, Loading, NotFoundState, useErrorText } from '../components/States';
 import { TaskList } from '../components/TaskList';
 import { useI18n } from '../i18n/I18nProvider';
+import { isBlank } from '../lib/blank';
 import { fullName } from '../lib/contacts';
 import { documentFileName, stageHistory } from '../lib/deal';
 import { saveBlob } from '../lib/download';
@@ -40,7 +43,7 @@ function Field({ label, children, testId }: { label: string; children: ReactNode
         {label}
       </Text>
       <Text size="sm" data-testid={testId} component="div">
-        {children || '—'}
+        {isBlank(children) ? '—' : children}
       </Text>
     </div>
   );
@@ -64,6 +67,7 @@ export default function DealPage() {
     retry: false,
   });
   const pipelines = usePipelines();
+  const [editing, setEditing] = useState(false);
 
   if (deal.isPending) return <Loading label={t('common.loading')} />;
   if (deal.isError) {
@@ -100,10 +104,16 @@ export default function DealPage() {
             </Badge>
           </Group>
         </div>
-        <Text size="xl" fw={700} c="indigo.8" data-testid="deal-amount">
-          {format.money(d.amount?.amount, d.amount?.currency) || t('common.none')}
-        </Text>
+        <Group gap="sm" align="center">
+          <Text size="xl" fw={700} c="indigo.8" data-testid="deal-amount">
+            {format.money(d.amount?.amount, d.amount?.currency) || t('common.none')}
+          </Text>
+          <Button size="xs" variant="light" leftSection={<IconPencil size={14} />} onClick={() => setEditing(true)}>
+            {t('settings.edit')}
+          </Button>
+        </Group>
       </Group>
+      {editing ? <DealDialog deal={d} onClose={() => setEditing(false)} /> : null}
       <Grid gap="md">
         <Grid.Col span={{ base: 12, md: 4 }}>
           <Stack gap="md">
@@ -132,6 +142,7 @@ export default function DealPage() {
               </Stack>
             </Card>
             <DealDocuments dealId={d.id} title={d.title} />
+            <Attachments dealId={d.id} />
           </Stack>
         </Grid.Col>
         <Grid.Col span={{ base: 12, md: 8 }}>

@@ -1,0 +1,763 @@
+import {
+  Badge,
+  Button,
+  Card,
+  Checkbox,
+  Group,
+  Modal,
+  NumberInput,
+  ScrollArea,
+  Select,
+  SimpleGrid,
+  Stack,
+  Switch,
+  Table,
+  Tabs,
+  Text,
+  TextInput,
+  Title,
+} from '@mantine/core';
+import { notifications } from '@mantine/notifications';
+import { IconPencil, IconPlus, IconTrash } from '@tabler/icons-react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { useSearchParams } from 'react-router';
+import { ApiError, api, call, idempotencyKey } from '../api/client';
+import type { Pipeline } from '../api/types';
+import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
+import { useI18n } from '../i18n/I18nProvider';
+import {
+  RULE_EVENTS,
+  pipelineBody,
+  ruleBody,
+  ruleField,
+  stageIndex,
+  teamsOf,
+  toggled,
+  userBody,
+  userForm,
+  type Rule,
+  type RuleForm,
+  type StageForm,
+  type User,
+  type UserForm,
+} from '../lib/settings';
+import { usePipelines } from './DealPage';
+
+const TABS = ['users', 'pipelines', 'automations'] as const;
+type Tab = (typeof TABS)[number];
+
+export default function Settings() {
+  const { t } = useI18n();
+  const [params, setParams] = useSearchParams();
+  const tab = (TABS as readonly string[]).includes(params.get('tab') ?? '')
+    ? (params.get('tab') as Tab)
+    : 'users';
+  return (
+    <Stack gap="md">
+      <Title order={1} size="h2">
+        {t('settings.title')}
+      </Title>
+      <Tabs
+        value={tab}
+        onChange={(value) => setParams(value && value !== 'users' ? { tab: value } : {})}
+        keepMounted={false}
+      >
+        <Tabs.List>
+          {TABS.map((name) => (
+            <Tabs.Tab key={name} value={name}>
+              {t(`settings.tab.${name}`)}
+            </Tabs.Tab>
+          ))}
+        </Tabs.List>
+        <Tabs.Panel value="users" pt="md">
+          <Users />
+        </Tabs.Panel>
+        <Tabs.Panel value="pipelines" pt="md">
+          <Pipelines />
+        </Tabs.Panel>
+        <Tabs.Panel value="automations" pt="md">
+          <Automations />
+        </Tabs.Panel>
+      </Tabs>
+    </Stack>
+  );
+}
+
+/** The message the API gave for one input, or for any field starting with a prefix. */
+function named(error: unknown, test: (field: string) => boolean): string | undefined {
+  if (!(error instanceof ApiError)) return undefined;
+  const found = error.fieldErrors.filter((e) => test(e.field));
+  return found.length ? found.map((e) => e.message).join('; ') : undefined;
+}
+
+// ------------------------------------------------------------------ users and teams
+
+const WEEKDAYS = [1, 2, 3, 4, 5, 6, 7] as const;
+
+function useUsers() {
+  return useQuery({
+    queryKey: ['users'],
+    queryFn: () => call<{ data: User[] }>(api.GET('/v1/users', {})).then((r) => r.data),
+  });
+}
+
+function Users() {
+  const { t } = useI18n();
+  const users = useUsers();
+  const [editing, setEditing] = useState<{ id: string; isNew: boolean } | null>(null);
+  const weekday = (day: number) =>
+    new Intl.DateTimeFormat(document.documentElement.lang || 'en', { weekday: 'short' }).format(
+      new Date(Date.UTC(2024, 0, day)), // 1 Jan 2024 was a Monday
+    );
+
+  return (
+    <Stack gap="md">
+      <Card>
+        <Group justify="space-between" mb="sm">
+          <Title order={2} size="h4">
+            {t('settings.users')}
+          </Title>
+          <Button size="xs" leftSection={<IconPlus size={14} />} onClick={() => setEditing({ id: '', isNew: true })}>
+            {t('settings.addUser')}
+          </Button>
+        </Group>
+        {users.isPending ? (
+          <Loading />
+        ) : users.isError ? (
+          <ErrorState error={users.error} onRetry={() => void users.refetch()} />
+        ) : users.data.length === 0 ? (
+          <Empty title={t('settings.noUsers')} />
+        ) : (
+          <ScrollArea>
+            <Table striped highlightOnHover data-testid="users" miw={900}>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>{t('contacts.name')}</Table.Th>
+                  <Table.Th>{t('board.team')}</Table.Th>
+                  <Table.Th>{t('settings.manager')}</Table.Th>
+                  <Table.Th>{t('settings.jobRoles')}</Table.Th>
+                  <Table.Th>{t('contact.timeZone')}</Table.Th>
+                  <Table.Th>{t('contact.language')}</Table.Th>
+                  <Table.Th>{t('settings.workingHours')}</Table.Th>
+                  <Table.Th />
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {users.data.map((user) => (
+                  <Table.Tr key={user.id} data-testid="user-row" data-user={user.id}>
+                    <Table.Td>
+                      <Text size="sm" fw={500}>
+                        {user.display_name || user.id}
+                      </Text>
+                      <Text size="xs" c="dimmed">
+                        {user.id}
+                        {user.email ? ` · ${user.email}` : ''}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>{user.team || '—'}</Table.Td>
+                    <Table.Td>{user.manager_id || '—'}</Table.Td>
+                    <Table.Td>
+                      <Group gap={4}>
+                        {user.job_roles.length
+                          ? user.job_roles.map((role) => (
+                              <Badge key={role} variant="light" size="sm">
+                                {role}
+                              </Badge>
+                            ))
+                          : '—'}
+                      </Group>
+                    </Table.Td>
+                    <Table.Td>{user.time_zone || '—'}</Table.Td>
+                    <Table.Td>{user.locale || '—'}</Table.Td>
+                    <Table.Td>
+                      {user.working_hours_start
+                        ? `${user.working_hours_start}–${user.working_hours_end} · ${(user.working_days ?? [])
+                            .map(weekday)
+                            .join(' ')}`
+                        : t('settings.tenantDefault')}
+                    </Table.Td>
+                    <Table.Td>
+                      <Button
+                        size="xs"
+                        variant="subtle"
+                        leftSection={<IconPencil size={14} />}
+                        aria-label={t('settings.editNamed', { name: user.display_name || user.id })}
+                        onClick={() => setEditing({ id: user.id, isNew: false })}
+                      >
+                        {t('settings.edit')}
+                      </Button>
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          </ScrollArea>
+        )}
+      </Card>
+      {users.data && users.data.length > 0 ? (
+        <Card>
+          <Title order={2} size="h4" mb="sm">
+            {t('settings.teams')}
+          </Title>
+          <SimpleGrid cols={{ base: 1, sm: 2, lg: 3 }} data-testid="teams">
+            {teamsOf(users.data).map((team) => (
+              <Card key={team.team || '-'} withBorder padding="sm">
+                <Text fw={600}>{team.team || t('settings.noTeam')}</Text>
+                {team.managers.length ? (
+                  <Text size="xs" c="dimmed">
+                    {t('settings.managedBy', { names: team.managers.join(', ') })}
+                  </Text>
+                ) : null}
+                <Text size="sm" mt={4}>
+                  {team.members.map((m) => m.display_name || m.id).join(', ')}
+                </Text>
+              </Card>
+            ))}
+          </SimpleGrid>
+        </Card>
+      ) : null}
+      {editing ? (
+        <UserDialog
+          user={users.data?.find((u) => u.id === editing.id)}
+          isNew={editing.isNew}
+          users={users.data ?? []}
+          weekday={weekday}
+          onClose={() => setEditing(null)}
+        />
+      ) : null}
+    </Stack>
+  );
+}
+
+function UserDialog({
+  user,
+  isNew,
+  users,
+  weekday,
+  onClose,
+}: {
+  user: User | undefined;
+  isNew: boolean;
+  users: User[];
+  weekday: (day: number) => string;
+  onClose: () => void;
+}) {
+  const { t } = useI18n();
+  const errorText = useErrorText();
+  const queryClient = useQueryClient();
+  const [id, setId] = useState(user?.id ?? '');
+  const [form, setForm] = useState<UserForm>(userForm(user ?? {}));
+  const save = useMutation({
+    mutationFn: () =>
+      call<User>(
+        api.PUT('/v1/users/{user_id}', {
+          params: { path: { user_id: id.trim() } },
+          body: userBody(form) as never,
+        }),
+      ),
+    onSuccess: (saved) => {
+      notifications.show({ color: 'green', message: t('settings.userSaved', { name: saved.display_name || saved.id }) });
+      void queryClient.invalidateQueries({ queryKey: ['users'] });
+      onClose();
+    },
+  });
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    if (id.trim()) save.mutate();
+  };
+  const field = (name: keyof UserForm) => named(save.error, (f) => f === name || f.startsWith(`${name}[`));
+  const set = (name: keyof UserForm, value: string) => setForm({ ...form, [name]: value });
+  const shown = ['display_name', 'email', 'team', 'manager_id', 'job_roles', 'time_zone', 'locale', 'working_hours_start', 'working_hours_end', 'working_days'];
+  const other =
+    save.error && !(save.error instanceof ApiError && save.error.fieldErrors.some((e) => shown.some((s) => e.field.startsWith(s))))
+      ? errorText(save.error)
+      : null;
+  return (
+    <Modal
+      opened
+      onClose={onClose}
+      title={isNew ? t('settings.addUser') : t('settings.editNamed', { name: user?.display_name || id })}
+      size="lg"
+    >
+      <form onSubmit={submit}>
+        <Stack gap="sm">
+          {isNew ? (
+            <TextInput
+              label={t('settings.userId')}
+              description={t('settings.userIdHint')}
+              required
+              value={id}
+              onChange={(e) => setId(e.currentTarget.value)}
+              dir="ltr"
+            />
+          ) : null}
+          <SimpleGrid cols={{ base: 1, sm: 2 }}>
+            <TextInput
+              label={t('settings.displayName')}
+              value={form.display_name}
+              onChange={(e) => set('display_name', e.currentTarget.value)}
+              error={field('display_name')}
+            />
+            <TextInput
+              label={t('form.email')}
+              value={form.email}
+              onChange={(e) => set('email', e.currentTarget.value)}
+              error={field('email')}
+            />
+            <TextInput
+              label={t('board.team')}
+              value={form.team}
+              onChange={(e) => set('team', e.currentTarget.value)}
+              error={field('team')}
+            />
+            <Select
+              label={t('settings.manager')}
+              clearable
+              searchable
+              value={form.manager_id || null}
+              onChange={(value) => set('manager_id', value ?? '')}
+              data={users.filter((u) => u.id !== id).map((u) => ({ value: u.id, label: u.display_name || u.id }))}
+              error={field('manager_id')}
+            />
+            <TextInput
+              label={t('settings.jobRoles')}
+              description={t('settings.jobRolesHint')}
+              value={form.job_roles}
+              onChange={(e) => set('job_roles', e.currentTarget.value)}
+              error={field('job_roles')}
+            />
+            <TextInput
+              label={t('contact.timeZone')}
+              placeholder="Europe/Berlin"
+              value={form.time_zone}
+              onChange={(e) => set('time_zone', e.currentTarget.value)}
+              error={field('time_zone')}
+              dir="ltr"
+            />
+            <TextInput
+              label={t('contact.language')}
+              placeholder="de-DE"
+              value={form.locale}
+              onChange={(e) => set('locale', e.currentTarget.value)}
+              error={field('locale')}
+              dir="ltr"
+            />
+          </SimpleGrid>
+          <Text size="sm" fw={500} mt="xs">
+            {t('settings.workingHours')}
+          </Text>
+          <Text size="xs" c="dimmed">
+            {t('settings.workingHoursHint')}
+          </Text>
+          <Group gap="sm" align="flex-start">
+            <TextInput
+              type="time"
+              label={t('settings.from')}
+              value={form.working_hours_start}
+              onChange={(e) => set('working_hours_start', e.currentTarget.value)}
+              error={field('working_hours_start')}
+            />
+            <TextInput
+              type="time"
+              label={t('settings.until')}
+              value={form.working_hours_end}
+              onChange={(e) => set('working_hours_end', e.currentTarget.value)}
+              error={field('working_hours_end')}
+            />
+          </Group>
+          <Checkbox.Group
+            label={t('settings.workingDays')}
+            value={form.working_days}
+            onChange={(value) => setForm({ ...form, working_days: value })}
+            error={field('working_days')}
+          >
+            <Group gap="sm" mt={4}>
+              {WEEKDAYS.map((day) => (
+                <Checkbox key={day} value={String(day)} label={weekday(day)} />
+              ))}
+            </Group>
+          </Checkbox.Group>
+          {other ? (
+            <Text size="sm" c="red" role="alert">
+              {other}
+            </Text>
+          ) : null}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={onClose}>
+              {t('common.cancel')}
+            </Button>
+            <Button type="submit" loading={save.isPending} disabled={!id.trim()}>
+              {t('common.save')}
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Modal>
+  );
+}
+
+// ------------------------------------------------------------------ pipelines and stages
+
+const NEW_STAGES: StageForm[] = [
+  { name: '', kind: 'open', win_probability: 10 },
+  { name: '', kind: 'open', win_probability: 50 },
+  { name: '', kind: 'won', win_probability: 100 },
+  { name: '', kind: 'lost', win_probability: 0 },
+];
+
+function Pipelines() {
+  const { t } = useI18n();
+  const errorText = useErrorText();
+  const queryClient = useQueryClient();
+  const pipelines = usePipelines();
+  const [name, setName] = useState('');
+  const [stages, setStages] = useState<StageForm[]>(NEW_STAGES);
+  const create = useMutation({
+    mutationFn: () =>
+      call<Pipeline>(
+        api.POST('/v1/pipelines', {
+          headers: { 'Idempotency-Key': idempotencyKey() },
+          body: pipelineBody(name, stages) as never,
+        }),
+      ),
+    onSuccess: (created) => {
+      notifications.show({ color: 'green', message: t('settings.pipelineCreated', { name: created.name }) });
+      setName('');
+      setStages(NEW_STAGES);
+      void queryClient.invalidateQueries({ queryKey: ['pipelines'] });
+    },
+  });
+  const stageError = (index: number) => {
+    if (!(create.error instanceof ApiError)) return undefined;
+    // The API counts the named stages only, as they were sent.
+    const sent = stages.map((s, i) => (s.name.trim() ? i : -1)).filter((i) => i >= 0);
+    const found = create.error.fieldErrors.filter((e) => {
+      const at = stageIndex(e.field);
+      return at !== null && sent[at] === index;
+    });
+    return found.length ? found.map((e) => e.message).join('; ') : undefined;
+  };
+  const other =
+    create.error &&
+    !(create.error instanceof ApiError && create.error.fieldErrors.some((e) => e.field === 'name' || stageIndex(e.field) !== null))
+      ? errorText(create.error)
+      : named(create.error, (f) => f === 'stages');
+  const setStage = (index: number, change: Partial<StageForm>) =>
+    setStages(stages.map((s, i) => (i === index ? { ...s, ...change } : s)));
+
+  return (
+    <Stack gap="md">
+      <Card>
+        <Title order={2} size="h4" mb="sm">
+          {t('settings.pipelines')}
+        </Title>
+        {pipelines.isPending ? (
+          <Loading />
+        ) : pipelines.isError ? (
+          <ErrorState error={pipelines.error} onRetry={() => void pipelines.refetch()} />
+        ) : pipelines.data.length === 0 ? (
+          <Empty title={t('board.noPipelines')} />
+        ) : (
+          <Stack gap="sm" data-testid="pipelines">
+            {pipelines.data.map((pipeline) => (
+              <div key={pipeline.id} data-testid="pipeline" data-pipeline={pipeline.name}>
+                <Group gap="xs">
+                  <Text fw={600}>{pipeline.name}</Text>
+                  {pipeline.is_default ? (
+                    <Badge size="sm" variant="light">
+                      {t('settings.default')}
+                    </Badge>
+                  ) : null}
+                </Group>
+                <Group gap={6} mt={4}>
+                  {[...pipeline.stages]
+                    .sort((a, b) => a.position - b.position)
+                    .map((stage) => (
+                      <Badge
+                        key={stage.id}
+                        variant="outline"
+                        color={stage.kind === 'won' ? 'green' : stage.kind === 'lost' ? 'red' : 'gray'}
+                      >
+                        {stage.name} · {stage.win_probability}%
+                      </Badge>
+                    ))}
+                </Group>
+              </div>
+            ))}
+          </Stack>
+        )}
+      </Card>
+      <Card>
+        <Title order={2} size="h4" mb="sm">
+          {t('settings.newPipeline')}
+        </Title>
+        <form
+          onSubmit={(event) => {
+            event.preventDefault();
+            create.mutate();
+          }}
+        >
+          <Stack gap="sm">
+            <TextInput
+              label={t('settings.pipelineName')}
+              required
+              value={name}
+              onChange={(e) => setName(e.currentTarget.value)}
+              error={named(create.error, (f) => f === 'name')}
+            />
+            <Text size="sm" fw={500}>
+              {t('settings.stages')}
+            </Text>
+            {stages.map((stage, index) => (
+              <Group key={index} gap="xs" align="flex-start" wrap="nowrap">
+                <TextInput
+                  aria-label={t('settings.stageName', { n: index + 1 })}
+                  placeholder={t('settings.stageName', { n: index + 1 })}
+                  flex={1}
+                  value={stage.name}
+                  onChange={(e) => setStage(index, { name: e.currentTarget.value })}
+                  error={stageError(index)}
+                />
+                <Select
+                  aria-label={t('settings.stageKind', { n: index + 1 })}
+                  w={130}
+                  allowDeselect={false}
+                  value={stage.kind}
+                  onChange={(value) => setStage(index, { kind: (value as StageForm['kind']) ?? 'open' })}
+                  data={(['open', 'won', 'lost'] as const).map((k) => ({ value: k, label: t(`settings.kind.${k}`) }))}
+                />
+                <NumberInput
+                  aria-label={t('settings.winProbability', { n: index + 1 })}
+                  w={100}
+                  min={0}
+                  max={100}
+                  suffix=" %"
+                  disabled={stage.kind !== 'open'}
+                  value={stage.kind === 'won' ? 100 : stage.kind === 'lost' ? 0 : stage.win_probability}
+                  onChange={(value) => setStage(index, { win_probability: Number(value) || 0 })}
+                />
+                <Button
+                  variant="subtle"
+                  color="red"
+                  px={8}
+                  aria-label={t('settings.removeStage', { n: index + 1 })}
+                  disabled={stages.length <= 2}
+                  onClick={() => setStages(stages.filter((_, i) => i !== index))}
+                >
+                  <IconTrash size={16} />
+                </Button>
+              </Group>
+            ))}
+            <Button
+              variant="subtle"
+              size="xs"
+              w="fit-content"
+              leftSection={<IconPlus size={14} />}
+              onClick={() => setStages([...stages, { name: '', kind: 'open', win_probability: 50 }])}
+            >
+              {t('settings.addStage')}
+            </Button>
+            {other ? (
+              <Text size="sm" c="red" role="alert">
+                {other}
+              </Text>
+            ) : null}
+            <Group justify="flex-end">
+              <Button type="submit" loading={create.isPending} disabled={!name.trim()}>
+                {t('settings.createPipeline')}
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+      </Card>
+    </Stack>
+  );
+}
+
+// ------------------------------------------------------------------ automation rules
+
+const NEW_RULE: RuleForm = { name: '', event_type: 'deals.deal.stage_changed', to_stage_id: '', title: '', assignee: 'owner', due: '+1d' };
+
+function Automations() {
+  const { t } = useI18n();
+  const errorText = useErrorText();
+  const queryClient = useQueryClient();
+  const pipelines = usePipelines();
+  const [form, setForm] = useState<RuleForm>(NEW_RULE);
+  const rules = useQuery({
+    queryKey: ['automations'],
+    queryFn: () => call<{ data: Rule[] }>(api.GET('/v1/automations', {})).then((r) => r.data),
+  });
+  const create = useMutation({
+    mutationFn: () =>
+      call<Rule>(
+        api.POST('/v1/automations', {
+          headers: { 'Idempotency-Key': idempotencyKey() },
+          body: ruleBody(form) as never,
+        }),
+      ),
+    onSuccess: (rule) => {
+      notifications.show({ color: 'green', message: t('settings.ruleCreated', { name: rule.name }) });
+      setForm(NEW_RULE);
+      void queryClient.invalidateQueries({ queryKey: ['automations'] });
+    },
+  });
+  const toggle = useMutation({
+    mutationFn: ({ rule, enabled }: { rule: Rule; enabled: boolean }) =>
+      call<Rule>(
+        api.PUT('/v1/automations/{rule_id}', {
+          params: { path: { rule_id: rule.id } },
+          body: toggled(rule, enabled) as never,
+        }),
+      ),
+    onSuccess: (rule) =>
+      notifications.show({
+        color: 'green',
+        message: t(rule.enabled ? 'settings.ruleEnabled' : 'settings.ruleDisabled', { name: rule.name }),
+      }),
+    onError: (error) =>
+      notifications.show({ color: 'red', title: t('settings.ruleFailed'), message: errorText(error) }),
+    onSettled: () => void queryClient.invalidateQueries({ queryKey: ['automations'] }),
+  });
+  const stageName = (id: string) =>
+    pipelines.data?.flatMap((p) => p.stages.map((s) => ({ ...s, pipeline: p.name }))).find((s) => s.id === id);
+  const field = (name: keyof RuleForm) =>
+    named(create.error, (f) => ruleField(f) === name);
+  const other =
+    create.error &&
+    !(create.error instanceof ApiError && create.error.fieldErrors.some((e) => ruleField(e.field) !== null))
+      ? errorText(create.error)
+      : null;
+
+  return (
+    <Stack gap="md">
+      <Card>
+        <Title order={2} size="h4" mb="sm">
+          {t('settings.rules')}
+        </Title>
+        {rules.isPending ? (
+          <Loading />
+        ) : rules.isError ? (
+          <ErrorState error={rules.error} onRetry={() => void rules.refetch()} />
+        ) : rules.data.length === 0 ? (
+          <Empty title={t('settings.noRules')} hint={t('settings.noRulesHint')} />
+        ) : (
+          <Stack gap="sm" data-testid="rules">
+            {rules.data.map((rule) => {
+              const conditions = Object.entries(rule.trigger.conditions ?? {});
+              return (
+                <Group key={rule.id} justify="space-between" wrap="nowrap" data-testid="rule" data-rule={rule.name}>
+                  <div>
+                    <Text fw={600} size="sm">
+                      {rule.name}
+                    </Text>
+                    <Text size="xs" c="dimmed">
+                      {t(`settings.event.${rule.trigger.event_type as (typeof RULE_EVENTS)[number]}`)}
+                      {conditions
+                        .map(([k, v]) => {
+                          const stage = k.endsWith('stage_id') ? stageName(v) : undefined;
+                          return ` · ${k}: ${stage ? `${stage.pipeline} / ${stage.name}` : v}`;
+                        })
+                        .join('')}
+                      {' → '}
+                      {rule.actions
+                        .map((a) => [a.type, a.title, a.assignee, a.due].filter(Boolean).join(' · '))
+                        .join('; ')}
+                    </Text>
+                  </div>
+                  <Switch
+                    checked={rule.enabled}
+                    label={rule.enabled ? t('settings.on') : t('settings.off')}
+                    aria-label={t('settings.enableNamed', { name: rule.name })}
+                    disabled={toggle.isPending && toggle.variables?.rule.id === rule.id}
+                    onChange={(event) => toggle.mutate({ rule, enabled: event.currentTarget.checked })}
+                  />
+                </Group>
+              );
+            })}
+          </Stack>
+        )}
+      </Card>
+      <Card>
+        <Title order={2} size="h4" mb={4}>
+          {t('settings.newRule')}
+        </Title>
+        <Text size="sm" c="dimmed" mb="sm">
+          {t('settings.newRuleHint')}
+        </Text>
+        <form
+          onSubmit={(event) => {
+            event.preventDefault();
+            create.mutate();
+          }}
+        >
+          <SimpleGrid cols={{ base: 1, sm: 2 }}>
+            <TextInput
+              label={t('settings.ruleName')}
+              required
+              value={form.name}
+              onChange={(e) => setForm({ ...form, name: e.currentTarget.value })}
+              error={field('name')}
+            />
+            <Select
+              label={t('settings.when')}
+              allowDeselect={false}
+              value={form.event_type}
+              onChange={(value) => setForm({ ...form, event_type: value ?? NEW_RULE.event_type, to_stage_id: '' })}
+              data={RULE_EVENTS.map((e) => ({ value: e, label: t(`settings.event.${e}`) }))}
+              error={field('event_type')}
+            />
+            {form.event_type === 'deals.deal.stage_changed' ? (
+              <Select
+                label={t('settings.toStage')}
+                placeholder={t('settings.anyStage')}
+                clearable
+                value={form.to_stage_id || null}
+                onChange={(value) => setForm({ ...form, to_stage_id: value ?? '' })}
+                data={(pipelines.data ?? []).map((p) => ({
+                  group: p.name,
+                  items: p.stages.map((s) => ({ value: s.id, label: s.name })),
+                }))}
+                error={field('to_stage_id')}
+              />
+            ) : null}
+            <TextInput
+              label={t('settings.taskTitle')}
+              required
+              value={form.title}
+              onChange={(e) => setForm({ ...form, title: e.currentTarget.value })}
+              error={field('title')}
+            />
+            <TextInput
+              label={t('settings.assignee')}
+              description={t('settings.assigneeHint')}
+              value={form.assignee}
+              onChange={(e) => setForm({ ...form, assignee: e.currentTarget.value })}
+              error={field('assignee')}
+              dir="ltr"
+            />
+            <TextInput
+              label={t('tasks.due')}
+              description={t('settings.dueHint')}
+              value={form.due}
+              onChange={(e) => setForm({ ...form, due: e.currentTarget.value })}
+              error={field('due')}
+              dir="ltr"
+            />
+          </SimpleGrid>
+          {other ? (
+            <Text size="sm" c="red" mt="sm" role="alert">
+              {other}
+            </Text>
+          ) : null}
+          <Group justify="flex-end" mt="md">
+            <Button type="submit" loading={create.isPending} disabled={!form.name.trim() || !form.title.trim()}>
+              {t('settings.createRule')}
+            </Button>
+          </Group>
+        </form>
+      </Card>
+    </Stack>
+  );
+}
