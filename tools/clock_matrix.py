@@ -23,6 +23,8 @@ TIME_SENSITIVE = [
     "services/notifications/tests/test_delivery.py",
     "services/notifications/tests/test_working_hours.py",
     "services/notifications/tests/test_campaigns.py",
+    "services/notifications/tests/test_sms_campaigns.py",
+    "services/notifications/tests/test_greetings.py",
     "services/notifications/tests/test_locales.py",
     "services/notifications/tests/unit/test_quiet.py",
     "services/tasks/tests/test_scheduler.py",
@@ -34,6 +36,8 @@ TIME_SENSITIVE = [
     "services/integrations/tests/test_webhooks.py",
     "tests/test_compliance.py",
     "tests/test_e2e_workflow.py",
+    "tests/test_e2e_money.py",
+    "tests/test_small_business_day.py",
 ]
 
 
