@@ -11,7 +11,6 @@ import {
   Select,
   Stack,
   Table,
-  Tabs,
   Text,
   TextInput,
   Textarea,
@@ -55,9 +54,7 @@ import {
   type TenantPolicy,
 } from '../lib/compliance';
 import { saveBlob } from '../lib/download';
-
-const TABS = ['requests', 'holds', 'residency', 'audit', 'policies'] as const;
-type Tab = (typeof TABS)[number];
+import { TabbedPage } from '../components/TabbedPage';
 
 /** A file the API answers (ZIP, CSV, PDF), fetched with the token and saved as a blob. */
 async function fetchFile(
@@ -74,44 +71,17 @@ async function fetchFile(
 
 export default function Compliance() {
   const { t } = useI18n();
-  const [params, setParams] = useSearchParams();
-  const tab = (TABS as readonly string[]).includes(params.get('tab') ?? '')
-    ? (params.get('tab') as Tab)
-    : 'requests';
   return (
-    <Stack gap="md">
-      <Title order={1} size="h2">
-        {t('compliance.title')}
-      </Title>
-      <Tabs
-        value={tab}
-        onChange={(value) => setParams(value && value !== 'requests' ? { tab: value } : {})}
-        keepMounted={false}
-      >
-        <Tabs.List>
-          {TABS.map((name) => (
-            <Tabs.Tab key={name} value={name}>
-              {t(`compliance.tab.${name}`)}
-            </Tabs.Tab>
-          ))}
-        </Tabs.List>
-        <Tabs.Panel value="requests" pt="md">
-          <Requests />
-        </Tabs.Panel>
-        <Tabs.Panel value="holds" pt="md">
-          <LegalHolds />
-        </Tabs.Panel>
-        <Tabs.Panel value="residency" pt="md">
-          <Residency />
-        </Tabs.Panel>
-        <Tabs.Panel value="audit" pt="md">
-          <AuditTrail />
-        </Tabs.Panel>
-        <Tabs.Panel value="policies" pt="md">
-          <Policies />
-        </Tabs.Panel>
-      </Tabs>
-    </Stack>
+    <TabbedPage
+      title={t('compliance.title')}
+      tabs={[
+    { name: 'requests', label: t('compliance.tab.requests'), panel: <Requests /> },
+    { name: 'holds', label: t('compliance.tab.holds'), panel: <LegalHolds /> },
+    { name: 'residency', label: t('compliance.tab.residency'), panel: <Residency /> },
+    { name: 'audit', label: t('compliance.tab.audit'), panel: <AuditTrail /> },
+    { name: 'policies', label: t('compliance.tab.policies'), panel: <Policies /> },
+      ]}
+    />
   );
 }
 

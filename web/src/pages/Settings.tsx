@@ -12,7 +12,6 @@ import {
   Stack,
   Switch,
   Table,
-  Tabs,
   Text,
   TextInput,
   Title,
@@ -21,7 +20,6 @@ import { notifications } from '@mantine/notifications';
 import { IconPencil, IconPlus, IconTrash } from '@tabler/icons-react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
-import { useSearchParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import type { Pipeline } from '../api/types';
 import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
@@ -43,44 +41,19 @@ import {
   type UserForm,
 } from '../lib/settings';
 import { usePipelines } from './DealPage';
-
-const TABS = ['users', 'pipelines', 'automations'] as const;
-type Tab = (typeof TABS)[number];
+import { TabbedPage } from '../components/TabbedPage';
 
 export default function Settings() {
   const { t } = useI18n();
-  const [params, setParams] = useSearchParams();
-  const tab = (TABS as readonly string[]).includes(params.get('tab') ?? '')
-    ? (params.get('tab') as Tab)
-    : 'users';
   return (
-    <Stack gap="md">
-      <Title order={1} size="h2">
-        {t('settings.title')}
-      </Title>
-      <Tabs
-        value={tab}
-        onChange={(value) => setParams(value && value !== 'users' ? { tab: value } : {})}
-        keepMounted={false}
-      >
-        <Tabs.List>
-          {TABS.map((name) => (
-            <Tabs.Tab key={name} value={name}>
-              {t(`settings.tab.${name}`)}
-            </Tabs.Tab>
-          ))}
-        </Tabs.List>
-        <Tabs.Panel value="users" pt="md">
-          <Users />
-        </Tabs.Panel>
-        <Tabs.Panel value="pipelines" pt="md">
-          <Pipelines />
-        </Tabs.Panel>
-        <Tabs.Panel value="automations" pt="md">
-          <Automations />
-        </Tabs.Panel>
-      </Tabs>
-    </Stack>
+    <TabbedPage
+      title={t('settings.title')}
+      tabs={[
+    { name: 'users', label: t('settings.tab.users'), panel: <Users /> },
+    { name: 'pipelines', label: t('settings.tab.pipelines'), panel: <Pipelines /> },
+    { name: 'automations', label: t('settings.tab.automations'), panel: <Automations /> },
+      ]}
+    />
   );
 }
 
