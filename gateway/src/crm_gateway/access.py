@@ -261,10 +261,6 @@ def idempotency_key(value: str | None) -> str:
     return value
 
 
-def is_unavailable(error: grpc.aio.AioRpcError) -> bool:
-    return error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
 async def in_every_region(who: Caller, call: Any) -> list[Any]:
     """Runs `call(region, metadata)` in every region at once: for tenant configuration
     (pipelines, rules, users, rates) that holds no customer data and every cell needs."""

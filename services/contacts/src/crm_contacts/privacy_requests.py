@@ -59,18 +59,13 @@ from crm_kit.errors import (
     PermissionDenied,
 )
 from crm_kit.ids import new_id, region_of
-from crm_kit.placement import ResidencyPolicy, region_for_country
+from crm_kit.placement import ResidencyPolicy, law_for_region, region_for_country
 from crm_kit.runtime import Runtime
 
 KINDS = ("export", "erasure", "rectification")
-# The law of the subject's region, and what it gives the controller to answer.
-LAW_BY_REGION = {"br": "LGPD"}  # every other region: GDPR (eu by law, us by tenant choice)
+# What the law of the subject's region gives the controller to answer
 # (days allowed, 0 meaning one calendar month; reminder days before the due date)
 DEADLINES: dict[str, tuple[int, int]] = {"GDPR": (0, 7), "LGPD": (15, 3)}
-
-
-def law_for(region: str) -> str:
-    return LAW_BY_REGION.get(region, "GDPR")
 
 
 def add_month(at: datetime) -> datetime:
@@ -406,7 +401,7 @@ class PrivacyRequests:
         if request.kind == "rectification" and not changes:
             raise InvalidArgument.single("changes", "name the fields to correct")
         now = clock.now()
-        law = law_for(self.region)
+        law = law_for_region(self.region)
         due, remind = due_dates(law, now)
         row = models.PrivacyRequest(
             id=new_id(self.region),
@@ -665,7 +660,7 @@ class PrivacyRequests:
                 "tenant_id": principal.tenant_id,
                 "contact_id": contact_id,
                 "region": self.region,
-                "law": law_for(self.region),
+                "law": law_for_region(self.region),
                 "completed_at": clock.now().isoformat(),
                 # What the search for copies looked for (how many of each kind, never the
                 # values): see crm_kit.subject_copies for the rule.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ROLES = ("admin", "manager", "sales_rep", "compliance_officer", "integration")
 
@@ -33,7 +33,6 @@ class Principal:
     # region: the legal basis of the transfer. The service audits such calls.
     cross_region_basis: str = ""
     idempotency_key: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
@@ -79,8 +78,6 @@ class Principal:
 
         return replace(self, **changes)  # type: ignore[arg-type]
 
-
-SYSTEM = Principal(tenant_id="", user_id="system", roles=("admin",))
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "crm_principal", default=None

@@ -85,12 +85,15 @@ def region_for_country(country: str | None, policy: ResidencyPolicy, regions: Se
     return region
 
 
+# The one table of laws. A region without a law of its own (`us`) holds the tenants that
+# chose it; their subjects' requests are answered to GDPR's standard, the stricter default.
 _LAWS: dict[str, str] = {"eu": "GDPR", "br": "LGPD"}
+DEFAULT_LAW = "GDPR"
 
 
-def law_for_region(region: str) -> str | None:
-    """The data protection law a region exists for (`GDPR`, `LGPD`), or None."""
-    return _LAWS.get(region)
+def law_for_region(region: str) -> str:
+    """The data protection law a data-subject request in `region` is answered under."""
+    return _LAWS.get(region, DEFAULT_LAW)
 
 
 # ---------------------------------------------------------------------------- country

@@ -71,7 +71,3 @@ def setup(
 
     if metrics_port:
         start_http_server(metrics_port, addr=os.environ.get("CRM_METRICS_ADDR", "0.0.0.0"))
-
-
-def tracer(name: str) -> trace.Tracer:
-    return trace.get_tracer(name)

@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import phonenumbers
 import sqlalchemy as sa
@@ -53,10 +53,8 @@ from crm_notifications.channels import sign
 from crm_notifications.lookups import Gone, Lookups
 from crm_notifications.planner import message_id
 from crm_notifications.quiet import Schedule, WorkingHours
+from crm_notifications.recipient import Recipient
 from crm_notifications.settings import NotificationsSettings
-
-if TYPE_CHECKING:
-    from crm_notifications.dispatcher import Recipient
 
 log = logging.getLogger(__name__)
 
@@ -390,8 +388,6 @@ async def receive_sms(
 async def contact_recipient(
     lookups: Lookups, row: models.Delivery, settings: NotificationsSettings, default: Schedule
 ) -> tuple[Recipient, dict[str, Any]]:
-    from crm_notifications.dispatcher import Recipient
-
     tenant = row.tenant_id
     purpose = row.context.get("purpose", "")
     contact = await lookups.contact(tenant, row.recipient_id)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +36,7 @@ from crm_notifications import campaigns, models, templates, working_hours
 from crm_notifications.channels import Channels, Outgoing, PermanentError, SendError
 from crm_notifications.lookups import Gone, Lookups
 from crm_notifications.quiet import Schedule, WorkingHours
+from crm_notifications.recipient import Recipient
 from crm_notifications.settings import NotificationsSettings
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,6 @@ log = logging.getLogger(__name__)
 DELIVERIES = Counter(
     "crm_notifications_deliveries_total", "Delivery outcomes", ["channel", "outcome"]
 )
-
-
-@dataclass
-class Recipient:
-    name: str
-    locale: str
-    hours: WorkingHours
-    address: str
 
 
 async def find_template(
