@@ -20,6 +20,7 @@ import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, call } from '../api/client';
 import type { Contact, Page } from '../api/types';
 import { useSignedIn } from '../auth/useSession';
+import { ContactViews } from '../components/ContactViews';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import {
@@ -43,6 +44,11 @@ export default function Contacts() {
 
   const update = (changes: Partial<ContactFilters>) =>
     setParams(filtersTo({ ...filtersFrom(params), ...changes }), { replace: true });
+  // A view applied: its filters replace the list's (a new history entry, so Back returns).
+  const apply = (next: ContactFilters) => {
+    setTyped(next.q);
+    setParams(filtersTo(next));
+  };
   // Search as you type: the URL (and so the query) follows a short pause in typing.
   const search = useDebouncedCallback((q: string) => update({ q: q.trim() }), 250);
 
@@ -82,7 +88,8 @@ export default function Contacts() {
         </Button>
       </Group>
       <Card padding="md">
-        <Group gap="sm" align="flex-end" wrap="wrap">
+        <ContactViews filters={filters} onApply={apply} />
+        <Group gap="sm" align="flex-end" wrap="wrap" mt="sm">
           <TextInput
             flex={1}
             miw={240}
@@ -109,6 +116,7 @@ export default function Contacts() {
             aria-label={t('contacts.tag')}
             placeholder={t('contacts.tag')}
             w={130}
+            key={`tag-${filters.tag}`}
             defaultValue={filters.tag}
             onBlur={(e) => update({ tag: e.currentTarget.value.trim() })}
             onKeyDown={(e) => e.key === 'Enter' && update({ tag: e.currentTarget.value.trim() })}
@@ -118,6 +126,7 @@ export default function Contacts() {
             placeholder={t('contacts.country')}
             w={100}
             maxLength={2}
+            key={`country-${filters.country}`}
             defaultValue={filters.country}
             onBlur={(e) => update({ country: e.currentTarget.value.trim().toUpperCase() })}
             onKeyDown={(e) =>
