@@ -48,7 +48,7 @@ test('an admin creates a web form and copies its embed snippet', async ({ page }
   await expect(page.getByText('No web forms yet.')).toBeVisible();
   await page.getByRole('button', { name: 'New web form' }).click();
   const dialog = page.getByRole('dialog', { name: 'New web form' });
-  await dialog.getByRole('textbox', { name: 'Name' }).fill('Quote request');
+  await dialog.getByRole('textbox', { name: 'Name', exact: true }).fill('Quote request');
   await dialog.getByRole('textbox', { name: /Default country/ }).fill('DE');
   await dialog.getByRole('textbox', { name: /Fields: submitted name/ }).fill('name = name\nemail = email\nmessage = notes');
   await dialog.getByRole('combobox', { name: 'Pipeline' }).click();
@@ -127,7 +127,7 @@ test('an admin creates an API key, sees its secret once, and revokes it', async 
   await signIn(page, admin);
   await page.goto('/settings?tab=api-keys');
   await expect(page.getByText('No API keys yet.')).toBeVisible();
-  await page.getByRole('textbox', { name: 'Name' }).fill('Website');
+  await page.getByRole('textbox', { name: 'Name', exact: true }).fill('Website');
   await page.getByRole('textbox', { name: /^Scopes/ }).fill('contacts:read');
   await page.getByRole('button', { name: 'Create key' }).click();
   const dialog = page.getByRole('dialog', { name: 'Key “Website” created' });
@@ -153,7 +153,7 @@ test('an admin writes a document template, changes a notification template and s
   await page.getByRole('button', { name: 'New template' }).click();
   const doc = page.getByRole('dialog', { name: 'New template' });
   await doc.getByRole('textbox', { name: /^Key/ }).fill('offer');
-  await doc.getByRole('textbox', { name: 'Name' }).fill('Offer');
+  await doc.getByRole('textbox', { name: 'Name', exact: true }).fill('Offer');
   await doc.getByRole('textbox', { name: /^Variables/ }).fill('{"vat_rate": ');
   await doc.getByRole('button', { name: 'Save' }).click();
   await expect(doc.getByText('Not a JSON object')).toBeVisible();
@@ -189,4 +189,20 @@ test('an admin writes a document template, changes a notification template and s
   await expect(page.getByLabel('From')).toHaveValue('07:30');
   await expect(page.getByText('Last changed by alice')).toBeVisible();
   await shoot(page, '59-settings-hours');
+});
+
+test('the new settings tabs in Persian, right to left', async ({ page }) => {
+  await signIn(page, admin);
+  await page.goto('/settings?tab=forms');
+  await expect(page.locator('[data-testid="form-row"]').first()).toBeVisible();
+  await page.getByTestId('language').click();
+  await page.getByRole('option', { name: 'فارسی' }).click();
+  await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
+  await expect(page.getByRole('tab', { name: 'فرم‌های وب' })).toBeVisible();
+  await shoot(page, '66-settings-forms-fa');
+  await page.getByRole('tab', { name: 'وب‌هوک‌ها' }).click();
+  await page.locator('[data-testid="webhook"]').first().getByRole('button').first().click();
+  await shoot(page, '67-settings-webhooks-fa');
+  await page.getByTestId('language').click();
+  await page.getByRole('option', { name: 'English' }).click();
 });

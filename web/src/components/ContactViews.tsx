@@ -60,10 +60,15 @@ export function ContactViews({ filters, onApply }: { filters: ContactFilters; on
         w={260}
         clearable
         disabled={!views.data?.length}
+        allowDeselect={false}
         value={current ? current.id : null}
-        onChange={(id) => {
+        // Picking the open view again restores its filters after they were changed.
+        onOptionSubmit={(id) => {
           const view = views.data?.find((v) => v.id === id);
-          onApply(view ? filtersOfView(view) : { ...filters, view: undefined });
+          if (view) onApply(filtersOfView(view));
+        }}
+        onChange={(id) => {
+          if (!id) onApply({ ...filters, view: undefined });
         }}
         data={data}
       />
