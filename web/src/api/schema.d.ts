@@ -5505,6 +5505,8 @@ export interface operations {
                 region?: string | null;
                 limit?: number;
                 cursor?: string | null;
+                /** @description name, -name, created_at or -created_at (ties by id); default: newest first, or by relevance when searching */
+                sort?: string;
             };
             header?: never;
             path?: never;

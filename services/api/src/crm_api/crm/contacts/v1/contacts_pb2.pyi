@@ -404,6 +404,7 @@ class ListContactsRequest(_message.Message):
     COMPANY_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Free-text search over names, emails, phones and company names."""
     owner_id: _builtins.str
@@ -414,7 +415,11 @@ class ListContactsRequest(_message.Message):
     company_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
-    """The `cursor` of the last hit seen."""
+    """The `cursor` of the last hit seen (of a listing in the same order)."""
+    sort: _builtins.str
+    """The order: "name" or "-name" (first and last name, case-insensitive, by code point),
+    "created_at" or "-created_at"; ties by id. Empty: by (score desc, id desc).
+    """
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -433,10 +438,11 @@ class ListContactsRequest(_message.Message):
         company_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        sort: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "country", b"country", "created_after", b"created_after", "created_before", b"created_before", "lifecycle_stage", b"lifecycle_stage", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "source", b"source", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "country", b"country", "created_after", b"created_after", "created_before", b"created_before", "lifecycle_stage", b"lifecycle_stage", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "sort", b"sort", "source", b"source", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -449,10 +455,18 @@ class ContactHit(_message.Message):
     CONTACT_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    SORT_KEY_FIELD_NUMBER: _builtins.int
     score: _builtins.float
-    """Search relevance (0 when not searching); hits are ordered by (score desc, id desc)."""
+    """Search relevance (0 when not searching); hits are ordered by (score desc, id desc)
+    unless a sort is asked for.
+    """
     cursor: _builtins.str
     """Resumes the listing right after this hit."""
+    sort_key: _builtins.str
+    """The value the hits are sorted by (then by id) when a sort is asked for: the folded
+    name for "name", empty for "created_at" (the id orders by time). Lets a caller merge
+    the hits of several regions in the same order.
+    """
     @_builtins.property
     def contact(self) -> Global___Contact: ...
     def __init__(
@@ -461,10 +475,11 @@ class ContactHit(_message.Message):
         contact: Global___Contact | None = ...,
         score: _builtins.float = ...,
         cursor: _builtins.str = ...,
+        sort_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "cursor", b"cursor", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "cursor", b"cursor", "score", b"score", "sort_key", b"sort_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
