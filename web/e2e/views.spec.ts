@@ -86,3 +86,31 @@ test('the owner unshares and deletes her view', async ({ page }) => {
   await expect(page).not.toHaveURL(/view=/);
   await expect(page.getByRole('combobox', { name: 'Saved view' })).toHaveAttribute('placeholder', 'No saved views yet');
 });
+
+test('a rep sorts the list by a column header, with the keyboard too; the order is in the URL', async ({ page }) => {
+  await signIn(page, rita);
+  await page.goto('/contacts');
+  const rows = page.getByTestId('contacts-rows').getByRole('row');
+  const name = page.getByRole('columnheader', { name: /^Name/ });
+  await expect(name).toHaveAttribute('aria-sort', 'none');
+  await name.getByRole('button').click();
+  await expect(page).toHaveURL(/sort=name/);
+  await expect(name).toHaveAttribute('aria-sort', 'ascending');
+  await expect(rows.first()).toContainText('Karl Vogel');
+  await name.getByRole('button').focus();
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/sort=-name/);
+  await expect(name).toHaveAttribute('aria-sort', 'descending');
+  await expect(rows.first()).toContainText('Lena Vogel');
+  await shoot(page, '64-contacts-sorted');
+  await page.reload();
+  await expect(rows.first()).toContainText('Lena Vogel');
+
+  // Persian: the list, its views and sorting right to left.
+  await page.getByTestId('language').click();
+  await page.getByRole('option', { name: 'فارسی' }).click();
+  await expect(page.locator('html')).toHaveAttribute('dir', 'rtl');
+  await shoot(page, '65-contacts-fa');
+  await page.getByTestId('language').click();
+  await page.getByRole('option', { name: 'English' }).click();
+});

@@ -25,8 +25,24 @@ export interface ContactFilters {
   tag: string;
   country: string;
   mine: boolean;
+  /** The order (`name`, `-name`, `created_at`, `-created_at`); absent: the API's default. */
+  sort?: string;
   /** The saved view the list was opened from (its id), if any. */
   view?: string;
+}
+
+export const SORTABLE = ['name', 'created_at'] as const;
+
+/** A click on a column's header: ascending, then descending, then the default order. */
+export function nextSort(current: string | undefined, column: (typeof SORTABLE)[number]): string {
+  if (current === column) return `-${column}`;
+  if (current === `-${column}`) return '';
+  return column;
+}
+
+/** The header's aria-sort for a column. */
+export function ariaSort(current: string | undefined, column: string): 'ascending' | 'descending' | 'none' {
+  return current === column ? 'ascending' : current === `-${column}` ? 'descending' : 'none';
 }
 
 export function filtersFrom(params: URLSearchParams): ContactFilters {
@@ -37,6 +53,8 @@ export function filtersFrom(params: URLSearchParams): ContactFilters {
     country: params.get('country') ?? '',
     mine: params.get('mine') === '1',
   };
+  const sort = params.get('sort');
+  if (sort) filters.sort = sort;
   const view = params.get('view');
   if (view) filters.view = view;
   return filters;
@@ -49,6 +67,7 @@ export function filtersTo(filters: ContactFilters): URLSearchParams {
   if (filters.tag) params.set('tag', filters.tag);
   if (filters.country) params.set('country', filters.country);
   if (filters.mine) params.set('mine', '1');
+  if (filters.sort) params.set('sort', filters.sort);
   if (filters.view) params.set('view', filters.view);
   return params;
 }
@@ -72,7 +91,7 @@ export function viewBody(filters: ContactFilters): { filters: Record<string, str
   if (filters.tag) stored.tag = filters.tag;
   if (filters.country) stored.country = filters.country;
   if (filters.mine) stored.mine = '1';
-  return { filters: stored, sort: '' };
+  return { filters: stored, sort: filters.sort ?? '' };
 }
 
 /** The list opened from a view: its filters, and the view remembered. */
@@ -83,6 +102,7 @@ export function filtersOfView(view: ContactView): ContactFilters {
     tag: view.filters.tag ?? '',
     country: view.filters.country ?? '',
     mine: view.filters.mine === '1',
+    ...(view.sort ? { sort: view.sort } : {}),
     view: view.id,
   };
 }

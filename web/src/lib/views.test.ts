@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { filtersFrom, filtersOfView, filtersTo, sameAsView, viewBody, type ContactView } from './contacts';
+import { ariaSort, filtersFrom, filtersOfView, filtersTo, nextSort, sameAsView, viewBody, type ContactView } from './contacts';
 
 const view: ContactView = {
   id: 'eu_01VIEW',
@@ -36,5 +36,25 @@ describe('saved views of the contacts list', () => {
     expect(sameAsView(filters, view)).toBe(true);
     expect(sameAsView({ ...filters, tag: 'vip' }, view)).toBe(false);
     expect(sameAsView({ ...filters, country: '' }, view)).toBe(false);
+  });
+});
+
+describe('sortable columns of the contacts list', () => {
+  it('cycles a column ascending, descending, then back to the default order', () => {
+    expect(nextSort(undefined, 'name')).toBe('name');
+    expect(nextSort('name', 'name')).toBe('-name');
+    expect(nextSort('-name', 'name')).toBe('');
+    expect(nextSort('-name', 'created_at')).toBe('created_at');
+    expect(ariaSort('-created_at', 'created_at')).toBe('descending');
+    expect(ariaSort('-created_at', 'name')).toBe('none');
+  });
+
+  it('keeps the order in the URL and in a saved view', () => {
+    const filters = { q: '', stage: 'lead', tag: '', country: '', mine: false, sort: '-name' };
+    expect(filtersTo(filters).toString()).toBe('stage=lead&sort=-name');
+    expect(filtersFrom(filtersTo(filters))).toEqual(filters);
+    expect(viewBody(filters)).toEqual({ filters: { stage: 'lead' }, sort: '-name' });
+    expect(filtersOfView({ ...view, sort: 'name' }).sort).toBe('name');
+    expect(sameAsView({ ...filtersOfView(view), sort: 'name' }, view)).toBe(false);
   });
 });

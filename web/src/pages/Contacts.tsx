@@ -11,9 +11,10 @@ import {
   Text,
   TextInput,
   Title,
+  UnstyledButton,
 } from '@mantine/core';
 import { useDebouncedCallback } from '@mantine/hooks';
-import { IconPlus, IconSearch } from '@tabler/icons-react';
+import { IconArrowsSort, IconPlus, IconSearch, IconSortAscending, IconSortDescending } from '@tabler/icons-react';
 import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
@@ -28,6 +29,9 @@ import {
   filtersTo,
   fullName,
   LIFECYCLE_STAGES,
+  SORTABLE,
+  ariaSort,
+  nextSort,
   stageLabel,
   type ContactFilters,
 } from '../lib/contacts';
@@ -65,6 +69,7 @@ export default function Contacts() {
               tag: filters.tag || undefined,
               country: filters.country || undefined,
               owner_id: filters.mine ? session.user : undefined,
+              sort: filters.sort || undefined,
               limit: PAGE,
               cursor: pageParam ?? undefined,
             },
@@ -155,13 +160,13 @@ export default function Contacts() {
             <Table highlightOnHover verticalSpacing="sm" className="contacts-table">
               <Table.Thead>
                 <Table.Tr>
-                  <Table.Th>{t('contacts.name')}</Table.Th>
+                  <SortableTh column="name" label={t('contacts.name')} sort={filters.sort} onSort={(sort) => update({ sort })} />
                   <Table.Th>{t('contacts.email')}</Table.Th>
                   <Table.Th>{t('contacts.phone')}</Table.Th>
                   <Table.Th>{t('contacts.stage')}</Table.Th>
                   <Table.Th>{t('contacts.owner')}</Table.Th>
                   <Table.Th>{t('contacts.region')}</Table.Th>
-                  <Table.Th>{t('contacts.created')}</Table.Th>
+                  <SortableTh column="created_at" label={t('contacts.created')} sort={filters.sort} onSort={(sort) => update({ sort })} />
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody data-testid="contacts-rows">
@@ -220,5 +225,37 @@ export default function Contacts() {
         ) : null}
       </Card>
     </Stack>
+  );
+}
+
+/** A column header that sorts the list: a button, its state in aria-sort. */
+function SortableTh({
+  column,
+  label,
+  sort,
+  onSort,
+}: {
+  column: (typeof SORTABLE)[number];
+  label: string;
+  sort: string | undefined;
+  onSort: (sort: string) => void;
+}) {
+  const { t } = useI18n();
+  const state = ariaSort(sort, column);
+  const Icon = state === 'ascending' ? IconSortAscending : state === 'descending' ? IconSortDescending : IconArrowsSort;
+  return (
+    <Table.Th aria-sort={state}>
+      <UnstyledButton
+        onClick={() => onSort(nextSort(sort, column))}
+        fw={700}
+        fz="sm"
+        title={t('contacts.sortBy', { column: label })}
+      >
+        <Group gap={4} wrap="nowrap">
+          {label}
+          <Icon size={14} aria-hidden opacity={state === 'none' ? 0.4 : 1} />
+        </Group>
+      </UnstyledButton>
+    </Table.Th>
   );
 }

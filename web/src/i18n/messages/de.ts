@@ -649,4 +649,5 @@ export const de: Catalog = {
   'views.deleteQuestion': 'Die Ansicht wird gelöscht; die Kontakte bleiben.',
   'views.deleteShared': 'Ihr Team nutzt diese Ansicht auch; sie wird für alle gelöscht. Die Kontakte bleiben.',
   'views.deleted': 'Ansicht „{name}“ gelöscht',
+  'contacts.sortBy': 'Nach {column} sortieren',
 };

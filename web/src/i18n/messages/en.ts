@@ -648,6 +648,7 @@ export const en = {
   'views.deleteQuestion': 'The view is deleted; the contacts stay.',
   'views.deleteShared': 'Your team uses this view too; it is deleted for everyone. The contacts stay.',
   'views.deleted': 'View “{name}” deleted',
+  'contacts.sortBy': 'Sort by {column}',
 } as const;
 
 export type MessageKey = keyof typeof en;

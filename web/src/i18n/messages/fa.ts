@@ -649,4 +649,5 @@ export const fa: Catalog = {
   'views.deleteQuestion': 'نما حذف می‌شود؛ مخاطبان می‌مانند.',
   'views.deleteShared': 'تیم شما هم از این نما استفاده می‌کند؛ برای همه حذف می‌شود. مخاطبان می‌مانند.',
   'views.deleted': 'نمای «{name}» حذف شد',
+  'contacts.sortBy': 'مرتب‌سازی بر اساس {column}',
 };

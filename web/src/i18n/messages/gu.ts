@@ -649,4 +649,5 @@ export const gu: Catalog = {
   'views.deleteQuestion': 'દૃશ્ય કાઢી નખાશે; સંપર્કો રહેશે.',
   'views.deleteShared': 'તમારી ટીમ પણ આ દૃશ્ય વાપરે છે; તે બધા માટે કાઢી નખાશે. સંપર્કો રહેશે.',
   'views.deleted': 'દૃશ્ય “{name}” કાઢ્યું',
+  'contacts.sortBy': '{column} મુજબ ગોઠવો',
 };

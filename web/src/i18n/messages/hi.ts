@@ -649,4 +649,5 @@ export const hi: Catalog = {
   'views.deleteQuestion': 'दृश्य हटेगा; संपर्क बने रहेंगे।',
   'views.deleteShared': 'आपकी टीम भी यह दृश्य उपयोग करती है; यह सबके लिए हटेगा। संपर्क बने रहेंगे।',
   'views.deleted': 'दृश्य “{name}” हटाया गया',
+  'contacts.sortBy': '{column} के अनुसार क्रमबद्ध करें',
 };

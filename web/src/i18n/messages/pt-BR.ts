@@ -649,4 +649,5 @@ export const ptBR: Catalog = {
   'views.deleteQuestion': 'A visualização é excluída; os contatos ficam.',
   'views.deleteShared': 'Sua equipe também usa esta visualização; ela será excluída para todos. Os contatos ficam.',
   'views.deleted': 'Visualização “{name}” excluída',
+  'contacts.sortBy': 'Ordenar por {column}',
 };

@@ -649,4 +649,5 @@ export const ru: Catalog = {
   'views.deleteQuestion': 'Вид удаляется, контакты остаются.',
   'views.deleteShared': 'Этим видом пользуется и команда; он удалится у всех. Контакты останутся.',
   'views.deleted': 'Вид «{name}» удалён',
+  'contacts.sortBy': 'Сортировать по: {column}',
 };
