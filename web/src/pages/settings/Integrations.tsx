@@ -157,15 +157,16 @@ export function WebForms() {
         <Modal opened onClose={() => setSnippetOf(null)} title={t('forms.embedNamed', { name: snippetOf.name })} size="xl">
           <Stack gap="sm">
             <Text size="sm">{t('forms.embedHint')}</Text>
-            <Code block dir="ltr" data-testid="embed-snippet">
+            <Code block dir="ltr" data-testid="embed-snippet" style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-all' }}>
               {embedSnippet(window.location.origin, snippetOf)}
             </Code>
-            <Group justify="space-between">
-              <Text size="xs" c="dimmed" dir="ltr">
-                POST {window.location.origin}
-                {snippetOf.submit_url}
-              </Text>
+            <Text size="xs" c="dimmed" dir="ltr">
+              POST {window.location.origin}
+              {snippetOf.submit_url}
+            </Text>
+            <Group justify="flex-end">
               <CopyText value={embedSnippet(window.location.origin, snippetOf)} label={t('forms.copySnippet')} />
+              <Button onClick={() => setSnippetOf(null)}>{t('common.close')}</Button>
             </Group>
           </Stack>
         </Modal>
@@ -472,7 +473,7 @@ export function Webhooks() {
         <Modal opened onClose={() => setSecret(null)} title={t('webhooks.created')} size="lg">
           <Stack gap="sm">
             <Text size="sm">{t('webhooks.secretHint')}</Text>
-            <Code block dir="ltr" data-testid="webhook-secret">
+            <Code block dir="ltr" data-testid="webhook-secret" style={{ wordBreak: 'break-all' }}>
               {secret.secret}
             </Code>
             <Group justify="flex-end">
@@ -693,7 +694,7 @@ export function ApiKeys() {
             <Text size="sm" fw={500}>
               {t('keys.secretOnce')}
             </Text>
-            <Code block dir="ltr" data-testid="api-key-secret">
+            <Code block dir="ltr" data-testid="api-key-secret" style={{ wordBreak: 'break-all' }}>
               {created.secret}
             </Code>
             <Group justify="flex-end">
