@@ -56,3 +56,53 @@ test('a rep creates a deal from the contact page and edits it in place', async (
   await page.getByTestId('deal-contact').getByRole('link').click();
   await expect(page.getByRole('link', { name: 'Patio door and two windows' })).toBeVisible();
 });
+
+test('a rep creates a deal from the board, the contact found by typing', async ({ page }) => {
+  await signIn(page, rita);
+  await page.goto('/pipeline');
+  await page.getByRole('combobox', { name: 'Pipeline' }).click();
+  await page.getByRole('option', { name: 'Windows' }).click();
+  await page.getByRole('button', { name: 'New deal' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New deal' });
+  // The board's pipeline is the deal's.
+  await expect(dialog.getByRole('combobox', { name: 'Pipeline' })).toHaveValue('Windows');
+  await dialog.getByRole('textbox', { name: 'Title' }).fill('Roof window');
+  await dialog.getByRole('combobox', { name: 'Contact' }).fill('slva');
+  await page.getByRole('option', { name: /Ana Silva/ }).click();
+  await dialog.getByRole('textbox', { name: 'Amount' }).fill('890');
+  await dialog.getByRole('button', { name: 'Create deal' }).click();
+  await expect(dialog).toHaveCount(0);
+  // The board stays and shows the new card in the first stage.
+  await expect(page).toHaveURL(/\/pipeline/);
+  const card = page.getByRole('link', { name: 'Roof window' });
+  await expect(card).toBeVisible();
+  await shoot(page, '61-board-new-deal');
+});
+
+test('a rep creates a company, a bad country named under Country, then edits it in place', async ({ page }) => {
+  await signIn(page, rita);
+  await page.goto('/companies');
+  await page.getByRole('button', { name: 'New company' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New company' });
+  await dialog.getByRole('textbox', { name: 'Name of the company' }).fill('Glas & Rahmen GmbH');
+  await dialog.getByRole('textbox', { name: 'Industry' }).fill('Glazing');
+  await dialog.getByRole('textbox', { name: /^Country/ }).fill('XX');
+  await dialog.getByRole('button', { name: 'Create company' }).click();
+  await expect(dialog.getByRole('textbox', { name: /^Country/ })).toHaveAttribute('aria-invalid', 'true');
+  await expect(dialog.getByRole('textbox', { name: 'Name of the company' })).toHaveValue('Glas & Rahmen GmbH');
+  await dialog.getByRole('textbox', { name: /^Country/ }).fill('DE');
+  await dialog.getByRole('textbox', { name: 'City' }).fill('Hamburg');
+  await dialog.getByRole('button', { name: 'Create company' }).click();
+  await expect(page).toHaveURL(/\/companies\/eu_/);
+  await expect(page.getByTestId('company-name')).toHaveText('Glas & Rahmen GmbH');
+
+  await page.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('dialog', { name: 'Edit Glas & Rahmen GmbH' });
+  await expect(edit.getByRole('textbox', { name: 'City' })).toHaveValue('Hamburg');
+  await edit.getByRole('textbox', { name: /^Tags/ }).fill('partner, north');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await expect(edit).toHaveCount(0);
+  await expect(page.getByText('partner', { exact: true })).toBeVisible();
+  await expect(page.getByText('Hamburg, DE')).toBeVisible();
+  await shoot(page, '62-company-edited');
+});

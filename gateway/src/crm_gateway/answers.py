@@ -200,6 +200,8 @@ Company = proto_model(contacts_pb2.Company)
 CompanyPage = page(Company, "CompanyPage")
 CustomField = proto_model(contacts_pb2.CustomFieldDefinition, name="CustomField")
 CustomFields = listing(CustomField, "CustomFields")
+ContactView = proto_model(contacts_pb2.ContactView)
+ContactViews = listing(ContactView, "ContactViews")
 Policy = proto_model(policy_pb2.TenantPolicy, name="Policy")
 
 # ---------------------------------------------------------------- deals

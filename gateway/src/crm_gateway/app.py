@@ -25,6 +25,7 @@ from crm_gateway.routes import (
     calendar,
     companies,
     compliance,
+    contact_views,
     contacts,
     deals,
     dev,
@@ -80,6 +81,8 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.include_router(attachments.router)
+    # Before contacts: /v1/contacts/views is not a contact id.
+    app.include_router(contact_views.router)
     app.include_router(contacts.router)
     app.include_router(companies.router)
     app.include_router(deals.router)

@@ -54,8 +54,15 @@ async def merged_page(
     cursor: str | None,
     limit: int,
     fetch: Callable[[str, str], Awaitable[tuple[list[Hit], bool]]],
+    *,
+    sort_key: Callable[[Hit], str] | None = None,
+    descending: bool = True,
 ) -> tuple[list[Any], str | None]:
-    """`fetch(region, token)` returns a page of hits and whether more follow."""
+    """`fetch(region, token)` returns a page of hits and whether more follow.
+
+    Hits are merged by (score, id) descending, or, given `sort_key`, by (that key, id)
+    in the asked direction: each region must order its hits the same way.
+    """
     import asyncio
 
     positions = decode(cursor, regions)
@@ -67,7 +74,14 @@ async def merged_page(
         candidates.extend(hits)
         more[region] = has_more
     # ULIDs sort by time; the part after the region prefix is comparable across regions.
-    candidates.sort(key=lambda h: (h.sort_score, h.record_id.split("_", 1)[1]), reverse=True)
+    if sort_key is None:
+        candidates.sort(key=lambda h: (h.sort_score, h.record_id.split("_", 1)[1]), reverse=True)
+    else:
+        # A region's own ties go by its full id, which orders as the ULID part does.
+        key = sort_key
+        candidates.sort(
+            key=lambda h: (key(h).encode(), h.record_id.split("_", 1)[1]), reverse=descending
+        )
     taken = candidates[:limit]
     left_over = {h.region for h in candidates[limit:]}
     next_positions: dict[str, str] = {}

@@ -8,19 +8,26 @@ import type { Deal } from '../api/types';
 import { useI18n } from '../i18n/I18nProvider';
 import { dealChanges, dealForm, dealFormField, newDealBody, type DealForm } from '../lib/dealForm';
 import { usePipelines } from '../pages/DealPage';
+import { ContactPicker } from './ContactPicker';
 import { useErrorText } from './States';
 
 /**
- * A new deal of a contact (then its page opens), or the fields of an existing one edited
- * in place (only what changed is sent). Problems appear under the input the API names.
+ * A new deal of a contact (then its page opens, or `onCreated` says where it went), a new
+ * deal from the board (the contact picked by search, the board's pipeline preset), or the
+ * fields of an existing one edited in place (only what changed is sent). Problems appear
+ * under the input the API names.
  */
 export function DealDialog({
   contactId,
   deal,
+  pipelineId: presetPipeline,
+  onCreated,
   onClose,
 }: {
   contactId?: string;
   deal?: Deal;
+  pipelineId?: string;
+  onCreated?: (deal: Deal) => void;
   onClose: () => void;
 }) {
   const { t } = useI18n();
@@ -29,7 +36,8 @@ export function DealDialog({
   const queryClient = useQueryClient();
   const pipelines = usePipelines();
   const fallback = pipelines.data?.find((p) => p.is_default)?.id ?? pipelines.data?.[0]?.id ?? '';
-  const [form, setForm] = useState<DealForm>(dealForm(deal));
+  const [form, setForm] = useState<DealForm>(dealForm(deal, presetPipeline));
+  const [contact, setContact] = useState(contactId ?? '');
   const pipelineId = form.pipeline_id || fallback;
   const save = useMutation({
     mutationFn: () =>
@@ -43,7 +51,7 @@ export function DealDialog({
         : call<Deal>(
             api.POST('/v1/deals', {
               headers: { 'Idempotency-Key': idempotencyKey() },
-              body: newDealBody({ ...form, pipeline_id: pipelineId }, contactId ?? '') as never,
+              body: newDealBody({ ...form, pipeline_id: pipelineId }, contact) as never,
             }),
           ),
     onSuccess: (saved) => {
@@ -53,13 +61,17 @@ export function DealDialog({
       });
       void queryClient.invalidateQueries({ queryKey: ['deals'] });
       void queryClient.invalidateQueries({ queryKey: ['deal', saved.id] });
+      void queryClient.invalidateQueries({ queryKey: ['board'] });
       onClose();
-      if (!deal) void navigate(`/deals/${saved.id}`);
+      if (!deal) {
+        if (onCreated) onCreated(saved);
+        else void navigate(`/deals/${saved.id}`);
+      }
     },
   });
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    if (!form.title.trim()) return;
+    if (!form.title.trim() || (!deal && !contact)) return;
     if (deal && Object.keys(dealChanges(form, deal)).length === 0) {
       onClose();
       return;
@@ -72,7 +84,8 @@ export function DealDialog({
     return found.length ? found.map((e) => e.message).join('; ') : undefined;
   };
   const other =
-    save.error && !(save.error instanceof ApiError && save.error.fieldErrors.some((e) => dealFormField(e.field)))
+    save.error &&
+    !(save.error instanceof ApiError && save.error.fieldErrors.some((e) => dealFormField(e.field) || e.field === 'contact_id'))
       ? errorText(save.error)
       : null;
   const set = (name: keyof DealForm, value: string) => setForm({ ...form, [name]: value });
@@ -89,6 +102,14 @@ export function DealDialog({
             onChange={(e) => set('title', e.currentTarget.value)}
             error={field('title')}
           />
+          {deal || contactId ? null : (
+            <ContactPicker
+              label={t('dealForm.contact')}
+              value={contact}
+              onChange={setContact}
+              error={save.error instanceof ApiError ? save.error.fieldErrors.filter((e) => e.field === 'contact_id').map((e) => e.message).join('; ') || undefined : undefined}
+            />
+          )}
           {deal ? null : (
             <Select
               label={t('board.pipeline')}
@@ -142,7 +163,7 @@ export function DealDialog({
             <Button variant="default" onClick={onClose}>
               {t('common.cancel')}
             </Button>
-            <Button type="submit" loading={save.isPending} disabled={!form.title.trim() || (!deal && !pipelineId)}>
+            <Button type="submit" loading={save.isPending} disabled={!form.title.trim() || (!deal && (!pipelineId || !contact))}>
               {deal ? t('common.save') : t('dealForm.create')}
             </Button>
           </Group>

@@ -25,16 +25,39 @@ export interface ContactFilters {
   tag: string;
   country: string;
   mine: boolean;
+  /** The order (`name`, `-name`, `created_at`, `-created_at`); absent: the API's default. */
+  sort?: string;
+  /** The saved view the list was opened from (its id), if any. */
+  view?: string;
+}
+
+export const SORTABLE = ['name', 'created_at'] as const;
+
+/** A click on a column's header: ascending, then descending, then the default order. */
+export function nextSort(current: string | undefined, column: (typeof SORTABLE)[number]): string {
+  if (current === column) return `-${column}`;
+  if (current === `-${column}`) return '';
+  return column;
+}
+
+/** The header's aria-sort for a column. */
+export function ariaSort(current: string | undefined, column: string): 'ascending' | 'descending' | 'none' {
+  return current === column ? 'ascending' : current === `-${column}` ? 'descending' : 'none';
 }
 
 export function filtersFrom(params: URLSearchParams): ContactFilters {
-  return {
+  const filters: ContactFilters = {
     q: params.get('q') ?? '',
     stage: params.get('stage') ?? '',
     tag: params.get('tag') ?? '',
     country: params.get('country') ?? '',
     mine: params.get('mine') === '1',
   };
+  const sort = params.get('sort');
+  if (sort) filters.sort = sort;
+  const view = params.get('view');
+  if (view) filters.view = view;
+  return filters;
 }
 
 export function filtersTo(filters: ContactFilters): URLSearchParams {
@@ -44,7 +67,51 @@ export function filtersTo(filters: ContactFilters): URLSearchParams {
   if (filters.tag) params.set('tag', filters.tag);
   if (filters.country) params.set('country', filters.country);
   if (filters.mine) params.set('mine', '1');
+  if (filters.sort) params.set('sort', filters.sort);
+  if (filters.view) params.set('view', filters.view);
   return params;
+}
+
+/** A saved view of the list (GET /v1/contacts/views). */
+export interface ContactView {
+  id: string;
+  name: string;
+  owner_id: string;
+  team: string;
+  shared: boolean;
+  filters: Record<string, string>;
+  sort: string;
+}
+
+/** The list's filters as a view stores them: only those set, by the API's names. */
+export function viewBody(filters: ContactFilters): { filters: Record<string, string>; sort: string } {
+  const stored: Record<string, string> = {};
+  if (filters.q) stored.q = filters.q;
+  if (filters.stage) stored.stage = filters.stage;
+  if (filters.tag) stored.tag = filters.tag;
+  if (filters.country) stored.country = filters.country;
+  if (filters.mine) stored.mine = '1';
+  return { filters: stored, sort: filters.sort ?? '' };
+}
+
+/** The list opened from a view: its filters, and the view remembered. */
+export function filtersOfView(view: ContactView): ContactFilters {
+  return {
+    q: view.filters.q ?? '',
+    stage: view.filters.stage ?? '',
+    tag: view.filters.tag ?? '',
+    country: view.filters.country ?? '',
+    mine: view.filters.mine === '1',
+    ...(view.sort ? { sort: view.sort } : {}),
+    view: view.id,
+  };
+}
+
+/** Whether the list still shows what the view stores (else it can be saved again). */
+export function sameAsView(filters: ContactFilters, view: ContactView): boolean {
+  const now = viewBody(filters);
+  const entries = (f: Record<string, string>) => JSON.stringify(Object.entries(f).sort());
+  return entries(now.filters) === entries(view.filters) && now.sort === view.sort;
 }
 
 /** A problem's field ("phones[0]", "address.country") → the form field that shows it. */

@@ -1,11 +1,13 @@
 import { Anchor, Badge, Button, Card, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useDebouncedCallback } from '@mantine/hooks';
-import { IconSearch } from '@tabler/icons-react';
+import { IconPlus, IconSearch } from '@tabler/icons-react';
 import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, call } from '../api/client';
 import type { Company, Page } from '../api/types';
+import { useSignedIn } from '../auth/useSession';
+import { CompanyDialog } from '../components/CompanyDialog';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import { companyPlace } from '../lib/companies';
@@ -37,12 +39,23 @@ export default function Companies() {
     placeholderData: keepPreviousData,
   });
   const companies = list.data?.pages.flatMap((p) => p.data) ?? [];
+  const [creating, setCreating] = useState(false);
+  // A compliance officer reads companies; records are kept by the sales side.
+  const mayEdit = useSignedIn().role !== 'compliance_officer';
 
   return (
     <Stack gap="md">
-      <Title order={1} size="h2">
-        {t('companies.title')}
-      </Title>
+      <Group justify="space-between">
+        <Title order={1} size="h2">
+          {t('companies.title')}
+        </Title>
+        {mayEdit ? (
+          <Button leftSection={<IconPlus size={16} />} onClick={() => setCreating(true)}>
+            {t('companyForm.new')}
+          </Button>
+        ) : null}
+      </Group>
+      {creating ? <CompanyDialog onClose={() => setCreating(false)} /> : null}
       <Card padding="md">
         <TextInput
           type="search"

@@ -1,10 +1,12 @@
-import { Anchor, Badge, Card, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
-import { IconArrowLeft, IconShieldCheck } from '@tabler/icons-react';
+import { Anchor, Badge, Button, Card, Grid, Group, Stack, Table, Text, Title } from '@mantine/core';
+import { IconArrowLeft, IconPencil, IconShieldCheck } from '@tabler/icons-react';
 import { useQuery } from '@tanstack/react-query';
-import type { ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
 import { Link, useParams } from 'react-router';
 import { ApiError, api, call } from '../api/client';
 import type { Company, Deal, Page } from '../api/types';
+import { useSignedIn } from '../auth/useSession';
+import { CompanyDialog } from '../components/CompanyDialog';
 import { Empty, ErrorState, Loading, NotFoundState } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import { peopleOf } from '../lib/companies';
@@ -33,6 +35,8 @@ export default function CompanyPage() {
       ),
     retry: false,
   });
+  const [editing, setEditing] = useState(false);
+  const mayEdit = useSignedIn().role !== 'compliance_officer';
   if (company.isPending) return <Loading label={t('common.loading')} />;
   if (company.isError) {
     const status = company.error instanceof ApiError ? company.error.status : 0;
@@ -67,10 +71,18 @@ export default function CompanyPage() {
             ))}
           </Group>
         </div>
-        <Badge size="lg" variant="light" color="teal" leftSection={<IconShieldCheck size={14} />}>
-          {t('contact.residency', { region: c.region.toUpperCase() })}
-        </Badge>
+        <Group gap="sm">
+          <Badge size="lg" variant="light" color="teal" leftSection={<IconShieldCheck size={14} />}>
+            {t('contact.residency', { region: c.region.toUpperCase() })}
+          </Badge>
+          {mayEdit ? (
+            <Button variant="light" leftSection={<IconPencil size={16} />} onClick={() => setEditing(true)}>
+              {t('settings.edit')}
+            </Button>
+          ) : null}
+        </Group>
       </Group>
+      {editing ? <CompanyDialog company={c} onClose={() => setEditing(false)} /> : null}
       <Grid gap="md">
         <Grid.Col span={{ base: 12, md: 4 }}>
           <Card>

@@ -11,15 +11,17 @@ import {
   Text,
   TextInput,
   Title,
+  UnstyledButton,
 } from '@mantine/core';
 import { useDebouncedCallback } from '@mantine/hooks';
-import { IconPlus, IconSearch } from '@tabler/icons-react';
+import { IconArrowsSort, IconPlus, IconSearch, IconSortAscending, IconSortDescending } from '@tabler/icons-react';
 import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, call } from '../api/client';
 import type { Contact, Page } from '../api/types';
 import { useSignedIn } from '../auth/useSession';
+import { ContactViews } from '../components/ContactViews';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import {
@@ -27,6 +29,9 @@ import {
   filtersTo,
   fullName,
   LIFECYCLE_STAGES,
+  SORTABLE,
+  ariaSort,
+  nextSort,
   stageLabel,
   type ContactFilters,
 } from '../lib/contacts';
@@ -43,6 +48,11 @@ export default function Contacts() {
 
   const update = (changes: Partial<ContactFilters>) =>
     setParams(filtersTo({ ...filtersFrom(params), ...changes }), { replace: true });
+  // A view applied: its filters replace the list's (a new history entry, so Back returns).
+  const apply = (next: ContactFilters) => {
+    setTyped(next.q);
+    setParams(filtersTo(next));
+  };
   // Search as you type: the URL (and so the query) follows a short pause in typing.
   const search = useDebouncedCallback((q: string) => update({ q: q.trim() }), 250);
 
@@ -59,6 +69,7 @@ export default function Contacts() {
               tag: filters.tag || undefined,
               country: filters.country || undefined,
               owner_id: filters.mine ? session.user : undefined,
+              sort: filters.sort || undefined,
               limit: PAGE,
               cursor: pageParam ?? undefined,
             },
@@ -82,7 +93,8 @@ export default function Contacts() {
         </Button>
       </Group>
       <Card padding="md">
-        <Group gap="sm" align="flex-end" wrap="wrap">
+        <ContactViews filters={filters} onApply={apply} />
+        <Group gap="sm" align="flex-end" wrap="wrap" mt="sm">
           <TextInput
             flex={1}
             miw={240}
@@ -109,6 +121,7 @@ export default function Contacts() {
             aria-label={t('contacts.tag')}
             placeholder={t('contacts.tag')}
             w={130}
+            key={`tag-${filters.tag}`}
             defaultValue={filters.tag}
             onBlur={(e) => update({ tag: e.currentTarget.value.trim() })}
             onKeyDown={(e) => e.key === 'Enter' && update({ tag: e.currentTarget.value.trim() })}
@@ -118,6 +131,7 @@ export default function Contacts() {
             placeholder={t('contacts.country')}
             w={100}
             maxLength={2}
+            key={`country-${filters.country}`}
             defaultValue={filters.country}
             onBlur={(e) => update({ country: e.currentTarget.value.trim().toUpperCase() })}
             onKeyDown={(e) =>
@@ -146,13 +160,13 @@ export default function Contacts() {
             <Table highlightOnHover verticalSpacing="sm" className="contacts-table">
               <Table.Thead>
                 <Table.Tr>
-                  <Table.Th>{t('contacts.name')}</Table.Th>
+                  <SortableTh column="name" label={t('contacts.name')} sort={filters.sort} onSort={(sort) => update({ sort })} />
                   <Table.Th>{t('contacts.email')}</Table.Th>
                   <Table.Th>{t('contacts.phone')}</Table.Th>
                   <Table.Th>{t('contacts.stage')}</Table.Th>
                   <Table.Th>{t('contacts.owner')}</Table.Th>
                   <Table.Th>{t('contacts.region')}</Table.Th>
-                  <Table.Th>{t('contacts.created')}</Table.Th>
+                  <SortableTh column="created_at" label={t('contacts.created')} sort={filters.sort} onSort={(sort) => update({ sort })} />
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody data-testid="contacts-rows">
@@ -211,5 +225,37 @@ export default function Contacts() {
         ) : null}
       </Card>
     </Stack>
+  );
+}
+
+/** A column header that sorts the list: a button, its state in aria-sort. */
+function SortableTh({
+  column,
+  label,
+  sort,
+  onSort,
+}: {
+  column: (typeof SORTABLE)[number];
+  label: string;
+  sort: string | undefined;
+  onSort: (sort: string) => void;
+}) {
+  const { t } = useI18n();
+  const state = ariaSort(sort, column);
+  const Icon = state === 'ascending' ? IconSortAscending : state === 'descending' ? IconSortDescending : IconArrowsSort;
+  return (
+    <Table.Th aria-sort={state}>
+      <UnstyledButton
+        onClick={() => onSort(nextSort(sort, column))}
+        fw={700}
+        fz="sm"
+        title={t('contacts.sortBy', { column: label })}
+      >
+        <Group gap={4} wrap="nowrap">
+          {label}
+          <Icon size={14} aria-hidden opacity={state === 'none' ? 0.4 : 1} />
+        </Group>
+      </UnstyledButton>
+    </Table.Th>
   );
 }

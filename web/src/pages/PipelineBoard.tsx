@@ -18,6 +18,7 @@ import {
   Alert,
   Anchor,
   Badge,
+  Button,
   Group,
   Menu,
   Paper,
@@ -28,13 +29,14 @@ import {
   VisuallyHidden,
 } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { IconAddressBook, IconDots, IconUser } from '@tabler/icons-react';
+import { IconAddressBook, IconDots, IconPlus, IconUser } from '@tabler/icons-react';
 import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, useContext, useState, type KeyboardEvent } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import type { Board, BoardColumn, Contact, Deal, DirectoryUser, Pipeline, Stage } from '../api/types';
 import { useSignedIn } from '../auth/useSession';
+import { DealDialog } from '../components/DealDialog';
 import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import {
@@ -82,6 +84,7 @@ export default function PipelineBoard() {
     pipelines.data?.find((p) => p.is_default)?.id ||
     pipelines.data?.[0]?.id ||
     '';
+  const [creating, setCreating] = useState(false);
 
   return (
     <Stack gap="md">
@@ -129,8 +132,14 @@ export default function PipelineBoard() {
               data={pipelines.data.map((p) => ({ value: p.id, label: p.name }))}
             />
           ) : null}
+          {chosen ? (
+            <Button leftSection={<IconPlus size={16} />} onClick={() => setCreating(true)}>
+              {t('dealForm.new')}
+            </Button>
+          ) : null}
         </Group>
       </Group>
+      {creating ? <DealDialog pipelineId={chosen} onCreated={() => undefined} onClose={() => setCreating(false)} /> : null}
       {pipelines.isPending ? (
         <Loading label={t('common.loading')} />
       ) : pipelines.isError ? (

@@ -42,6 +42,9 @@ import {
 } from '../lib/settings';
 import { usePipelines } from './DealPage';
 import { TabbedPage } from '../components/TabbedPage';
+import { CustomFields, TenantWorkingHours } from './settings/Fields';
+import { ApiKeys, WebForms, Webhooks } from './settings/Integrations';
+import { DocumentTemplates, NotificationTemplates } from './settings/Templates';
 
 export default function Settings() {
   const { t } = useI18n();
@@ -49,9 +52,16 @@ export default function Settings() {
     <TabbedPage
       title={t('settings.title')}
       tabs={[
-    { name: 'users', label: t('settings.tab.users'), panel: <Users /> },
-    { name: 'pipelines', label: t('settings.tab.pipelines'), panel: <Pipelines /> },
-    { name: 'automations', label: t('settings.tab.automations'), panel: <Automations /> },
+        { name: 'users', label: t('settings.tab.users'), panel: <Users /> },
+        { name: 'pipelines', label: t('settings.tab.pipelines'), panel: <Pipelines /> },
+        { name: 'automations', label: t('settings.tab.automations'), panel: <Automations /> },
+        { name: 'fields', label: t('settings.tab.fields'), panel: <CustomFields /> },
+        { name: 'forms', label: t('settings.tab.forms'), panel: <WebForms /> },
+        { name: 'webhooks', label: t('settings.tab.webhooks'), panel: <Webhooks /> },
+        { name: 'api-keys', label: t('settings.tab.apiKeys'), panel: <ApiKeys /> },
+        { name: 'documents', label: t('settings.tab.documents'), panel: <DocumentTemplates /> },
+        { name: 'templates', label: t('settings.tab.templates'), panel: <NotificationTemplates /> },
+        { name: 'hours', label: t('settings.tab.hours'), panel: <TenantWorkingHours /> },
       ]}
     />
   );

@@ -22,6 +22,9 @@ from crm_gateway.problems import Problem, invalid
 
 router = APIRouter(prefix="/v1/contacts", tags=["contacts"])
 
+# The orders of the contacts list (the contacts service checks them too).
+SORTS = ("name", "-name", "created_at", "-created_at")
+
 
 def _stub(who: Caller, region: str) -> Any:
     return who.stub("contacts", "contacts", region)
@@ -67,7 +70,14 @@ async def list_contacts(
     region: str | None = Query(None, description="comma-separated; default: your home region"),
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = None,
+    sort: str = Query(
+        "",
+        description="name, -name, created_at or -created_at (ties by id); "
+        "default: newest first, or by relevance when searching",
+    ),
 ) -> dict[str, Any]:
+    if sort and sort not in SORTS:
+        raise invalid("sort", f"must be one of {', '.join(SORTS)}")
     regions = who.regions_param(region)
     metadata = {r: await who.metadata(r) for r in regions}
 
@@ -92,6 +102,7 @@ async def list_contacts(
                 created_before=stamp(created_before),
                 page_size=limit,
                 page_token=token,
+                sort=sort,
             ),
             metadata=metadata[r],
             timeout=who.timeout,
@@ -99,7 +110,17 @@ async def list_contacts(
         hits = [Hit(r, h.score, h.contact.id, h.cursor, h) for h in reply.hits]
         return hits, bool(reply.next_page_token)
 
-    items, next_cursor = await merged_page(regions, cursor, limit, fetch)
+    if sort:
+        items, next_cursor = await merged_page(
+            regions,
+            cursor,
+            limit,
+            fetch,
+            sort_key=lambda h: str(h.item.sort_key),
+            descending=sort.startswith("-"),
+        )
+    else:
+        items, next_cursor = await merged_page(regions, cursor, limit, fetch)
     data = []
     for hit in items:
         contact = schemas.to_json(hit.contact)

@@ -643,9 +643,41 @@ def _decode_cursor(token: str) -> tuple[Decimal, str]:
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded))
+        if "o" in data:
+            raise ValueError("a cursor of a sorted listing")
         return Decimal(data["s"]), str(data["i"])
     except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
         raise InvalidArgument.single("page_token", "malformed page token") from exc
+
+
+# The orders a listing may ask for; "-" is descending. Ties go by id (a ULID: by time).
+SORTS = ("name", "-name", "created_at", "-created_at")
+
+
+def _encode_sorted_cursor(sort: str, key: str, contact_id: str) -> str:
+    raw = json.dumps({"o": sort, "k": key, "i": contact_id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_sorted_cursor(token: str, sort: str) -> tuple[str, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        if data["o"] != sort:
+            raise ValueError("a cursor of another order")
+        return str(data["k"]), str(data["i"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument.single(
+            "page_token", "malformed page token, or one of a listing in another order"
+        ) from exc
+
+
+def _sort_key(contact: type[models.Contact], sort: str) -> sa.ColumnElement[str]:
+    if sort.lstrip("-") == "name":
+        name = sa.func.lower(sa.func.trim(contact.first_name + " " + contact.last_name))
+        # Byte order (code points), so a caller merging regions compares the same way.
+        return name.collate("C")
+    return sa.literal("", sa.Text).collate("C")
 
 
 async def list_contacts(
@@ -689,6 +721,8 @@ async def list_contacts(
                 )
             )
         )
+    if request.sort and request.sort not in SORTS:
+        violations.append(FieldViolation("sort", f"must be one of {', '.join(SORTS)}"))
     if violations:
         raise InvalidArgument(violations)
 
@@ -716,6 +750,9 @@ async def list_contacts(
     else:
         score = sa.literal(Decimal("0"), sa.Numeric)
 
+    if request.sort:
+        return await _sorted_page(session, conditions, score, request.sort, page_size, request)
+
     scored = sa.select(contact, score.label("score")).where(*conditions).subquery()
     aliased = sa.orm.aliased(contact, scored)
     stmt = sa.select(aliased, scored.c.score)
@@ -739,6 +776,54 @@ async def list_contacts(
             cursor=_encode_cursor(Decimal(row_score), row.id),
         )
         for row, row_score in rows
+    ]
+    return pb.ListContactsResponse(
+        hits=hits, next_page_token=hits[-1].cursor if more and hits else ""
+    )
+
+
+async def _sorted_page(
+    session: AsyncSession,
+    conditions: list[sa.ColumnElement[bool]],
+    score: sa.ColumnElement[Any],
+    sort: str,
+    page_size: int,
+    request: pb.ListContactsRequest,
+) -> pb.ListContactsResponse:
+    """A page in the asked order, resumed after (sort key, id) of the last hit seen."""
+    contact = models.Contact
+    scored = (
+        sa.select(contact, score.label("score"), _sort_key(contact, sort).label("sort_key"))
+        .where(*conditions)
+        .subquery()
+    )
+    aliased = sa.orm.aliased(contact, scored)
+    key = scored.c.sort_key.collate("C")
+    descending = sort.startswith("-")
+    stmt = sa.select(aliased, scored.c.score, scored.c.sort_key)
+    if request.page_token:
+        after_key, after_id = _decode_sorted_cursor(request.page_token, sort)
+        if descending:
+            stmt = stmt.where(
+                sa.or_(key < after_key, sa.and_(key == after_key, scored.c.id < after_id))
+            )
+        else:
+            stmt = stmt.where(
+                sa.or_(key > after_key, sa.and_(key == after_key, scored.c.id > after_id))
+            )
+    order = (key.desc(), scored.c.id.desc()) if descending else (key.asc(), scored.c.id.asc())
+    rows = (await session.execute(stmt.order_by(*order).limit(page_size + 1))).all()
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    links = await links_of(session, [row[0].id for row in rows])
+    hits = [
+        pb.ContactHit(
+            contact=contact_to_pb(row, links.get(row.id, [])),
+            score=float(row_score),
+            cursor=_encode_sorted_cursor(sort, row_key, row.id),
+            sort_key=row_key,
+        )
+        for row, row_score, row_key in rows
     ]
     return pb.ListContactsResponse(
         hits=hits, next_page_token=hits[-1].cursor if more and hits else ""

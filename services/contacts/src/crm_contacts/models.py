@@ -335,3 +335,26 @@ class TaskGrant(Base):
     assignee_id: Mapped[str] = mapped_column(sa.Text)
     deal_id: Mapped[str] = mapped_column(sa.Text, default="")
     contact_id: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class ContactView(Base):
+    """A saved view of the contacts list: its filters and sort, private to its owner or
+    shared with the owner's team. Kept in the owner's home region."""
+
+    __tablename__ = "contact_views"
+
+    id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+    owner_id: Mapped[str] = mapped_column(sa.Text)
+    team: Mapped[str] = mapped_column(sa.Text, default="")
+    name: Mapped[str] = mapped_column(sa.Text)
+    shared: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    filters: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    sort: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    __table_args__ = (
+        sa.Index("ix_contact_views_owner", "tenant_id", "owner_id"),
+        sa.Index("ix_contact_views_team", "tenant_id", "team", postgresql_where=sa.text("shared")),
+    )

@@ -26,6 +26,7 @@ from crm_contacts import (
     privacy,
     privacy_requests,
     timeline,
+    views,
 )
 from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit import task_access, teams
@@ -344,6 +345,45 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             "custom_field.list",
             "*",
             lambda s: custom_field_defs.list_definitions(s, principal, request.entity),
+        )
+
+    async def SaveContactView(
+        self, request: pb.SaveContactViewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ContactView:
+        # A user's own setting, not personal data of a contact: not audited.
+        principal = caller()
+        return await idempotent(
+            self.runtime.sessions,
+            principal,
+            "SaveContactView",
+            request,
+            pb.ContactView,
+            lambda s: views.save(s, principal, self.region, request.view),
+        )
+
+    async def ListContactViews(
+        self, request: pb.ListContactViewsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListContactViewsResponse:
+        principal = caller()
+        async with transaction(self.runtime.sessions) as session:
+            return await views.list_views(session, principal)
+
+    async def DeleteContactView(
+        self, request: pb.DeleteContactViewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteContactViewResponse:
+        principal = caller()
+
+        async def work(session: AsyncSession) -> pb.DeleteContactViewResponse:
+            await views.delete(session, principal, request.id)
+            return pb.DeleteContactViewResponse()
+
+        return await idempotent(
+            self.runtime.sessions,
+            principal,
+            "DeleteContactView",
+            request,
+            pb.DeleteContactViewResponse,
+            work,
         )
 
     async def ListUpcomingDates(

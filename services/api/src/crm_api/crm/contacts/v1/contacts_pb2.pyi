@@ -404,6 +404,7 @@ class ListContactsRequest(_message.Message):
     COMPANY_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Free-text search over names, emails, phones and company names."""
     owner_id: _builtins.str
@@ -414,7 +415,11 @@ class ListContactsRequest(_message.Message):
     company_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
-    """The `cursor` of the last hit seen."""
+    """The `cursor` of the last hit seen (of a listing in the same order)."""
+    sort: _builtins.str
+    """The order: "name" or "-name" (first and last name, case-insensitive, by code point),
+    "created_at" or "-created_at"; ties by id. Empty: by (score desc, id desc).
+    """
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -433,10 +438,11 @@ class ListContactsRequest(_message.Message):
         company_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        sort: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "country", b"country", "created_after", b"created_after", "created_before", b"created_before", "lifecycle_stage", b"lifecycle_stage", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "source", b"source", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["company_id", b"company_id", "country", b"country", "created_after", b"created_after", "created_before", b"created_before", "lifecycle_stage", b"lifecycle_stage", "owner_id", b"owner_id", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "sort", b"sort", "source", b"source", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -449,10 +455,18 @@ class ContactHit(_message.Message):
     CONTACT_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    SORT_KEY_FIELD_NUMBER: _builtins.int
     score: _builtins.float
-    """Search relevance (0 when not searching); hits are ordered by (score desc, id desc)."""
+    """Search relevance (0 when not searching); hits are ordered by (score desc, id desc)
+    unless a sort is asked for.
+    """
     cursor: _builtins.str
     """Resumes the listing right after this hit."""
+    sort_key: _builtins.str
+    """The value the hits are sorted by (then by id) when a sort is asked for: the folded
+    name for "name", empty for "created_at" (the id orders by time). Lets a caller merge
+    the hits of several regions in the same order.
+    """
     @_builtins.property
     def contact(self) -> Global___Contact: ...
     def __init__(
@@ -461,10 +475,11 @@ class ContactHit(_message.Message):
         contact: Global___Contact | None = ...,
         score: _builtins.float = ...,
         cursor: _builtins.str = ...,
+        sort_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "cursor", b"cursor", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "cursor", b"cursor", "score", b"score", "sort_key", b"sort_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1399,3 +1414,162 @@ class DeleteAttachmentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteAttachmentResponse: _TypeAlias = DeleteAttachmentResponse  # noqa: Y015
+
+@_typing.final
+class ContactView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FiltersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TEAM_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
+    FILTERS_FIELD_NUMBER: _builtins.int
+    SORT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    owner_id: _builtins.str
+    team: _builtins.str
+    """The owner's team when the view was saved: who sees it when it is shared."""
+    shared: _builtins.bool
+    sort: _builtins.str
+    """The list's order, e.g. "name" or "-created_at"; empty for the default."""
+    @_builtins.property
+    def filters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The list's filters by name: q, stage, tag, country, source, owner, mine, ..."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        team: _builtins.str = ...,
+        shared: _builtins.bool = ...,
+        filters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        sort: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "filters", b"filters", "id", b"id", "name", b"name", "owner_id", b"owner_id", "shared", b"shared", "sort", b"sort", "team", b"team", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactView: _TypeAlias = ContactView  # noqa: Y015
+
+@_typing.final
+class SaveContactViewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIEW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def view(self) -> Global___ContactView: ...
+    def __init__(
+        self,
+        *,
+        view: Global___ContactView | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["view", b"view"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveContactViewRequest: _TypeAlias = SaveContactViewRequest  # noqa: Y015
+
+@_typing.final
+class ListContactViewsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListContactViewsRequest: _TypeAlias = ListContactViewsRequest  # noqa: Y015
+
+@_typing.final
+class ListContactViewsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIEWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def views(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContactView]: ...
+    def __init__(
+        self,
+        *,
+        views: _abc.Iterable[Global___ContactView] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["views", b"views"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListContactViewsResponse: _TypeAlias = ListContactViewsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteContactViewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteContactViewRequest: _TypeAlias = DeleteContactViewRequest  # noqa: Y015
+
+@_typing.final
+class DeleteContactViewResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteContactViewResponse: _TypeAlias = DeleteContactViewResponse  # noqa: Y015

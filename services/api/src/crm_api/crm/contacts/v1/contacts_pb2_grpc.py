@@ -142,6 +142,21 @@ class ContactsServiceStub:
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.SerializeToString,
                 response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.FromString,
                 _registered_method=True)
+        self.SaveContactView = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/SaveContactView',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.SaveContactViewRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ContactView.FromString,
+                _registered_method=True)
+        self.ListContactViews = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/ListContactViews',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactViewsRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactViewsResponse.FromString,
+                _registered_method=True)
+        self.DeleteContactView = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/DeleteContactView',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteContactViewRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteContactViewResponse.FromString,
+                _registered_method=True)
         self.ListUpcomingDates = channel.unary_unary(
                 '/crm.contacts.v1.ContactsService/ListUpcomingDates',
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListUpcomingDatesRequest.SerializeToString,
@@ -291,6 +306,28 @@ class ContactsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveContactView(self, request, context):
+        """Saved views of the contacts list (filters and sort), kept in the owner's home region.
+        A view is private to its owner or shared with the owner's team. Saving one without
+        an id creates it; with an id replaces it (its owner only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListContactViews(self, request, context):
+        """The caller's own views and those shared with the caller's team, in this region.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteContactView(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListUpcomingDates(self, request, context):
         """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
         for the reminder scheduler. Called by the system for every tenant of the region.
@@ -406,6 +443,21 @@ def add_ContactsServiceServicer_to_server(servicer, server):
                     servicer.ListCustomFields,
                     request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.FromString,
                     response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.SerializeToString,
+            ),
+            'SaveContactView': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveContactView,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.SaveContactViewRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ContactView.SerializeToString,
+            ),
+            'ListContactViews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContactViews,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactViewsRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactViewsResponse.SerializeToString,
+            ),
+            'DeleteContactView': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteContactView,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteContactViewRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteContactViewResponse.SerializeToString,
             ),
             'ListUpcomingDates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListUpcomingDates,
@@ -983,6 +1035,87 @@ class ContactsService:
             '/crm.contacts.v1.ContactsService/ListCustomFields',
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.SerializeToString,
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveContactView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/SaveContactView',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.SaveContactViewRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ContactView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContactViews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/ListContactViews',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactViewsRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.ListContactViewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteContactView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/DeleteContactView',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteContactViewRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteContactViewResponse.FromString,
             options,
             channel_credentials,
             insecure,

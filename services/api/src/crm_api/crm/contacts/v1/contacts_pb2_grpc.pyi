@@ -69,6 +69,14 @@ class ContactsServiceStub:
     ListCompanies: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListCompaniesRequest, _contacts_pb2.ListCompaniesResponse]
     DefineCustomField: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DefineCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]
     ListCustomFields: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListCustomFieldsRequest, _contacts_pb2.ListCustomFieldsResponse]
+    SaveContactView: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.SaveContactViewRequest, _contacts_pb2.ContactView]
+    """Saved views of the contacts list (filters and sort), kept in the owner's home region.
+    A view is private to its owner or shared with the owner's team. Saving one without
+    an id creates it; with an id replaces it (its owner only).
+    """
+    ListContactViews: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListContactViewsRequest, _contacts_pb2.ListContactViewsResponse]
+    """The caller's own views and those shared with the caller's team, in this region."""
+    DeleteContactView: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DeleteContactViewRequest, _contacts_pb2.DeleteContactViewResponse]
     ListUpcomingDates: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListUpcomingDatesRequest, _contacts_pb2.ListUpcomingDatesResponse]
     """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
     for the reminder scheduler. Called by the system for every tenant of the region.
@@ -115,6 +123,14 @@ class ContactsServiceAsyncStub(ContactsServiceStub):
     ListCompanies: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListCompaniesRequest, _contacts_pb2.ListCompaniesResponse]  # type: ignore[assignment]
     DefineCustomField: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DefineCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]  # type: ignore[assignment]
     ListCustomFields: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListCustomFieldsRequest, _contacts_pb2.ListCustomFieldsResponse]  # type: ignore[assignment]
+    SaveContactView: _aio.UnaryUnaryMultiCallable[_contacts_pb2.SaveContactViewRequest, _contacts_pb2.ContactView]  # type: ignore[assignment]
+    """Saved views of the contacts list (filters and sort), kept in the owner's home region.
+    A view is private to its owner or shared with the owner's team. Saving one without
+    an id creates it; with an id replaces it (its owner only).
+    """
+    ListContactViews: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListContactViewsRequest, _contacts_pb2.ListContactViewsResponse]  # type: ignore[assignment]
+    """The caller's own views and those shared with the caller's team, in this region."""
+    DeleteContactView: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DeleteContactViewRequest, _contacts_pb2.DeleteContactViewResponse]  # type: ignore[assignment]
     ListUpcomingDates: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListUpcomingDatesRequest, _contacts_pb2.ListUpcomingDatesResponse]  # type: ignore[assignment]
     """Important dates (birthdays, contract ends...) whose next occurrence is `on_date`,
     for the reminder scheduler. Called by the system for every tenant of the region.
@@ -284,6 +300,32 @@ class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _contacts_pb2.ListCustomFieldsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_contacts_pb2.ListCustomFieldsResponse, _abc.Awaitable[_contacts_pb2.ListCustomFieldsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SaveContactView(
+        self,
+        request: _contacts_pb2.SaveContactViewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.ContactView, _abc.Awaitable[_contacts_pb2.ContactView]]:
+        """Saved views of the contacts list (filters and sort), kept in the owner's home region.
+        A view is private to its owner or shared with the owner's team. Saving one without
+        an id creates it; with an id replaces it (its owner only).
+        """
+
+    @_abc_1.abstractmethod
+    def ListContactViews(
+        self,
+        request: _contacts_pb2.ListContactViewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.ListContactViewsResponse, _abc.Awaitable[_contacts_pb2.ListContactViewsResponse]]:
+        """The caller's own views and those shared with the caller's team, in this region."""
+
+    @_abc_1.abstractmethod
+    def DeleteContactView(
+        self,
+        request: _contacts_pb2.DeleteContactViewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.DeleteContactViewResponse, _abc.Awaitable[_contacts_pb2.DeleteContactViewResponse]]: ...
 
     @_abc_1.abstractmethod
     def ListUpcomingDates(
