@@ -65,8 +65,13 @@ def new_webhook_secret() -> str:
 
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv6 address that carries an IPv4 one reaches that address: IPv4-mapped
+        # (::ffff:127.0.0.1) and 6to4 (2002:7f00:1::, whose relay is 127.0.0.1), which
+        # Python counts as global whatever IPv4 address it embeds.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None:
+            return is_public(str(embedded))
     return bool(ip.is_global) and not (ip.is_multicast or ip.is_reserved)
 
 
