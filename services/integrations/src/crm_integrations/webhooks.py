@@ -102,6 +102,17 @@ async def check_target(url: str, allow_private: bool, field: str = "url") -> Non
         )
 
 
+def signed_headers(secret: str, message_id: str, sent_at: datetime, payload: str) -> dict[str, str]:
+    """The Standard Webhooks headers of one message: its id, when it was sent and
+    "v1,<base64 HMAC-SHA256 of id.timestamp.payload>" with the endpoint's whsec_ secret,
+    so a receiver verifies it with any of that specification's libraries."""
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Signer(secret).sign(message_id, sent_at, payload),
+    }
+
+
 def webhook_to_pb(row: models.Webhook, with_secret: bool = False) -> pb.Webhook:
     return pb.Webhook(
         id=row.id,
@@ -374,16 +385,13 @@ class Webhooks:
         status_code, error = 0, ""
         try:
             await check_target(hook.url, allow)
-            sent_at = datetime.now(UTC)
-            signature = Signer(hook.secret).sign(delivery.id, sent_at, delivery.payload)
+            signed = signed_headers(hook.secret, delivery.id, datetime.now(UTC), delivery.payload)
             response = await client.post(
                 hook.url,
                 content=delivery.payload.encode(),
                 headers={
                     "content-type": "application/json",
-                    "webhook-id": delivery.id,
-                    "webhook-timestamp": str(int(sent_at.timestamp())),
-                    "webhook-signature": signature,
+                    **signed,
                     "user-agent": "AtlasCRM-Webhooks/1.0",
                 },
             )
