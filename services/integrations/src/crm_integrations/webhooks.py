@@ -245,6 +245,10 @@ class Webhooks:
     ) -> pb.ListDeliveriesResponse:
         require_admin(principal)
         async with transaction(self.sessions) as session:
+            # Another tenant's webhook (or none) is 404, as for every record one may not see.
+            hook = await session.get(models.Webhook, request.webhook_id)
+            if hook is None or hook.tenant_id != principal.tenant_id:
+                raise NotFound("no such webhook")
             rows = await session.scalars(
                 sa.select(models.Delivery)
                 .where(
