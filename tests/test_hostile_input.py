@@ -424,3 +424,45 @@ async def test_forwarded_for_is_believed_only_from_a_configured_proxy(
         await app.state.gateway.clients.close()
     # Through the proxy: the address it forwarded; straight from elsewhere: the peer.
     assert await submitted_from(db, form["id"]) == ["192.0.2.55", "203.0.113.9"]
+
+
+async def test_a_flood_from_one_address_is_limited_across_two_gateway_replicas(
+    api: httpx.AsyncClient, token_for: Any, db: Any, system: Any
+) -> None:
+    """The per-address limit is counted in the integrations database, not in a gateway:
+    a flood spread over two replicas gets exactly the limit through, however it is
+    interleaved."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from crm_gateway.app import create_app
+    from crm_gateway.settings import GatewaySettings
+
+    admin = token_for("boss", "admin", "eu", tenant=tenant())
+    form = await web_form(api, admin, per_ip=3)
+    second = create_app(
+        GatewaySettings(jwt_secret=system.jwt_secret, service_endpoints=system.endpoints)
+    )
+    # The limit counts per minute: start well inside one, so the flood is in one window.
+    second_of_minute = datetime.now(UTC).second
+    if second_of_minute >= 45:
+        await asyncio.sleep(61 - second_of_minute)
+    try:
+        transport = httpx.ASGITransport(app=second, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw2") as replica:
+            answers = await asyncio.gather(
+                *(
+                    (api if i % 2 else replica).post(
+                        form["submit_url"], json={"email": f"flood{i}@example.org", "country": "DE"}
+                    )
+                    for i in range(16)
+                )
+            )
+    finally:
+        await second.state.gateway.clients.close()
+    codes = sorted(reply.status_code for reply in answers)
+    assert codes == [201] * 3 + [429] * 13, codes
+    for reply in answers:
+        if reply.status_code == 429:
+            assert reply.headers["content-type"] == PROBLEM and "Retry-After" in reply.headers
+    assert await submitted_from(db, form["id"]) == ["127.0.0.1"] * 3

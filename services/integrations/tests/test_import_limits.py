@@ -205,3 +205,102 @@ async def test_abandoned_uploads_expire_a_day_after_they_were_last_touched(
     started = await api.post(f"/v1/imports/{ready['id']}/start", json={}, headers=admin)
     assert started.status_code == 409
     assert (await api.get(f"/v1/imports/{fresh['id']}", headers=admin)).json()["status"] == "ready"
+
+
+def _xlsx_declaring(declaration: str, reference: str) -> bytes:
+    """A real workbook whose first sheet declares `declaration` and uses `reference`."""
+    workbook = Workbook()
+    workbook.active.append(["first_name", "email"])
+    workbook.active.append(["PLACEHOLDER", "ana@example.pt"])
+    saved = io.BytesIO()
+    workbook.save(saved)
+    source = zipfile.ZipFile(io.BytesIO(saved.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for part in source.infolist():
+            data = source.read(part.filename)
+            if b"PLACEHOLDER" in data:
+                body = data.decode()
+                if body.startswith("<?xml"):
+                    body = body.split("?>", 1)[1]
+                body = body.replace("PLACEHOLDER", reference)
+                data = (f'<?xml version="1.0" encoding="UTF-8"?>{declaration}{body}').encode()
+            archive.writestr(part, data)
+    return out.getvalue()
+
+
+LAUGHS = (
+    '<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(
+        f'<!ENTITY {name} "{("&" + previous + ";") * 10}">'
+        for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "]>"
+)
+
+
+@pytest.mark.parametrize(
+    ("declaration", "reference"),
+    [
+        ('<!DOCTYPE worksheet [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "&xxe;"),
+        (
+            '<!DOCTYPE worksheet [<!ENTITY xxe SYSTEM "http://169.254.169.254/latest/">]>',
+            "&xxe;",
+        ),
+        (LAUGHS, "&i;"),
+    ],
+    ids=["external-file", "external-url", "billion-laughs"],
+)
+async def test_an_xlsx_declaring_entities_is_refused_and_not_kept(
+    api: httpx.AsyncClient,
+    admin: dict[str, str],
+    db: Any,
+    tenant: str,
+    declaration: str,
+    reference: str,
+) -> None:
+    data = _xlsx_declaring(declaration, reference)
+    refused = await api.post(
+        "/v1/imports?file_name=leads.xlsx", files={"file": ("leads.xlsx", data)}, headers=admin
+    )
+    assert refused.status_code == 422, refused.text[:300]
+    [error] = refused.json()["errors"]
+    assert error["field"] == "file" and "DTD or XML entities" in error["message"], error
+    assert "root:" not in refused.text
+    [job] = await _jobs(db, tenant)
+    assert (job["status"], job["chunks"]) == ("failed", 0)
+
+
+async def test_a_csv_with_a_million_columns_or_thousands_is_refused_naming_the_file(
+    api: httpx.AsyncClient, admin: dict[str, str], db: Any, tenant: str
+) -> None:
+    million = "," * 1_000_000 + "\n"
+    refused = await api.post("/v1/imports?file_name=wide.csv", content=million, headers=admin)
+    assert refused.status_code == 422, refused.text[:300]
+    [error] = refused.json()["errors"]
+    assert error["field"] == "file", error
+    assert "row 1 has 1000001 columns; at most 1000" in error["message"], error
+    # Short enough a line, but far more columns than a contact file has.
+    wide = "name,email\nAna,ana@example.pt\n" + ",".join(f"c{i}" for i in range(5000)) + "\n"
+    refused = await api.post("/v1/imports?file_name=wide.csv", content=wide, headers=admin)
+    assert refused.status_code == 422, refused.text[:300]
+    [error] = refused.json()["errors"]
+    assert error["field"] == "file" and "row 3 has 5000 columns; at most 1000" in error["message"]
+    jobs = await _jobs(db, tenant)
+    assert [(job["status"], job["chunks"]) for job in jobs] == [("failed", 0), ("failed", 0)]
+
+
+async def test_a_100_mb_line_is_refused_without_reading_it_whole(
+    api: httpx.AsyncClient, admin: dict[str, str], db: Any, tenant: str
+) -> None:
+    async def body() -> Any:
+        yield b"name,email\n"
+        for _ in range(100):
+            yield b"a," * (512 * 1024)  # 1 MiB of fields, no end of line in 100 MiB
+
+    refused = await api.post("/v1/imports?file_name=long.csv", content=body(), headers=admin)
+    assert refused.status_code == 422, refused.text[:300]
+    [error] = refused.json()["errors"]
+    assert error["field"] == "file" and "line 2 is longer than 1 MiB" in error["message"], error
+    [job] = await _jobs(db, tenant)
+    assert (job["status"], job["chunks"]) == ("failed", 0)

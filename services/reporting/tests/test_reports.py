@@ -274,8 +274,8 @@ async def test_a_sales_rep_sees_only_their_own_deals_and_a_manager_their_team(
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"from": "2026-13-01"}, "period_from"),
-        ({"from": "2026-05-02", "to": "2026-05-01"}, "period_to"),
+        ({"from": "2026-13-01"}, "from"),
+        ({"from": "2026-05-02", "to": "2026-05-01"}, "to"),
         ({"granularity": "fortnight"}, "granularity"),
         ({"region": "mars"}, "region"),
         ({"format": "xls"}, "format"),

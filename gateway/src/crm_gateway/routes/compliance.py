@@ -26,6 +26,7 @@ from crm_gateway.clients import STUBS
 from crm_gateway.problems import Problem, invalid
 from crm_kit.errors import InvalidArgument
 from crm_kit.placement import ResidencyPolicy, normalize_country, region_for_country
+from crm_kit.spreadsheet import safe_row
 
 router = APIRouter(tags=["compliance"])
 OFFICER_ROLES = ("compliance_officer", "admin")
@@ -471,12 +472,14 @@ def _csv(report: dict[str, Any]) -> str:
     for entry in report["regions"]:
         for service, kinds in sorted(entry["services"].items()):
             for kind, n in sorted(kinds.items()):
-                writer.writerow([entry["region"], service, kind, n["subjects"], n["records"]])
+                writer.writerow(
+                    safe_row([entry["region"], service, kind, n["subjects"], n["records"]])
+                )
     writer.writerow([])
     writer.writerow(["violation: stored_in", "service", "kind", "required_region", "records"])
     for v in report["violations"]:
         writer.writerow(
-            [v["stored_in"], v["service"], v["kind"], v["required_region"], v["records"]]
+            safe_row([v["stored_in"], v["service"], v["kind"], v["required_region"], v["records"]])
         )
     return out.getvalue()
 

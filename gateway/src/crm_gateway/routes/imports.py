@@ -40,6 +40,7 @@ from crm_gateway import answers, schemas
 from crm_gateway.access import Caller, caller, region_of_id
 from crm_gateway.pagination import Hit, merged_page
 from crm_gateway.problems import Problem, invalid
+from crm_kit.spreadsheet import safe_row
 
 router = APIRouter(tags=["imports and exports"])
 
@@ -443,7 +444,7 @@ async def _report_lines(parts: list[_ErrorRows]) -> AsyncIterator[bytes]:
             if not heads:
                 break
             row = await parts[min(heads)[1]].pop()
-            writer.writerow([row.row, row.column, row.value, row.error])
+            writer.writerow(safe_row([row.row, row.column, row.value, row.error]))
         yield out.getvalue().encode()
 
 
@@ -541,8 +542,7 @@ class _Sink:
             self.sheet.append(list(columns))
 
     def add(self, row: list[str]) -> None:
-        # A leading =, +, - or @ would be run as a formula by spreadsheet programs.
-        safe = ["'" + v if v[:1] in ("=", "+", "-", "@") and not _number(v) else v for v in row]
+        safe = safe_row(row)
         if self.format == "csv":
             self.writer.writerow(safe)
         else:
@@ -554,14 +554,6 @@ class _Sink:
             self.handle.close()
         else:
             self.workbook.save(self.path)
-
-
-def _number(value: str) -> bool:
-    try:
-        float(value)
-        return True
-    except ValueError:
-        return False
 
 
 def _stamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -31,6 +31,7 @@ from crm_gateway import answers
 from crm_gateway.access import Caller, caller, require_role
 from crm_gateway.problems import Problem, invalid
 from crm_kit.reporting_money import round_reporting
+from crm_kit.spreadsheet import safe_cell
 
 router = APIRouter()
 
@@ -280,7 +281,7 @@ def _csv(report: dict[str, Any]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in data:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: "" if v is None else safe_cell(v) for k, v in row.items()})
     return buffer.getvalue()
 
 

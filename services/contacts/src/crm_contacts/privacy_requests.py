@@ -61,6 +61,7 @@ from crm_kit.errors import (
 from crm_kit.ids import new_id, region_of
 from crm_kit.placement import ResidencyPolicy, law_for_region, region_for_country
 from crm_kit.runtime import Runtime
+from crm_kit.spreadsheet import safe_cell
 
 KINDS = ("export", "erasure", "rectification")
 # What the law of the subject's region gives the controller to answer
@@ -786,7 +787,9 @@ def export_zip(
             for row in rows:
                 writer.writerow(
                     {
-                        k: v if isinstance(v, str | int | float) or v is None else json.dumps(v)
+                        k: safe_cell(
+                            v if isinstance(v, str | int | float) or v is None else json.dumps(v)
+                        )
                         for k, v in row.items()
                     }
                 )

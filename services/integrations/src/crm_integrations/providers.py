@@ -23,7 +23,6 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from standardwebhooks.webhooks import Webhook as Signer
 
 from crm_api.crm.contacts.v1 import contacts_pb2 as cpb
 from crm_api.crm.directory.v1 import directory_pb2 as dpb
@@ -40,7 +39,7 @@ from crm_integrations.common import (
     sha256,
 )
 from crm_integrations.forms import require_admin
-from crm_integrations.webhooks import check_target, new_webhook_secret
+from crm_integrations.webhooks import check_target, new_webhook_secret, signed_headers
 from crm_kit import clock
 from crm_kit.audit import append_audit
 from crm_kit.context import Principal
@@ -270,8 +269,7 @@ class Providers:
     ) -> str:
         """POSTs the signed request; the provider's call id, or Unavailable."""
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
-        sent_at = datetime.now(UTC)
-        signature = Signer(provider.call_secret).sign(request_id, sent_at, body)
+        signed = signed_headers(provider.call_secret, request_id, datetime.now(UTC), body)
         try:
             async with httpx.AsyncClient(
                 timeout=self.call_timeout, follow_redirects=False
@@ -281,9 +279,7 @@ class Providers:
                     content=body.encode(),
                     headers={
                         "content-type": "application/json",
-                        "webhook-id": request_id,
-                        "webhook-timestamp": str(int(sent_at.timestamp())),
-                        "webhook-signature": signature,
+                        **signed,
                         "idempotency-key": request_id,
                         "user-agent": "AtlasCRM-Telephony/1.0",
                     },

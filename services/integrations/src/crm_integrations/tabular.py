@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from charset_normalizer import from_bytes
 
@@ -245,15 +245,45 @@ class Refused(ValueError):
     """The file cannot be imported safely; the message says why, for the user."""
 
 
+# A contact file has tens of columns; a line or row far past these is an attack on the
+# reader's memory (the csv module builds a whole row as a list before anyone can look at
+# it: a 100 MB line of "a," is fifty million strings), refused at upload.
+MAX_LINE_CHARS = 1024 * 1024
+MAX_COLUMNS = 1000
+
+
+def _bounded_lines(handle: TextIO) -> Iterator[str]:
+    """The file's lines, refusing one longer than MAX_LINE_CHARS before it is read whole."""
+    number = 0
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise Refused(f"line {number} is longer than {MAX_LINE_CHARS // 1024 // 1024} MiB")
+        yield line
+
+
+def _bounded_rows(handle: TextIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of every row, refusing a row of more than MAX_COLUMNS."""
+    reader = csv.reader(_bounded_lines(handle), delimiter=delimiter)
+    for cells in reader:
+        if len(cells) > MAX_COLUMNS:
+            raise Refused(f"row {reader.line_num} has {len(cells)} columns; at most {MAX_COLUMNS}")
+        yield reader.line_num, cells
+
+
 def check_csv(path: Path, encoding: str, delimiter: str) -> None:
     """Reads the whole file once, so a row the reader cannot take (a field over the csv
-    module's limit of 128 KiB) is refused at upload rather than failing the import later."""
+    module's limit of 128 KiB, a line over MAX_LINE_CHARS, more than MAX_COLUMNS) is
+    refused at upload rather than failing the import later."""
     limit = csv.field_size_limit()
     with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(_bounded_lines(handle), delimiter=delimiter)
         try:
-            for _ in reader:
-                pass
+            for cells in reader:
+                if len(cells) > MAX_COLUMNS:
+                    raise Refused(
+                        f"row {reader.line_num} has {len(cells)} columns; at most {MAX_COLUMNS}"
+                    )
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
                 raise Refused(
@@ -300,6 +330,7 @@ def check_xlsx(path: Path, limits: XlsxLimits) -> None:
         total = 0
         for part in parts:
             size = 0
+            tail = b""
             try:
                 with archive.open(part) as stream:
                     while chunk := stream.read(1024 * 1024):
@@ -307,6 +338,14 @@ def check_xlsx(path: Path, limits: XlsxLimits) -> None:
                         total += len(chunk)
                         if size > bound(part) or total > limits.max_total_bytes:
                             raise Refused(_too_large(part.filename, bound(part), limits))
+                        # Spreadsheets never declare a DTD: one is there for entities
+                        # (a file of the server's, or a "billion laughs" expansion).
+                        if b"<!DOCTYPE" in tail + chunk or b"<!ENTITY" in tail + chunk:
+                            raise Refused(
+                                f"the workbook declares a DTD or XML entities ({part.filename})"
+                                ", which no spreadsheet program writes"
+                            )
+                        tail = chunk[-16:]
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 raise Refused(f"the workbook is damaged ({part.filename}: {exc})") from exc
 
@@ -351,8 +390,8 @@ def iter_rows(
             workbook.close()
         return
     with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        next(reader, None)
-        for cells in reader:
+        rows = _bounded_rows(handle, delimiter)
+        next(rows, None)
+        for number, cells in rows:
             if any(c.strip() for c in cells):
-                yield reader.line_num, [c.strip() for c in cells]
+                yield number, [c.strip() for c in cells]

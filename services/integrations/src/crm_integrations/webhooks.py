@@ -65,8 +65,13 @@ def new_webhook_secret() -> str:
 
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv6 address that carries an IPv4 one reaches that address: IPv4-mapped
+        # (::ffff:127.0.0.1) and 6to4 (2002:7f00:1::, whose relay is 127.0.0.1), which
+        # Python counts as global whatever IPv4 address it embeds.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None:
+            return is_public(str(embedded))
     return bool(ip.is_global) and not (ip.is_multicast or ip.is_reserved)
 
 
@@ -95,6 +100,17 @@ async def check_target(url: str, allow_private: bool, field: str = "url") -> Non
             f"the host resolves to a private, loopback or link-local address ({', '.join(refused)})"
             "; only public addresses are allowed unless the tenant allows private targets",
         )
+
+
+def signed_headers(secret: str, message_id: str, sent_at: datetime, payload: str) -> dict[str, str]:
+    """The Standard Webhooks headers of one message: its id, when it was sent and
+    "v1,<base64 HMAC-SHA256 of id.timestamp.payload>" with the endpoint's whsec_ secret,
+    so a receiver verifies it with any of that specification's libraries."""
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Signer(secret).sign(message_id, sent_at, payload),
+    }
 
 
 def webhook_to_pb(row: models.Webhook, with_secret: bool = False) -> pb.Webhook:
@@ -229,6 +245,10 @@ class Webhooks:
     ) -> pb.ListDeliveriesResponse:
         require_admin(principal)
         async with transaction(self.sessions) as session:
+            # Another tenant's webhook (or none) is 404, as for every record one may not see.
+            hook = await session.get(models.Webhook, request.webhook_id)
+            if hook is None or hook.tenant_id != principal.tenant_id:
+                raise NotFound("no such webhook")
             rows = await session.scalars(
                 sa.select(models.Delivery)
                 .where(
@@ -369,16 +389,13 @@ class Webhooks:
         status_code, error = 0, ""
         try:
             await check_target(hook.url, allow)
-            sent_at = datetime.now(UTC)
-            signature = Signer(hook.secret).sign(delivery.id, sent_at, delivery.payload)
+            signed = signed_headers(hook.secret, delivery.id, datetime.now(UTC), delivery.payload)
             response = await client.post(
                 hook.url,
                 content=delivery.payload.encode(),
                 headers={
                     "content-type": "application/json",
-                    "webhook-id": delivery.id,
-                    "webhook-timestamp": str(int(sent_at.timestamp())),
-                    "webhook-signature": signature,
+                    **signed,
                     "user-agent": "AtlasCRM-Webhooks/1.0",
                 },
             )

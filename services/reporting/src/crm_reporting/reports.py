@@ -85,10 +85,11 @@ def parse_filters(name: str, msg: pb.ReportFilter) -> Filters:
     violations: list[FieldViolation] = []
     if name not in NAMES:
         violations.append(FieldViolation("name", f"unknown report; one of {', '.join(NAMES)}"))
-    first = _day(msg.period_from, "period_from", violations)
-    last = _day(msg.period_to, "period_to", violations)
+    # Named as the caller wrote them: the query parameters `from` and `to`.
+    first = _day(msg.period_from, "from", violations)
+    last = _day(msg.period_to, "to", violations)
     if first and last and first > last:
-        violations.append(FieldViolation("period_to", "must not be before period_from"))
+        violations.append(FieldViolation("to", "must not be before from"))
     granularity = msg.granularity.strip() or "month"
     if granularity not in GRANULARITIES:
         violations.append(FieldViolation("granularity", f"one of {', '.join(GRANULARITIES)}"))
