@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(2700)
 def test_short_fault_campaign_loses_and_duplicates_nothing() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tools.chaos", "--short", "--seed", "17"],
@@ -30,7 +30,7 @@ def test_short_fault_campaign_loses_and_duplicates_nothing() -> None:
         start_new_session=True,
     )
     try:
-        output, _ = process.communicate(timeout=1200)
+        output, _ = process.communicate(timeout=2400)
     finally:
         # The campaign stops its own system on SIGTERM; SIGKILL ends whatever is left.
         if process.poll() is None:
