@@ -47,12 +47,21 @@ class Mailbox:
         self.port = 0
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
+        # Addresses whose next message is held before the server answers, and those of
+        # them that have arrived (a test does something while a send is in flight).
+        self.held: set[str] = set()
+        self.arrived: set[str] = set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         mail = message_from_bytes(
             envelope.original_content or envelope.content, policy=policy.default
         )
         assert isinstance(mail, EmailMessage)
+        held = self.held.intersection(envelope.rcpt_tos)
+        self.arrived |= held
+        # Polled: the test releases it from another thread (another event loop).
+        while self.held.intersection(held):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         with self.lock:
             self.messages.append(mail)
         return "250 OK"
@@ -145,6 +154,8 @@ def cluster(system: Cluster, mailbox: Mailbox, receiver: Receiver) -> Iterator[C
                     "sms": {**provider, "url": f"http://127.0.0.1:{receiver.port}/sms"},
                 }
             ),
+            # A message held by the test SMTP server (Mailbox.held) is waited for.
+            "CRM_SMTP_TIMEOUT": "120",
             "CRM_NOTIFY_MAX_ATTEMPTS": "3",
             "CRM_NOTIFY_BACKOFF_SECONDS": "60",
             "CRM_NOTIFY_DISPATCH_INTERVAL": "0.2",

@@ -153,6 +153,40 @@ async def test_a_resend_after_a_crash_mid_send_carries_the_same_message_id(
     assert {m["Message-ID"] for m in copies} == {row["message_id"]}
 
 
+async def test_an_email_accepted_while_postgresql_restarts_is_sent_once(
+    eu, cluster, mailbox, db, eventually, move_clock
+) -> None:  # type: ignore[no-untyped-def]
+    user = await eu.user("pia")
+    mailbox.held.add(user.email)
+    await _task(eu, user.id, "Send the offer")
+    await eventually(lambda: user.email in mailbox.arrived, what="the email in flight")
+    # The SMTP server accepts the message while the database is down: the dispatcher
+    # cannot record it as sent until PostgreSQL is back.
+    cluster.postgres.stop()
+    try:
+        mailbox.held.discard(user.email)
+        await eventually(lambda: mailbox.to(user.email), what="the email accepted")
+    finally:
+        cluster.postgres.start()
+    # Recorded once the database is back, within the lease (giving up, the dispatcher
+    # would leave the lease to run out and send the email again).
+    [row] = await eventually(
+        lambda: db(
+            "SELECT message_id FROM deliveries WHERE tenant_id=$1 AND channel='email'"
+            " AND status='sent'",
+            eu.tenant,
+        ),
+        what="the email recorded as sent",
+    )
+    move_clock(timedelta(minutes=5))  # long after any lease
+    # A later email is delivered: a second copy of the first would have gone before it.
+    marker = await eu.user("mona")
+    await _task(eu, marker.id)
+    await eventually(lambda: mailbox.to(marker.email), what="the marker email")
+    [mail] = mailbox.to(user.email)
+    assert mail["Message-ID"] == row["message_id"]
+
+
 async def test_the_http_provider_gets_signed_json_and_a_failing_one_is_dead_lettered(
     eu, receiver, provider_secret, db, eventually, move_clock
 ) -> None:  # type: ignore[no-untyped-def]

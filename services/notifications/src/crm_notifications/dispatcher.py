@@ -7,7 +7,9 @@ A replica that dies mid-send leaves a lease that expires; another replica then s
 again with the same Message-ID / Idempotency-Key. In-app messages are exact: the inbox
 row and the "sent" mark are written in one transaction. For email and HTTP providers a
 crash between the provider accepting the message and our commit can give a second copy
-carrying the same id, which receivers can recognise (at least once, deduplicable).
+carrying the same id, which receivers can recognise (at least once, deduplicable); a
+database outage there does not: recording the send waits for the database while the
+lease holds (`record_sent`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.crm.contacts.v1 import contacts_pb2
 from crm_api.crm.events.v1 import notifications_pb2 as events
 from crm_kit import clock
+from crm_kit.db import is_unavailable
 from crm_kit.errors import Unavailable
 from crm_kit.ids import new_id
 from crm_kit.messaging import Outbox
@@ -238,7 +242,24 @@ class Dispatcher:
                 rendered.subject,
                 f"Sent by email to {address}" + (f", attached: {names}" if names else ""),
             )
-        await self.finish(row, "sent", detail, address=address)
+        await self.record_sent(row, detail, address)
+
+    async def record_sent(self, row: models.Delivery, detail: str, address: str) -> None:
+        """Records a message the provider accepted, waiting out a database outage (a
+        restart, a failover) while the lease holds: given up at once, the lease would run
+        out and the message be sent a second time."""
+        give_up = time.monotonic() + self.settings.notify_lease_seconds * 0.8
+        delay = 0.5
+        while True:
+            try:
+                await self.finish(row, "sent", detail, address=address)
+                return
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() + delay > give_up:
+                    raise
+                log.warning("delivery %s sent; recording it waits for the database", row.id)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def client_recipient(
         self, row: models.Delivery, default: Schedule
