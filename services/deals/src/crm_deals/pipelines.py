@@ -83,6 +83,10 @@ async def load_cached(session: AsyncSession, tenant_id: str, pipeline_id: str) -
         return cached
     generation = PIPELINES.generation(tenant_id)
     view = await load(session, tenant_id, pipeline_id)
+    # Out of this session before it is shared: a rollback (a refused move) expires the
+    # objects of its session, which would leave the cache holding unreadable rows.
+    for row in (view.pipeline, *view.stages):
+        session.expunge(row)
     PIPELINES.put(tenant_id, key, view, generation)
     return view
 
