@@ -65,13 +65,19 @@ async def setup(
     http = client
 
     class Retrying:
-        """POSTs that a busy machine may answer 503: retried, done once each thanks to
-        the Idempotency-Key (the setup is not what is measured)."""
+        """POSTs that a busy machine may answer 503 or drop: retried, done once each
+        thanks to the Idempotency-Key (the setup is not what is measured)."""
 
         async def post(self, path: str, *, json: Any, headers: dict[str, str]) -> httpx.Response:
             keyed = {**headers, "Idempotency-Key": secrets.token_hex(8)}
-            for _ in range(10):
-                reply = await http.post(path, json=json, headers=keyed)
+            for attempt in range(10):
+                try:
+                    reply = await http.post(path, json=json, headers=keyed)
+                except httpx.TransportError:  # a kept-alive connection closed under us
+                    if attempt == 9:
+                        raise
+                    await asyncio.sleep(1)
+                    continue
                 if reply.status_code != 503:
                     break
                 await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
