@@ -45,7 +45,9 @@ from typing import Any
 
 import asyncpg
 import dataset  # bench/dataset.py: run as a script, this folder is on sys.path
+import floor_server
 import httpx
+import procstat  # bench/procstat.py
 
 from crm_cli.cluster import Cluster, ClusterConfig, free_port
 from crm_kit.auth import mint_token
@@ -285,6 +287,11 @@ def summarize(raw: dict[str, Any], wrk_rps: float | None) -> dict[str, Any]:
     }
 
 
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def measure(
     name: str,
     url: str,
@@ -292,8 +299,11 @@ def measure(
     args: list[str],
     settings: argparse.Namespace,
     warmup_args: list[str] | None = None,
+    groups: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
-    """A warm-up run (not recorded), then the measured run, with the same wrk settings."""
+    """A warm-up run (not recorded), then the measured run, with the same wrk settings;
+    with `groups`, the CPU each process group spent per request in the measured run
+    (wrk's own CPU too: it is our child, reaped when it ends)."""
     path = WRK_DIR / script
     if settings.warmup > 0:
         say(f"  {name}: warming up for {settings.warmup}s")
@@ -307,6 +317,8 @@ def measure(
             threads=settings.threads,
         )
     say(f"  {name}: measuring for {settings.duration}s")
+    before = procstat.cpu_seconds(groups or {})
+    wrk_before = _children_cpu()
     result = run_wrk(
         name,
         url,
@@ -315,6 +327,15 @@ def measure(
         duration=settings.duration,
         connections=settings.connections,
         threads=settings.threads,
+    )
+    used = procstat.cpu_delta(before, procstat.cpu_seconds(groups or {}))
+    used["wrk"] = _children_cpu() - wrk_before
+    result["cpu_ms_per_request"] = {
+        name: round(ms, 3)
+        for name, ms in procstat.per_operation_ms(used, result["requests"]).items()
+    }
+    result["cpu_ms_per_request_stack"] = round(
+        sum(ms for group, ms in result["cpu_ms_per_request"].items() if group != "wrk"), 3
     )
     say(
         f"  {name}: {result['requests_per_second']:,.0f} requests/s, "
@@ -509,8 +530,14 @@ def run(settings: argparse.Namespace, state: Path) -> dict[str, Any]:
         measurements: dict[str, Any] = {}
         results["measurements"] = measurements
         say("search through the gateway: GET /v1/contacts?q=...")
+        groups = procstat.cluster_groups(cluster)
         measurements["gateway_search"] = measure(
-            "gateway-search", cluster.gateway_url, "search.lua", [str(requests_file)], settings
+            "gateway-search",
+            cluster.gateway_url,
+            "search.lua",
+            [str(requests_file)],
+            settings,
+            groups=groups,
         )
 
         run_id = secrets.token_hex(3)
@@ -523,6 +550,7 @@ def run(settings: argparse.Namespace, state: Path) -> dict[str, Any]:
             [run_id, *token_args],
             settings,
             warmup_args=[f"{run_id}w", *token_args],
+            groups=groups,
         )
         results["contacts_per_region_after_create"] = asyncio.run(count_contacts(cluster))
         results["outbox_backlog_after_create"] = asyncio.run(outbox_backlog(cluster))
@@ -539,12 +567,42 @@ def run(settings: argparse.Namespace, state: Path) -> dict[str, Any]:
             [run_id, *token_args],
             settings,
             warmup_args=[f"{run_id}w", *token_args],
+            groups={
+                "baseline": [baseline.pid],
+                "postgres": groups["postgres"],
+                "gateway": groups["gateway"],
+            },
         )
         stop_process(baseline)
         baseline = None
 
+        say("architecture floor: the gateway -> gRPC -> a servicer that does nothing")
+        floor_processes, floor_url = floor_server.start_floor(cluster)
+        try:
+            measurements["floor_create"] = measure(
+                "floor-create",
+                floor_url,
+                "create.lua",
+                [run_id, *token_args],
+                settings,
+                warmup_args=[f"{run_id}w", *token_args],
+                groups={"gateway": [floor_processes[1].pid], "floor": [floor_processes[0].pid]},
+            )
+        finally:
+            floor_server.stop(floor_processes)
+
         gateway, floor = measurements["gateway_create"], measurements["baseline_create"]
+        arch = measurements["floor_create"]
         results["ratios"] = {
+            "create_requests_per_second_over_floor": ratio(
+                gateway["requests_per_second"], arch["requests_per_second"]
+            ),
+            "floor_requests_per_second_over_baseline": ratio(
+                arch["requests_per_second"], floor["requests_per_second"]
+            ),
+            "create_cpu_ms_stack_over_floor": ratio(
+                gateway["cpu_ms_per_request_stack"], arch["cpu_ms_per_request_stack"]
+            ),
             "create_requests_per_second_gateway_over_baseline": ratio(
                 gateway["requests_per_second"], floor["requests_per_second"]
             ),
@@ -609,6 +667,7 @@ def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     rows = [
         ("gateway  POST /v1/contacts (create)", m["gateway_create"]),
+        ("floor    POST via gateway, no-op gRPC", m["floor_create"]),
         ("baseline POST (FastAPI + asyncpg)", m["baseline_create"]),
         ("gateway  GET /v1/contacts?q= (search)", m["gateway_search"]),
     ]
@@ -625,18 +684,28 @@ def render(results: dict[str, Any]) -> str:
         + f"  (loaded by COPY in {results['load']['seconds']}s)",
         "",
         f"{'measurement':<40}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p95 ms':>9}"
-        f"{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}",
+        f"{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}{'CPU ms':>9}",
     ]
     for label, r in rows:
         lat = r["latency_ms"]
         out.append(
             f"{label:<40}{r['requests_per_second']:>9,.0f}{lat['p50']:>9.1f}{lat['p90']:>9.1f}"
             f"{lat['p95']:>9.1f}{lat['p99']:>9.1f}{r['non_2xx']:>9}"
-            f"{sum(r['socket_errors'].values()):>9}"
+            f"{sum(r['socket_errors'].values()):>9}{r['cpu_ms_per_request_stack']:>9.2f}"
+        )
+    out += ["", "CPU ms per request per process group (wrk apart from the stack total):"]
+    for label, r in rows:
+        groups = sorted(r["cpu_ms_per_request"].items(), key=lambda item: -item[1])
+        out.append(
+            f"  {label.split('(')[0].strip():<34} " + "  ".join(f"{g} {ms:.2f}" for g, ms in groups)
         )
     q = results["ratios"]
     out += [
         "",
+        "creation / architecture floor:  "
+        f"requests/s {q['create_requests_per_second_over_floor']:.3f}x   "
+        f"CPU ms per request {q['create_cpu_ms_stack_over_floor']:.2f}x   "
+        f"(floor / baseline requests/s {q['floor_requests_per_second_over_baseline']:.3f}x)",
         "creation, gateway / baseline:  "
         f"requests/s {q['create_requests_per_second_gateway_over_baseline']:.3f}x   "
         f"p50 {q['create_p50_latency_gateway_over_baseline']:.2f}x   "

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import procstat  # bench/procstat.py: this folder is on sys.path when run
 
 from crm_cli.cluster import Cluster, ClusterConfig, free_port
 from crm_kit.auth import mint_token
@@ -165,6 +166,7 @@ async def drive(
         "p50_ms": percentile(latencies, 50) * 1000 if latencies else 0.0,
         "p99_ms": percentile(latencies, 99) * 1000 if latencies else 0.0,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+        "count": len(latencies),
         "errors": errors,
     }
 
@@ -199,7 +201,11 @@ async def trivial_endpoint() -> tuple[Any, str]:
 
 
 async def bench_forms(
-    client: httpx.AsyncClient, headers: dict[str, str], duration: float, concurrency: int
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    duration: float,
+    concurrency: int,
+    groups: dict[str, list[int]],
 ) -> dict[str, Any]:
     pipeline = await ok(
         await client.post(
@@ -233,7 +239,9 @@ async def bench_forms(
         201,
     )
     await drive(client, form["submit_url"], 2, concurrency, {201})  # warm-up
+    before = procstat.start(groups)
     system = await drive(client, form["submit_url"], duration, concurrency, {201})
+    system["cpu_seconds"] = procstat.since(groups, before)
     (server, task), base_url = await trivial_endpoint()
     try:
         limits = httpx.Limits(max_connections=concurrency + 4)
@@ -253,11 +261,16 @@ async def run(args: argparse.Namespace, cluster: Cluster, path: Path) -> dict[st
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=args.concurrency + 4)
     async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=60, limits=limits) as client:
-        forms = await bench_forms(client, headers, args.duration, args.concurrency)
+        groups = procstat.cluster_groups(cluster)
+        forms = await bench_forms(client, headers, args.duration, args.concurrency, groups)
+        before = procstat.start(groups)
         imported = await bench_import(client, headers, path)
+        imported["cpu_seconds"] = procstat.since(groups, before)
+        before = procstat.start(groups)
         one_by_one = await bench_api_creates(
             client, headers, min(args.rows, args.api_rows), args.concurrency
         )
+        one_by_one["cpu_seconds"] = procstat.since(groups, before)
     return {"forms": forms, "import": imported, "api_creates": one_by_one}
 
 
@@ -321,6 +334,14 @@ def main() -> None:
         f"p50 {baseline['p50_ms']:.1f} ms; submissions / baseline: "
         f"{system['per_s'] / baseline['per_s']:.4f}x"
     )
+    print()
+    print(procstat.format_cpu_per_op(system["cpu_seconds"], system["count"], "form submissions"))
+    print(
+        procstat.format_cpu_per_op(
+            imported["cpu_seconds"], imported["counts"]["processed"], "import, per row"
+        )
+    )
+    print(procstat.format_cpu_per_op(api["cpu_seconds"], api["rows"], "POST /v1/contacts"))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "integrations.json").write_text(json.dumps(results, indent=2))

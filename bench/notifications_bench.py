@@ -35,6 +35,7 @@ from typing import Any
 import aiosmtplib
 import grpc
 import nats
+import procstat  # bench/procstat.py: this folder is on sys.path when run
 from aiosmtpd.controller import Controller
 from google.protobuf import any_pb2, timestamp_pb2
 from ulid import ULID
@@ -159,11 +160,14 @@ async def run(args: argparse.Namespace, cluster: Cluster, arrivals: Arrivals, po
         )
         for task_id, assignee in made
     ]
+    groups = procstat.cluster_groups(cluster)
+    cpu_before = procstat.start(groups)
     started = time.perf_counter()
     await asyncio.gather(*(publish(e) for e in events))
     await arrivals.wait_for(before + len(events))
     elapsed = time.perf_counter() - started
     rate = len(events) / elapsed
+    cpu_used = procstat.since(groups, cpu_before)
 
     # 2. latency task.overdue -> arrival
     latencies: list[float] = []
@@ -202,8 +206,10 @@ async def run(args: argparse.Namespace, cluster: Cluster, arrivals: Arrivals, po
             i = queue.pop()
             await aiosmtplib.send(raw_message(i), hostname="127.0.0.1", port=port)
 
+    raw_before = procstat.own_cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(args.concurrency)))
+    raw_cpu = procstat.own_cpu_seconds() - raw_before
     raw_rate = args.messages / (time.perf_counter() - started)
     raw_latencies = []
     for i in range(args.samples):
@@ -227,6 +233,18 @@ async def run(args: argparse.Namespace, cluster: Cluster, arrivals: Arrivals, po
     print(
         f"\n{len(events)} events -> {len(events)} emails in {elapsed:.2f} s; "
         f"{args.samples} overdue samples; raw baseline: {args.concurrency} concurrent senders"
+    )
+    print()
+    print(
+        procstat.format_cpu_per_op(
+            cpu_used,
+            len(events),
+            "per email in the throughput run; bench = publisher + SMTP server",
+        )
+    )
+    print(
+        f"raw aiosmtplib: {1000 * raw_cpu / args.messages:.3f} CPU ms per email "
+        "(sender and SMTP server, both in the bench process)"
     )
 
 

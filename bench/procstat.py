@@ -135,3 +135,19 @@ def format_cpu_per_op(used: Mapping[str, float], operations: int, label: str = "
     stack = sum(ms for name, ms in per_op.items() if name not in {"wrk", "client", "bench"})
     lines.append(f"  {'stack total':<16} {stack:8.3f}")
     return "\n".join(lines)
+
+
+def own_cpu_seconds() -> float:
+    """CPU of this process (the bench: its in-process clients, servers and clocks)."""
+    times = os.times()
+    return times.user + times.system
+
+
+def start(groups: Mapping[str, Iterable[int]]) -> dict[str, float]:
+    """A reading of every group and of the bench itself (as group "bench")."""
+    return {**cpu_seconds(groups), "bench": own_cpu_seconds()}
+
+
+def since(groups: Mapping[str, Iterable[int]], before: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds per group (and "bench") spent since `start` gave `before`."""
+    return cpu_delta(before, start(groups))

@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import procstat  # bench/procstat.py: this folder is on sys.path when run
 
 from crm_cli import cluster as cluster_module
 from crm_cli.cluster import Cluster, ClusterConfig
@@ -189,6 +190,8 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
         )
         return {"Authorization": f"Bearer {token}"}
 
+    groups = procstat.cluster_groups(cluster)
+    cpu_reports: dict[str, tuple[dict[str, float], int]] = {}
     async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=120) as client:
         tenants = {"small": ("bench-small", args.small), "large": ("bench-large", args.large)}
         figures: dict[tuple[str, str, str], list[float]] = {}
@@ -221,6 +224,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
                 flush=True,
             )
             since = (datetime.now(UTC) - timedelta(days=90)).date().isoformat()
+            cpu_before = procstat.start(groups)
             for report in REPORTS:
                 for window, params in (("all", {}), ("90d", {"from": since})):
                     url = f"/v1/reports/{report}"
@@ -235,6 +239,10 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
                         timings.append((time.perf_counter() - t0) * 1000)
                         response.raise_for_status()
                     figures[(report, window, label)] = timings
+            cpu_reports[label] = (
+                procstat.since(groups, cpu_before),
+                sum(len(figures[(r, w, label)]) + 1 for r in REPORTS for w in ("all", "90d")),
+            )
         # Lag: a deal created through the API until the funnel counts it.
         lag_tenant = "bench-lag"
         auth = headers(lag_tenant)
@@ -247,6 +255,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
             )
         ).json()
         lags = []
+        lag_cpu_before = procstat.start(groups)
         for i in range(args.samples):
             created = await client.post(
                 "/v1/deals",
@@ -268,6 +277,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
                     break
                 await asyncio.sleep(0.01)
             lags.append((time.perf_counter() - t0) * 1000)
+        lag_cpu = procstat.since(groups, lag_cpu_before)
 
     print()
     print(
@@ -287,6 +297,14 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> None:
     print(
         f"deal event -> report lag over {len(lags)} deals: p50 {percentile(lags, 50):.0f} ms, "
         f"p99 {percentile(lags, 99):.0f} ms (includes the gateway round trip; polled every 10 ms)"
+    )
+    print()
+    for label, (used, calls) in cpu_reports.items():
+        print(procstat.format_cpu_per_op(used, calls, f"report requests, {label} tenant"))
+    print(
+        procstat.format_cpu_per_op(
+            lag_cpu, len(lags), "per deal in the lag run: create, events, polling the funnel"
+        )
     )
 
 

@@ -20,16 +20,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import floor_server  # bench/floor_server.py: run as a script, this folder is on sys.path
 import httpx
+import procstat
 
 from crm_cli.cluster import Cluster, ClusterConfig
 from crm_kit.auth import mint_token
+
+IDLE_SECONDS = 30
+
+
+def client_cpu() -> float:
+    """This process's own CPU: the load generator (the clients run here)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -48,6 +61,29 @@ async def setup(
                 f"{request.method} {request.url}: {response.status_code} {response.text}"
             )
         return response.json()
+
+    http = client
+
+    class Retrying:
+        """POSTs that a busy machine may answer 503 or drop: retried, done once each
+        thanks to the Idempotency-Key (the setup is not what is measured)."""
+
+        async def post(self, path: str, *, json: Any, headers: dict[str, str]) -> httpx.Response:
+            keyed = {**headers, "Idempotency-Key": secrets.token_hex(8)}
+            for attempt in range(10):
+                try:
+                    reply = await http.post(path, json=json, headers=keyed)
+                except httpx.TransportError:  # a kept-alive connection closed under us
+                    if attempt == 9:
+                        raise
+                    await asyncio.sleep(1)
+                    continue
+                if reply.status_code != 503:
+                    break
+                await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
+            return reply
+
+    client = Retrying()  # type: ignore[assignment]
 
     pipeline = await ok(
         await client.post(
@@ -124,6 +160,7 @@ async def measure_moves(
     ids: list[str],
     duration: float,
     concurrency: int,
+    groups: dict[str, list[int]],
 ) -> dict[str, Any]:
     latencies: list[float] = []
     errors: dict[int, int] = {}
@@ -148,21 +185,36 @@ async def measure_moves(
                 errors[reply.status_code] = errors.get(reply.status_code, 0) + 1
             queue.put_nowait(deal_id)
 
+    return await timed(worker, concurrency, latencies, groups) | {"errors": errors}
+
+
+async def timed(
+    worker: Any,
+    concurrency: int,
+    latencies: list[float],
+    groups: dict[str, list[int]],
+) -> dict[str, Any]:
+    """Runs `concurrency` workers; requests/s, latency and CPU ms per request per group."""
+    before, client_before = procstat.cpu_seconds(groups), client_cpu()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    used = procstat.cpu_delta(before, procstat.cpu_seconds(groups))
+    used["client"] = client_cpu() - client_before
+    per_request = procstat.per_operation_ms(used, len(latencies))
     return {
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p95_ms": percentile(latencies, 95) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "requests": len(latencies),
-        "errors": errors,
+        "cpu_ms_per_request": {k: round(v, 3) for k, v in per_request.items()},
+        "cpu_ms_stack": round(sum(v for k, v in per_request.items() if k != "client"), 3),
     }
 
 
 async def measure_healthz(
-    client: httpx.AsyncClient, duration: float, concurrency: int
+    client: httpx.AsyncClient, duration: float, concurrency: int, groups: dict[str, list[int]]
 ) -> dict[str, Any]:
     latencies: list[float] = []
     deadline = time.perf_counter() + duration
@@ -173,10 +225,69 @@ async def measure_healthz(
             await client.get("/healthz")
             latencies.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    return {"requests_per_s": len(latencies) / elapsed, "p50_ms": percentile(latencies, 50) * 1000}
+    return await timed(worker, concurrency, latencies, groups)
+
+
+async def measure_floor(
+    url: str, token: str, duration: float, concurrency: int, groups: dict[str, list[int]]
+) -> dict[str, Any]:
+    """The architecture floor with the same client: POST /v1/contacts through a real
+    gateway to a gRPC servicer that does nothing (bench/floor_server.py)."""
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    deadline = time.perf_counter() + duration
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"first_name": "Floor", "last_name": "Bench", "address": {"country": "DE"}}
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                reply = await client.post("/v1/contacts", json=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                if reply.status_code != 201:
+                    errors[reply.status_code] = errors.get(reply.status_code, 0) + 1
+
+        return await timed(worker, concurrency, latencies, groups) | {"errors": errors}
+
+
+async def database_transactions(cluster: Cluster) -> int:
+    """Transactions committed and rolled back in every database of the server so far."""
+    connection = await asyncpg.connect(cluster.postgres.dsn("postgres"))
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def measure_idle(cluster: Cluster, seconds: float) -> dict[str, Any]:
+    """The whole stack at rest: % of one core per group, database transactions/s, RSS."""
+    groups = procstat.cluster_groups(cluster)
+    await cluster_quiet(cluster)
+    before, xacts_before = procstat.cpu_seconds(groups), await database_transactions(cluster)
+    await asyncio.sleep(seconds)
+    used = procstat.cpu_delta(before, procstat.cpu_seconds(groups))
+    # Our own reading of pg_stat_database is one transaction each: not the stack's.
+    xacts = await database_transactions(cluster) - xacts_before - 1
+    return {
+        "seconds": seconds,
+        "percent_of_one_core": {k: round(100 * v / seconds, 2) for k, v in used.items()},
+        "percent_of_one_core_total": round(100 * sum(used.values()) / seconds, 2),
+        "database_transactions_per_s": round(xacts / seconds, 1),
+        "rss_mib": {k: round(v, 1) for k, v in procstat.rss_mib(groups).items()},
+    }
+
+
+async def cluster_quiet(cluster: Cluster) -> None:
+    """Waits until every outbox is published, then a moment for consumers to finish."""
+    for region in cluster.config.regions:
+        await cluster.events_published(region, within=60)
+    await asyncio.sleep(3)
 
 
 async def measure_lag(
@@ -210,21 +321,89 @@ async def measure_lag(
     }
 
 
+async def measure_report_lag(
+    client: httpx.AsyncClient, cluster: Cluster, samples: int
+) -> dict[str, Any]:
+    """Deal event -> report: a deal created through the API (a tenant of its own), then
+    GET /v1/reports/funnel polled every 10 ms until it counts the deal."""
+    token = mint_token(
+        cluster.jwt_secret, tenant="bench-report", user="boss", roles=["admin"], home_region="eu"
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    pipeline = (await client.get("/v1/pipelines", headers=auth)).json()["data"][0]
+    contact = await client.post(
+        "/v1/contacts", json={"first_name": "Lag", "address": {"country": "DE"}}, headers=auth
+    )
+    contact.raise_for_status()
+    lags: list[float] = []
+    for i in range(samples):
+        created = await client.post(
+            "/v1/deals",
+            json={
+                "title": f"Lag {i}",
+                "contact_id": contact.json()["id"],
+                "pipeline_id": pipeline["id"],
+                "amount": {"amount": "10.00", "currency": "EUR"},
+            },
+            headers=auth,
+        )
+        created.raise_for_status()
+        started = time.perf_counter()
+        while True:
+            report = await client.get("/v1/reports/funnel", params={"region": "eu"}, headers=auth)
+            if sum(row["deals"] for row in report.json()["data"]) >= i + 1:
+                break
+            if time.perf_counter() - started > 30:
+                raise RuntimeError(f"deal {i} not in the funnel after 30 s")
+            await asyncio.sleep(0.01)
+        lags.append(time.perf_counter() - started)
+    return {
+        "samples": len(lags),
+        "p50_ms": percentile(lags, 50) * 1000,
+        "p99_ms": percentile(lags, 99) * 1000,
+        "mean_ms": statistics.fmean(lags) * 1000,
+    }
+
+
 async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     token = mint_token(
         cluster.jwt_secret, tenant="bench", user="bench-admin", roles=["admin"], home_region="eu"
     )
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=args.concurrency + 4)
+    groups = procstat.cluster_groups(cluster)
     async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=30, limits=limits) as client:
         stage, ids = await setup(client, headers, max(args.deals, args.samples))
         moves_ids = ids[args.samples :] or ids
-        floor = await measure_healthz(client, 3, args.concurrency)
+        await cluster_quiet(cluster)
+        healthz = await measure_healthz(client, 3, args.concurrency, groups)
         moves = await measure_moves(
-            client, headers, stage, moves_ids, args.duration, args.concurrency
+            client, headers, stage, moves_ids, args.duration, args.concurrency, groups
         )
         lag = await measure_lag(client, headers, stage, ids, args.samples)
-    return {"stage_moves": moves, "healthz": floor, "move_to_task_lag": lag}
+        report_lag = await measure_report_lag(client, cluster, args.samples)
+    await cluster_quiet(cluster)
+    processes, url = floor_server.start_floor(cluster)
+    try:
+        floor_groups = {"gateway": [processes[1].pid], "floor": [processes[0].pid]}
+        await measure_floor(url, token, 2, args.concurrency, floor_groups)  # warm-up
+        floor = await measure_floor(url, token, args.duration, args.concurrency, floor_groups)
+    finally:
+        floor_server.stop(processes)
+    idle = await measure_idle(cluster, args.idle_seconds)
+    return {
+        "stage_moves": moves,
+        "healthz": healthz,
+        "architecture_floor": floor,
+        "move_to_task_lag": lag,
+        "deal_event_to_report_lag": report_lag,
+        "idle": idle,
+    }
+
+
+def cpu_line(result: dict[str, Any]) -> str:
+    groups = sorted(result["cpu_ms_per_request"].items(), key=lambda item: -item[1])
+    return f"stack {result['cpu_ms_stack']:.2f}: " + "  ".join(f"{g} {ms:.2f}" for g, ms in groups)
 
 
 def main() -> None:
@@ -235,6 +414,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=IDLE_SECONDS, help="how long the stack rests"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crm-bench-") as state:
         cluster = Cluster(
@@ -251,21 +433,47 @@ def main() -> None:
             results = asyncio.run(run(args, cluster))
         finally:
             cluster.stop()
-    moves, floor, lag = results["stage_moves"], results["healthz"], results["move_to_task_lag"]
+    moves, healthz, lag = results["stage_moves"], results["healthz"], results["move_to_task_lag"]
+    floor, idle = results["architecture_floor"], results["idle"]
     print(
         f"Atlas CRM sales workflow benchmark (concurrency {args.concurrency}, {args.duration:.0f}s)"
     )
-    print(f"{'measurement':<44}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
-    rate, p50, p95, p99 = (moves[k] for k in ("requests_per_s", "p50_ms", "p95_ms", "p99_ms"))
-    print(f"{'gateway POST /v1/deals/{id}/stage':<44}{rate:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}")
-    floor_rate, floor_p50 = floor["requests_per_s"], floor["p50_ms"]
-    print(f"{'gateway GET /healthz (floor)':<44}{floor_rate:>8.0f}{floor_p50:>9.1f}")
-    print(f"stage moves / healthz floor: {moves['requests_per_s'] / floor['requests_per_s']:.3f}x")
-    print(f"errors during moves: {moves['errors'] or 'none'}")
+    print(f"{'measurement':<44}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'CPU ms':>9}")
+    for label, r in (
+        ("gateway POST /v1/deals/{id}/stage", moves),
+        ("floor POST /v1/contacts, no-op gRPC", floor),
+        ("gateway GET /healthz", healthz),
+    ):
+        rate, p50, p95, p99 = (r[k] for k in ("requests_per_s", "p50_ms", "p95_ms", "p99_ms"))
+        print(f"{label:<44}{rate:>8.0f}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{r['cpu_ms_stack']:>9.2f}")
+    print("CPU ms per request per process group (the client apart from the stack):")
+    print(f"  stage move  {cpu_line(moves)}")
+    print(f"  floor       {cpu_line(floor)}")
+    print(f"  healthz     {cpu_line(healthz)}")
+    print(
+        f"stage moves / architecture floor: requests/s "
+        f"{moves['requests_per_s'] / floor['requests_per_s']:.3f}x, "
+        f"CPU ms {moves['cpu_ms_stack'] / floor['cpu_ms_stack']:.2f}x; "
+        f"stage moves / healthz: {moves['requests_per_s'] / healthz['requests_per_s']:.3f}x"
+    )
+    print(f"errors during moves: {moves['errors'] or 'none'}; floor: {floor['errors'] or 'none'}")
     print(
         f"stage move -> automated task readable ({lag['samples']} samples): "
         f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms"
     )
+    report_lag = results["deal_event_to_report_lag"]
+    print(
+        f"deal event -> report ({report_lag['samples']} samples): "
+        f"p50 {report_lag['p50_ms']:.0f} ms, p99 {report_lag['p99_ms']:.0f} ms"
+    )
+    print(
+        f"idle, {idle['seconds']:.0f} s at rest: {idle['percent_of_one_core_total']:.1f} % of one "
+        f"core, {idle['database_transactions_per_s']:.1f} database transactions/s"
+    )
+    for group, percent in sorted(idle["percent_of_one_core"].items(), key=lambda i: -i[1]):
+        print(
+            f"  {group:<16} {percent:6.2f} % of one core  {idle['rss_mib'].get(group, 0):8.1f} MiB"
+        )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "workflow.json").write_text(json.dumps(results, indent=2))

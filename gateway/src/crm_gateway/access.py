@@ -196,6 +196,12 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
+async def current_gateway(request: Request) -> Gateway:
+    """`gateway_of` as a dependency: async, since a sync one runs in the thread pool (a
+    thread hop per request)."""
+    return gateway_of(request)
+
+
 API_KEY_CACHE_SECONDS = 5.0
 
 
@@ -217,7 +223,7 @@ async def caller(
     request: Request,
     authorization: str | None = Header(default=None, include_in_schema=False),
     x_api_key: str | None = Header(default=None, alias="X-API-Key", include_in_schema=False),
-    gateway: Gateway = Depends(gateway_of),
+    gateway: Gateway = Depends(current_gateway),
 ) -> Caller:
     bearer = (authorization or "").partition(" ")[2].strip()
     secret = x_api_key or (bearer if bearer.startswith("atk_") else "")

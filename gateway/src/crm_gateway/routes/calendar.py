@@ -20,7 +20,7 @@ from icalendar import Calendar, Event
 from crm_api.crm.directory.v1 import directory_pb2
 from crm_api.crm.tasks.v1 import tasks_pb2
 from crm_gateway import answers
-from crm_gateway.access import Caller, Gateway, caller, gateway_of
+from crm_gateway.access import Caller, Gateway, caller, current_gateway
 from crm_gateway.problems import Problem
 from crm_kit.context import Principal
 
@@ -138,7 +138,9 @@ def ics(tasks: list[tasks_pb2.Task], base_url: str) -> bytes:
     summary="A user's open tasks as iCalendar (the secret URL is the credential)",
     **answers.file(200, "text/calendar"),
 )
-async def feed(secret: str, request: Request, gateway: Gateway = Depends(gateway_of)) -> Response:
+async def feed(
+    secret: str, request: Request, gateway: Gateway = Depends(current_gateway)
+) -> Response:
     who = Caller(principal=await _owner(gateway, secret), gateway=gateway)
     tasks: list[tasks_pb2.Task] = []
     for region in await who.accessible_regions():

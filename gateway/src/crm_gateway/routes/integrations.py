@@ -23,7 +23,7 @@ from crm_gateway.access import (
     Caller,
     Gateway,
     caller,
-    gateway_of,
+    current_gateway,
     in_every_region,
     region_of_id,
     require_role,
@@ -191,7 +191,7 @@ async def _submitted_fields(request: Request) -> dict[str, str]:
 async def submit_form(
     key: str,
     request: Request,
-    gateway: Gateway = Depends(gateway_of),
+    gateway: Gateway = Depends(current_gateway),
     user_agent: str = Header("", alias="User-Agent"),
     referer: str = Header("", alias="Referer"),
 ) -> Any:
@@ -374,7 +374,7 @@ class CallIn(schemas.Strict):
 async def telephony_event(
     provider_id: str,
     body: CallIn,
-    gateway: Gateway = Depends(gateway_of),
+    gateway: Gateway = Depends(current_gateway),
     authorization: str = Header("", include_in_schema=False),
     x_integration_secret: str = Header("", alias="X-Integration-Secret"),
 ) -> Any:
@@ -416,7 +416,7 @@ class EmailIn(schemas.Strict):
 async def email_event(
     provider_id: str,
     body: EmailIn,
-    gateway: Gateway = Depends(gateway_of),
+    gateway: Gateway = Depends(current_gateway),
     authorization: str = Header("", include_in_schema=False),
     x_integration_secret: str = Header("", alias="X-Integration-Secret"),
 ) -> Any:

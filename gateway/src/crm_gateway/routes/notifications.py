@@ -25,7 +25,7 @@ from crm_gateway.access import (
     Caller,
     Gateway,
     caller,
-    gateway_of,
+    current_gateway,
     idempotency_key,
     in_every_region,
     region_of_id,
@@ -506,7 +506,9 @@ async def _unsubscribe(token: str, gateway: Gateway) -> str:
     summary="One-click unsubscribe",
     **answers.ok(answers.Unsubscribed),
 )
-async def unsubscribe_post(token: str, gateway: Gateway = Depends(gateway_of)) -> dict[str, Any]:
+async def unsubscribe_post(
+    token: str, gateway: Gateway = Depends(current_gateway)
+) -> dict[str, Any]:
     return {"unsubscribed": True, "purpose": await _unsubscribe(token, gateway)}
 
 
@@ -516,7 +518,7 @@ async def unsubscribe_post(token: str, gateway: Gateway = Depends(gateway_of)) -
     summary="The unsubscribe link of a campaign message",
     **answers.file(200, "text/html"),
 )
-async def unsubscribe_get(token: str, gateway: Gateway = Depends(gateway_of)) -> HTMLResponse:
+async def unsubscribe_get(token: str, gateway: Gateway = Depends(current_gateway)) -> HTMLResponse:
     await _unsubscribe(token, gateway)
     return HTMLResponse(
         "<!DOCTYPE html><html><body><p>You are unsubscribed. "
@@ -554,7 +556,7 @@ MAX_SMS_BODY = 10_000
 async def receive_sms(
     region: str,
     request: Request,
-    gateway: Gateway = Depends(gateway_of),
+    gateway: Gateway = Depends(current_gateway),
     timestamp: str = Header("", alias="X-Crm-Timestamp", max_length=20),
     signature: str = Header("", alias="X-Crm-Signature", max_length=200),
 ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,7 @@ from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
 from crm_kit.ownership import Reassignable
 from crm_kit.placement import ResidencyPolicy, region_for_country
+from crm_kit.tenant_cache import MISSING, TenantCache
 
 SOURCES = ("manual", "web_form", "import", "call", "email", "referral", "event", "other")
 LIFECYCLE_STAGES = ("lead", "prospect", "customer", "churned")
@@ -102,50 +103,66 @@ def resolve_owner(
     return principal.user_id, principal.team
 
 
+# Tenant configuration (residency policy, custom field definitions) read on every write,
+# cached per process and dropped by the NOTIFY its writers send (crm_kit.tenant_cache).
+CONFIG = TenantCache()
+
+
+async def _tenant_config(
+    session: AsyncSession, tenant_id: str, key: Hashable, read: Callable[[], Awaitable[Any]]
+) -> Any:
+    """From the process's cache, else once per transaction (an import validates thousands
+    of contacts in one, also while the cache is not listening)."""
+    found = CONFIG.get(tenant_id, key)
+    if found is MISSING:
+        found = session.info.get(("tenant_config", tenant_id, key), MISSING)
+    if found is MISSING:
+        generation = CONFIG.generation(tenant_id)
+        found = await read()
+        CONFIG.put(tenant_id, key, found, generation)
+        session.info[("tenant_config", tenant_id, key)] = found
+    return found
+
+
 async def load_policy(session: AsyncSession, tenant_id: str) -> ResidencyPolicy:
-    # Read once per transaction (a tenant without a stored policy would be a query per
-    # contact of an import).
-    key = ("residency_policy", tenant_id)
-    if key not in session.info:
+    async def read() -> ResidencyPolicy:
         row = await session.get(models.TenantPolicy, tenant_id)
-        session.info[key] = (
-            ResidencyPolicy()
-            if row is None
-            else ResidencyPolicy(
-                default_region=row.default_region, overrides=dict(row.residency_overrides)
-            )
+        if row is None:
+            return ResidencyPolicy()
+        return ResidencyPolicy(
+            default_region=row.default_region, overrides=dict(row.residency_overrides)
         )
-    policy: ResidencyPolicy = session.info[key]
+
+    policy: ResidencyPolicy = await _tenant_config(session, tenant_id, "residency_policy", read)
     return policy
 
 
 async def field_definitions(
     session: AsyncSession, tenant_id: str, entity: str
 ) -> dict[str, FieldDefinition]:
-    # Read once per transaction: an import validates thousands of contacts in one.
-    key = ("field_definitions", tenant_id, entity)
-    if key in session.info:
-        cached: dict[str, FieldDefinition] = session.info[key]
-        return cached
-    rows = (
-        await session.scalars(
-            sa.select(models.CustomFieldDefinition).where(
-                models.CustomFieldDefinition.tenant_id == tenant_id,
-                models.CustomFieldDefinition.entity == entity,
+    async def read() -> dict[str, FieldDefinition]:
+        rows = (
+            await session.scalars(
+                sa.select(models.CustomFieldDefinition).where(
+                    models.CustomFieldDefinition.tenant_id == tenant_id,
+                    models.CustomFieldDefinition.entity == entity,
+                )
             )
-        )
-    ).all()
-    definitions = {
-        row.key: FieldDefinition(
-            key=row.key,
-            label=row.label,
-            type=FieldType(row.type),
-            options=tuple(row.options),
-            required=row.required,
-        )
-        for row in rows
-    }
-    session.info[key] = definitions
+        ).all()
+        return {
+            row.key: FieldDefinition(
+                key=row.key,
+                label=row.label,
+                type=FieldType(row.type),
+                options=tuple(row.options),
+                required=row.required,
+            )
+            for row in rows
+        }
+
+    definitions: dict[str, FieldDefinition] = await _tenant_config(
+        session, tenant_id, ("field_definitions", entity), read
+    )
     return definitions
 
 
@@ -473,7 +490,6 @@ async def create_contact(
         refresh_search_text(row, [])
         session.add(row)
     await session.flush()
-    await session.refresh(row)
     await outbox.add(
         session,
         principal,

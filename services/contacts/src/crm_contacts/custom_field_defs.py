@@ -10,6 +10,7 @@ from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_contacts import models
 from crm_contacts.convert import field_definition_to_pb
 from crm_contacts.custom_fields import validate_definition
+from crm_kit import tenant_cache
 from crm_kit.context import Principal
 from crm_kit.errors import InvalidArgument, PermissionDenied
 
@@ -49,6 +50,7 @@ async def define(
         .values(tenant_id=principal.tenant_id, entity=entity, key=parsed.key, **values)
         .on_conflict_do_update(index_elements=["tenant_id", "entity", "key"], set_=values)
     )
+    await tenant_cache.changed(session, principal.tenant_id)
     row = await session.get(
         models.CustomFieldDefinition,
         (principal.tenant_id, entity, parsed.key),

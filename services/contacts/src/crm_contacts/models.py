@@ -29,6 +29,8 @@ def _now() -> sa.ColumnElement[datetime]:
 
 class Contact(Base):
     __tablename__ = "contacts"
+    # The INSERT returns the server-set timestamps (RETURNING): no second read of the row.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(sa.Text)

@@ -12,7 +12,7 @@ from crm_api.crm.policy.v1 import policy_pb2
 from crm_contacts import models
 from crm_contacts.convert import policy_to_pb, timestamp
 from crm_contacts.normalize import normalize_country
-from crm_kit import clock
+from crm_kit import clock, tenant_cache
 from crm_kit.audit import audit_as
 from crm_kit.context import Principal
 from crm_kit.errors import FieldViolation, InvalidArgument, PermissionDenied
@@ -117,6 +117,7 @@ async def put_policy(
         )
     )
     await session.flush()
+    await tenant_cache.changed(session, principal.tenant_id)
     await audit_as(session, principal, region, "policy.change", f"policy:v{row.version}")
     return policy_to_pb(row)
 

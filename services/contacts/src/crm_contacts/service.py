@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -578,6 +579,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     ]
     runtime.relocation_copy_in = privacy_requests.relocation_copy_in
     runtime.relocation_remove = privacy_requests.relocation_remove
+    runtime.background.append(partial(contacts.CONFIG.listen, runtime.settings.database_url))
     runtime.background.append(ComplianceScheduler(runtime).run)
     runtime.background.append(warm_country_names)
     runtime.background.append(

@@ -265,12 +265,20 @@ async def check_links(
 # ---------------------------------------------------------------- storage
 
 
-async def to_pbs(session: AsyncSession, rows: Sequence[models.Deal]) -> list[pb.Deal]:
-    """Deals with their stage names, histories and payments, in three queries for any number."""
+async def to_pbs(
+    session: AsyncSession, rows: Sequence[models.Deal], known_names: dict[str, str] | None = None
+) -> list[pb.Deal]:
+    """Deals with their stage names, histories and payments, in three queries for any number
+    (two when the caller knows the names of their stages)."""
     if not rows:
         return []
     tenant_id = rows[0].tenant_id
-    names = await pipelines.stage_names(session, tenant_id, {row.stage_id for row in rows})
+    stage_ids = {row.stage_id for row in rows}
+    names = (
+        known_names
+        if known_names is not None and stage_ids <= known_names.keys()
+        else await pipelines.stage_names(session, tenant_id, stage_ids)
+    )
     changes = await session.scalars(
         sa.select(models.StageChange)
         .where(models.StageChange.deal_id.in_([row.id for row in rows]))
@@ -529,7 +537,7 @@ async def move_deal(
             f"(version {row.version}, expected {request.expected_version})"
         )
     violations: list[FieldViolation] = []
-    view = await pipelines.load(session, row.tenant_id, row.pipeline_id)
+    view = await pipelines.load_cached(session, row.tenant_id, row.pipeline_id)
     target = view.stage(request.stage_id)
     if not request.stage_id:
         violations.append(FieldViolation("stage_id", "required"))
@@ -554,7 +562,7 @@ async def move_deal(
             row.version += 1
             row.updated_at = at
             await session.flush()
-        return await to_pb(session, row)
+        return (await to_pbs(session, [row], {target.id: target.name}))[0]
     if row.status != "open" and not principal.has_role(*REOPENERS):
         raise PermissionDenied(f"deal {row.id} is {row.status}; only a manager may reopen it")
 
@@ -605,7 +613,7 @@ async def move_deal(
         ),
     )
     await _entered(session, principal, outbox, directory, row, target)
-    return await to_pb(session, row)
+    return (await to_pbs(session, [row], {target.id: target.name}))[0]
 
 
 # ---------------------------------------------------------------- list

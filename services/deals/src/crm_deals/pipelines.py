@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.crm.deals.v1 import deals_pb2 as pb
 from crm_deals import models
 from crm_deals.convert import pipeline_to_pb
+from crm_kit import tenant_cache
 from crm_kit.clock import now
 from crm_kit.context import Principal
 from crm_kit.errors import Conflict, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from crm_kit.ids import new_id
+from crm_kit.tenant_cache import MISSING, TenantCache
 
 KINDS = ("open", "won", "lost")
 # Client-chosen ids of configuration records (generated ids match too).
@@ -63,12 +65,40 @@ class PipelineView:
         return pipeline_to_pb(self.pipeline, self.stages)
 
 
+# Pipelines read by every stage move, kept per process and dropped by the NOTIFY that a
+# pipeline change sends (crm_kit.tenant_cache). A pipeline's stages do not change once
+# created; only which pipeline is the default does.
+PIPELINES = TenantCache()
+
+
+async def load_cached(session: AsyncSession, tenant_id: str, pipeline_id: str) -> PipelineView:
+    """`load` of a named pipeline, from this process's cache when it has it. The view's
+    rows are detached: read them, never change or add them to a session."""
+    if not pipeline_id:
+        return await load(session, tenant_id, pipeline_id)
+    key = ("pipeline", pipeline_id)
+    found = PIPELINES.get(tenant_id, key)
+    if found is not MISSING:
+        cached: PipelineView = found
+        return cached
+    generation = PIPELINES.generation(tenant_id)
+    view = await load(session, tenant_id, pipeline_id)
+    # Out of this session before it is shared: a rollback (a refused move) expires the
+    # objects of its session, which would leave the cache holding unreadable rows.
+    for row in (view.pipeline, *view.stages):
+        session.expunge(row)
+    PIPELINES.put(tenant_id, key, view, generation)
+    return view
+
+
 async def _lock_tenant(session: AsyncSession, tenant_id: str) -> None:
-    """Serialises default-pipeline changes of one tenant until the transaction ends."""
+    """Serialises default-pipeline changes of one tenant until the transaction ends (and,
+    since the caller is about to change its pipelines, tells every replica at commit)."""
     await session.execute(
         sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
         {"key": f"deals.pipelines:{tenant_id}"},
     )
+    await tenant_cache.changed(session, tenant_id)
 
 
 async def _load(session: AsyncSession, tenant_id: str, pipeline_id: str) -> PipelineView | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -367,6 +368,7 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         ).run
     )
     runtime.background.append(documents.load_pdf_libraries)
+    runtime.background.append(partial(pipelines.PIPELINES.listen, runtime.settings.database_url))
     ownership = register_ownership(server, runtime, [deals.reassignable(runtime.outbox)])
     return [
         ownership,

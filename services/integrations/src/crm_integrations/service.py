@@ -5,6 +5,7 @@ dispatcher and deliverer to the process."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -318,8 +319,10 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
         durable=webhooks.DURABLE,
         subjects=[f"crm.{runtime.region}.>"],
         handler=servicer.webhooks.on_event,
+        wants=servicer.webhooks.wants,
     )
     runtime.background.append(warm_country_names)
+    runtime.background.append(partial(webhooks.HOOKS.listen, runtime.settings.database_url))
     runtime.background.extend(
         [servicer.completer.run, servicer.importer.run, servicer.webhooks.run, dispatcher.run]
     )

@@ -49,11 +49,12 @@ from crm_integrations import models
 from crm_integrations.common import Downstream, acting, backoff
 from crm_integrations.forms import _ts, require_admin
 from crm_integrations.settings import IntegrationsSettings
-from crm_kit import clock
+from crm_kit import clock, tenant_cache
 from crm_kit.context import Principal
 from crm_kit.db import transaction
 from crm_kit.errors import FieldViolation, InvalidArgument, NotFound, Unavailable
 from crm_kit.ids import is_valid_id, new_id
+from crm_kit.tenant_cache import MISSING, TenantCache
 
 log = logging.getLogger(__name__)
 DURABLE = "integrations-webhooks"
@@ -165,6 +166,12 @@ def envelope_json(envelope: envelope_pb2.Envelope) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
+# The event type patterns of each tenant's active webhooks, kept per process and dropped
+# by the NOTIFY every change of a webhook sends (crm_kit.tenant_cache): the dispatcher
+# acks the events no webhook of that tenant wants without a transaction.
+HOOKS = TenantCache()
+
+
 class Webhooks:
     def __init__(
         self,
@@ -227,6 +234,7 @@ class Webhooks:
                 row.disabled_reason = ""
                 row.consecutive_failures = 0
             await session.flush()
+            await tenant_cache.changed(session, principal.tenant_id)
             await session.refresh(row)
             return webhook_to_pb(row, with_secret=True)
 
@@ -303,6 +311,27 @@ class Webhooks:
         )
 
     # ---------------------------------------------------------------- dispatch
+
+    async def wants(self, envelope: envelope_pb2.Envelope) -> bool:
+        """False when no active webhook of the tenant matches the event's type; True when
+        one does, or when it cannot be told (the cache is not listening)."""
+        if not envelope.tenant_id:
+            return False
+        if not HOOKS.listening:
+            return True
+        found = HOOKS.get(envelope.tenant_id, "patterns")
+        if found is MISSING:
+            generation = HOOKS.generation(envelope.tenant_id)
+            async with self.sessions() as session:
+                rows = await session.scalars(
+                    sa.select(models.Webhook.event_types).where(
+                        models.Webhook.tenant_id == envelope.tenant_id,
+                        models.Webhook.active.is_(True),
+                    )
+                )
+                found = tuple(sorted({pattern for types in rows for pattern in types}))
+            HOOKS.put(envelope.tenant_id, "patterns", found, generation)
+        return matches(list(found), envelope.event_type)
 
     async def on_event(
         self, session: AsyncSession, envelope: envelope_pb2.Envelope, _: Msg
@@ -443,6 +472,7 @@ class Webhooks:
                     f"{hook.consecutive_failures} deliveries in a row failed after "
                     f"{self.settings.delivery_max_attempts} attempts each; last: {error}"
                 )[:1000]
+                await tenant_cache.changed(session, hook.tenant_id)
                 notify = hook
         if notify is not None:
             await self._notify_owner(notify)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,16 +34,36 @@ _ASYNCPG_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Pooled connections are replaced after this long, so none outlives a failover or a
+# proxy's idle timeout by much.
+POOL_RECYCLE_SECONDS = 1800
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it is a round trip before every transaction. A connection the server
+        # closed (a restart, a failover) is known to asyncpg without asking and is replaced
+        # at checkout (`_discard_closed`); one that dies otherwise fails its transaction
+        # with 503 and is discarded by SQLAlchemy, and the next one is fresh.
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         # A dead database must fail fast (503), not hang the request.
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 30},
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """At checkout, without a round trip: a connection whose socket the server closed is
+    thrown away and the pool tries another (SQLAlchemy retries a DisconnectionError)."""
+    raw = getattr(dbapi_connection, "_connection", None)
+    if raw is not None and raw.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -292,6 +292,22 @@ def unpack_envelope(data: bytes) -> envelope_pb2.Envelope:
 
 
 EventHandler = Callable[[AsyncSession, envelope_pb2.Envelope, Msg], Awaitable[None]]
+# A consumer with nothing to do waits this long in one pull for the next message (the
+# server answers as soon as one is stored), then asks again: idle, a pull per 5 s.
+IDLE_WAIT = 5.0
+# With messages coming, how long a pull for a batch may wait to fill: the most a message
+# can wait behind others that are not there.
+DRAIN_WAIT = 0.02
+
+# Whether the handler could do anything with an event, decided without the database
+# (e.g. from in-process knowledge of which tenants have rules); False acks it untouched.
+EventFilter = Callable[[envelope_pb2.Envelope], Awaitable[bool]]
+
+
+def filter_subjects_of(config: ConsumerConfig) -> set[str]:
+    if config.filter_subjects:
+        return set(config.filter_subjects)
+    return {config.filter_subject} if config.filter_subject else set()
 
 
 class Consumer:
@@ -309,11 +325,15 @@ class Consumer:
         durable: str,
         subjects: list[str],
         handler: EventHandler,
+        wants: EventFilter | None = None,
         batch: int = 50,
         ack_wait: float = 30.0,
         max_deliver: int = 20,
+        idle_wait: float = IDLE_WAIT,
     ) -> None:
         self.factory = factory
+        self.wants = wants
+        self.idle_wait = idle_wait
         self.connection = connection
         self.durable = durable
         self.subjects = subjects
@@ -333,30 +353,80 @@ class Consumer:
             max_deliver=self.max_deliver,
             filter_subjects=self.subjects,
         )
+        await self.reconcile(js, config)
         subscription = await js.pull_subscribe(
             "", durable=self.durable, stream=stream_name(self.connection.region), config=config
         )
         try:
             while True:
-                try:
-                    messages = await subscription.fetch(self.batch, timeout=1)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    # nats-py raises either, depending on where the wait ended.
-                    continue
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("consumer %s: fetch failed: %s", self.durable, exc)
-                    await asyncio.sleep(1)
-                    continue
-                for msg in messages:
-                    await self.handle(msg)
+                # Waiting, ask for one message: a pull for a batch is answered only when
+                # the batch is full or the pull expires, so a lone event would wait for
+                # the expiry. Once one came, take what else is already there (a backlog)
+                # in batches, waiting at most DRAIN_WAIT for a batch to fill.
+                messages = await self._fetch(subscription, 1, self.idle_wait)
+                while messages:
+                    for msg in messages:
+                        await self.handle(msg)
+                    messages = await self._fetch(subscription, self.batch, DRAIN_WAIT)
         finally:
             # Without this, draining the connection at shutdown waits for the status
             # replies of our expired pull requests, which nobody reads: the full drain
             # timeout (30 s).
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+
+    async def _fetch(self, subscription: Any, batch: int, wait: float) -> list[Msg]:
+        try:
+            messages: list[Msg] = await subscription.fetch(batch, timeout=wait)
+            return messages
+        except (nats.errors.TimeoutError, TimeoutError):
+            # nats-py raises either, depending on where the wait ended.
+            return []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("consumer %s: fetch failed: %s", self.durable, exc)
+            await asyncio.sleep(1)
+            return []
+
+    async def reconcile(self, js: JetStreamContext, config: ConsumerConfig) -> None:
+        """Brings an existing durable consumer's subjects and limits to this code's.
+
+        `pull_subscribe` binds to a durable that exists as it is: without this, a new
+        release that narrows or widens what a consumer listens to would keep the first
+        release's subjects on every running deployment (JetStream keeps durables)."""
+        stream = stream_name(self.connection.region)
+        try:
+            current = (await js.consumer_info(stream, self.durable)).config
+        except nats.js.errors.NotFoundError:
+            return  # pull_subscribe creates it with this config
+        if (
+            filter_subjects_of(current) == set(self.subjects)
+            and current.ack_wait == config.ack_wait
+            and current.max_deliver == config.max_deliver
+        ):
+            return
+        log.info(
+            "consumer %s: updating its subjects %s -> %s",
+            self.durable,
+            sorted(filter_subjects_of(current)),
+            sorted(self.subjects),
+        )
+        # The create request of an existing durable updates what may change (JetStream
+        # 2.10+); everything else is sent as it is, so the request is an update.
+        await js.add_consumer(
+            stream,
+            config=ConsumerConfig(
+                durable_name=self.durable,
+                ack_policy=current.ack_policy,
+                deliver_policy=current.deliver_policy,
+                opt_start_seq=current.opt_start_seq,
+                opt_start_time=current.opt_start_time,
+                ack_wait=config.ack_wait,
+                max_deliver=config.max_deliver,
+                filter_subjects=self.subjects,
+            ),
+        )
 
     async def handle(self, msg: Msg) -> None:
         try:
@@ -368,6 +438,16 @@ class Consumer:
             EVENTS_CONSUMED.labels(self.durable, "malformed").inc()
             await msg.term()
             return
+        if self.wants is not None:
+            try:
+                wanted = await self.wants(envelope)
+            except Exception:  # cannot tell: handle it as before
+                log.exception("consumer %s: filter failed for %s", self.durable, envelope.event_id)
+                wanted = True
+            if not wanted:
+                EVENTS_CONSUMED.labels(self.durable, "skipped").inc()
+                await msg.ack()
+                return
         carrier: dict[str, Any] = dict(msg.headers or {})
         token = otel_context.attach(propagate.extract(carrier))
         try:

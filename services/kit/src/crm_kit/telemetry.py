@@ -14,8 +14,9 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import Sampler
 from prometheus_client import start_http_server
 from pythonjsonlogger.json import JsonFormatter
 
@@ -62,7 +63,7 @@ def setup(
     attributes = {"service.name": service_name}
     if region:
         attributes["cloud.region"] = region
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes), sampler=sampler())
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -71,3 +72,18 @@ def setup(
 
     if metrics_port:
         start_http_server(metrics_port, addr=os.environ.get("CRM_METRICS_ADDR", "0.0.0.0"))
+
+
+def sampler() -> Sampler:
+    """Which traces are recorded: `OTEL_TRACES_SAMPLER` (and `OTEL_TRACES_SAMPLER_ARG`) as
+    OpenTelemetry defines them when set; otherwise parent-based by ratio: a request that
+    arrives sampled stays sampled, and new traces are sampled at `CRM_TRACES_SAMPLE_RATIO`,
+    by default all of them when spans are exported (OTEL_EXPORTER_OTLP_ENDPOINT) and none
+    when nothing would receive them. An unsampled span still carries its trace id (logs,
+    NATS headers) but records nothing."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return sampling._get_from_env_or_default()
+    exported = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    ratio = float(os.environ.get("CRM_TRACES_SAMPLE_RATIO", "1" if exported else "0"))
+    return sampling.ParentBased(sampling.TraceIdRatioBased(min(1.0, max(0.0, ratio))))
+

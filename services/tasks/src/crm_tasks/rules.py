@@ -15,16 +15,18 @@ from typing import Any
 
 import grpc
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.crm.deals.v1 import deals_pb2, deals_pb2_grpc
+from crm_api.crm.events.v1 import envelope_pb2
 from crm_api.crm.tasks.v1 import tasks_pb2 as pb
-from crm_kit import clock
+from crm_kit import clock, tenant_cache
 from crm_kit.context import Principal
 from crm_kit.errors import Conflict, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from crm_kit.errors import Unavailable as UnavailableError
 from crm_kit.ids import is_valid_id, new_id
 from crm_kit.peers import Peers, system_principal
+from crm_kit.tenant_cache import MISSING, TenantCache
 from crm_tasks import directory, due, models
 from crm_tasks.convert import rule_to_pb
 from crm_tasks.tasks import KINDS, MAX_DESCRIPTION, MAX_TITLE, PRIORITIES
@@ -428,6 +430,37 @@ async def _checked(
     return checked
 
 
+# Which event types each tenant has enabled rules for, kept per process and dropped by the
+# NOTIFY every rule change sends (crm_kit.tenant_cache): the automation consumer acks the
+# events of a tenant with no rule for them without a transaction.
+RULES = TenantCache()
+
+
+async def wants_event(
+    sessions: async_sessionmaker[AsyncSession], envelope: envelope_pb2.Envelope
+) -> bool:
+    """False when the tenant has no enabled rule for the event's type; True when it has,
+    or when it cannot be told (the cache is not listening)."""
+    if not RULES.listening:
+        return True
+    found = RULES.get(envelope.tenant_id, "event_types")
+    if found is MISSING:
+        generation = RULES.generation(envelope.tenant_id)
+        async with sessions() as session:
+            found = frozenset(
+                await session.scalars(
+                    sa.select(models.AutomationRule.event_type)
+                    .where(
+                        models.AutomationRule.tenant_id == envelope.tenant_id,
+                        models.AutomationRule.enabled.is_(True),
+                    )
+                    .distinct()
+                )
+            )
+        RULES.put(envelope.tenant_id, "event_types", found, generation)
+    return envelope.event_type in found
+
+
 async def create_rule(
     session: AsyncSession,
     principal: Principal,
@@ -460,6 +493,7 @@ async def create_rule(
     )
     session.add(row)
     await session.flush()
+    await tenant_cache.changed(session, principal.tenant_id)
     return rule_to_pb(row)
 
 
@@ -499,6 +533,7 @@ async def update_rule(
     row.version += 1
     row.updated_at = clock.now()
     await session.flush()
+    await tenant_cache.changed(session, principal.tenant_id)
     return rule_to_pb(row)
 
 
@@ -518,6 +553,7 @@ async def delete_rule(
     row = await _row(session, principal, rule_id, for_update=True)
     await session.delete(row)
     await session.flush()
+    await tenant_cache.changed(session, principal.tenant_id)
     return pb.DeleteAutomationRuleResponse()
 
 

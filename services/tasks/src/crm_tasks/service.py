@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -243,6 +244,7 @@ def background_jobs(runtime: Runtime, settings: TasksSettings) -> list[Job]:
         durable=automation.DURABLE,
         subjects=automation.subjects(region),
         handler=engine.handle,
+        wants=partial(rules.wants_event, runtime.sessions),
     )
     contacts_consumer = Consumer(
         runtime.sessions,
@@ -251,7 +253,12 @@ def background_jobs(runtime: Runtime, settings: TasksSettings) -> list[Job]:
         subjects=privacy.subjects(region),
         handler=privacy.on_contact_event,
     )
-    return [scheduler.run, rules_consumer.run, contacts_consumer.run]
+    return [
+        partial(rules.RULES.listen, runtime.settings.database_url),
+        scheduler.run,
+        rules_consumer.run,
+        contacts_consumer.run,
+    ]
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
