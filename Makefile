@@ -108,6 +108,7 @@ outdated: install
 bench: install
 	command -v wrk >/dev/null 2>&1 || { apt-get update && apt-get install -y wrk; }
 	$(PYTHON) bench/contacts_bench.py
+	$(PYTHON) bench/search_bench.py
 	$(PYTHON) bench/workflow_bench.py
 	$(PYTHON) bench/reporting_bench.py
 	$(PYTHON) bench/notifications_bench.py

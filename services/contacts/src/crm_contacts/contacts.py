@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,7 @@ from crm_kit.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 from crm_kit.ids import is_valid_id, new_id, region_of
 from crm_kit.messaging import Outbox
@@ -43,8 +45,15 @@ IMPORTANT_DATE_KINDS = ("birthday", "contract_end", "anniversary", "other")
 MAX_NAME = 200
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
-# pg_trgm word similarity above which a search hit counts; low enough for one typo.
+# pg_trgm word similarity above which a dictionary word stands for a query word; low
+# enough for one typo.
 SEARCH_THRESHOLD = 0.4
+# Dictionary words considered per query word (the closest ones), and query words used.
+TERMS_PER_WORD = 24
+MAX_QUERY_WORDS = 6
+# A search gives up (503, retry) rather than hold a connection the writes need.
+SEARCH_TIMEOUT_MS = 2000
+QUERY_CANCELED = "57014"
 
 # Fields a client may name in an update mask (JSON names of the Contact message).
 UPDATABLE = frozenset(
@@ -742,46 +751,26 @@ async def list_contacts(
     if violations:
         raise InvalidArgument(violations)
 
-    query = search_text.fold_query(request.query) if request.query.strip() else ""
-    if query:
-        await session.execute(
-            sa.text(f"SET LOCAL pg_trgm.word_similarity_threshold = {SEARCH_THRESHOLD}")
-        )
-        similarity = sa.func.word_similarity(query, contact.search_text)
-        matches: list[sa.ColumnElement[bool]] = [contact.search_text.op("%>")(query)]
-        boosts: list[sa.ColumnElement[Any]] = [similarity]
-        email = request.query.strip().lower()
-        if "@" in email:
-            matches.append(contact.emails.contains([email]))
-            boosts.append(sa.case((contact.emails.contains([email]), 1.0), else_=0.0))
-        digits = search_text.phone_digits(request.query)
-        if digits:
-            like = contact.search_text.like(f"%{digits}%")
-            matches.append(like)
-            boosts.append(sa.case((like, 1.0), else_=0.0))
-        conditions.append(sa.or_(*matches))
-        score: sa.ColumnElement[Any] = sa.func.round(
-            sa.cast(sa.func.greatest(*boosts), sa.Numeric), 4
-        )
-    else:
-        score = sa.literal(Decimal("0"), sa.Numeric)
-
-    if request.sort:
-        return await _sorted_page(session, conditions, score, request.sort, page_size, request)
-
-    scored = sa.select(contact, score.label("score")).where(*conditions).subquery()
-    aliased = sa.orm.aliased(contact, scored)
-    stmt = sa.select(aliased, scored.c.score)
-    if request.page_token:
-        after_score, after_id = _decode_cursor(request.page_token)
-        stmt = stmt.where(
-            sa.or_(
-                scored.c.score < after_score,
-                sa.and_(scored.c.score == after_score, scored.c.id < after_id),
-            )
-        )
-    stmt = stmt.order_by(scored.c.score.desc(), scored.c.id.desc()).limit(page_size + 1)
-    rows = (await session.execute(stmt)).all()
+    try:
+        if request.sort:
+            score: sa.ColumnElement[Any] = sa.literal(Decimal("0"), sa.Numeric)
+            if request.query.strip():
+                # In the asked order: every contact that holds a close word for each
+                # query word (the walk below ranks by score instead).
+                await _limit_search(session)
+                match = _query_match(principal, request)
+                conditions.append(sa.and_(*(match.holds(t) for t in range(match.words))))
+                score = match.score
+            return await _sorted_page(session, conditions, score, request.sort, page_size, request)
+        if request.query.strip():
+            stmt = await _search(session, principal, request, conditions, page_size)
+        else:
+            stmt = _listing(request, conditions, page_size)
+        rows = (await session.execute(stmt)).all()
+    except sa.exc.DBAPIError as exc:
+        if _sqlstate(exc) == QUERY_CANCELED:
+            raise Unavailable("the search took too long; try again or narrow it") from exc
+        raise
     more = len(rows) > page_size
     rows = rows[:page_size]
     links = await links_of(session, [row[0].id for row in rows])
@@ -843,6 +832,188 @@ async def _sorted_page(
     ]
     return pb.ListContactsResponse(
         hits=hits, next_page_token=hits[-1].cursor if more and hits else ""
+    )
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str:
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return str(getattr(exc.orig, "sqlstate", "") or getattr(cause, "sqlstate", ""))
+
+
+def _listing(
+    request: pb.ListContactsRequest, conditions: list[sa.ColumnElement[bool]], page_size: int
+) -> sa.Select[Any]:
+    """Without a query: newest first (score 0 for every row, so cursors stay one format)."""
+    contact = models.Contact
+    score = sa.literal(Decimal("0"), sa.Numeric).label("score")
+    stmt = sa.select(contact, score).where(*conditions)
+    if request.page_token:
+        _after_score, after_id = _decode_cursor(request.page_token)
+        stmt = stmt.where(contact.id < after_id)
+    return stmt.order_by(contact.id.desc()).limit(page_size + 1)
+
+
+def _matched_terms(tenant_id: str, request: pb.ListContactsRequest) -> tuple[Any, int]:
+    """The dictionary words each query word stands for, with how well they match
+    (word similarity, as the old whole-document search scored): a CTE of
+    (token, term, sim), and the number of query words."""
+    term = models.SearchTerm
+    digits = search_text.phone_digits(request.query)
+    if digits:
+        # A phone fragment: the stored phone terms containing its digits.
+        phone = (
+            sa.select(
+                sa.literal(0).label("token"),
+                term.term.label("term"),
+                sa.literal(1.0, sa.Float).label("sim"),
+            )
+            .where(term.tenant_id == tenant_id, term.term.contains(digits, autoescape=True))
+            .order_by(term.term)
+            .limit(TERMS_PER_WORD)
+        )
+        return phone.cte("matched"), 1
+    words = _unique_words(search_text.fold_query(request.query))
+    if not words:  # nothing searchable (only symbols): nothing matches
+        nothing = sa.select(
+            sa.literal(0).label("token"),
+            sa.literal("").label("term"),
+            sa.literal(1.0, sa.Float).label("sim"),
+        ).where(sa.false())
+        return nothing.cte("matched"), 1
+    selects = []
+    for index, word in enumerate(words):
+        sim = sa.func.word_similarity(word, term.term)
+        close = (
+            sa.select(term.term.label("term"), sim.label("sim"))
+            .where(term.tenant_id == tenant_id, sa.literal(word).op("<%")(term.term))
+            # The closest words first; among equally close ones the shortest (the whole
+            # name "muller" before "muller1234" from an email address).
+            .order_by(sim.desc(), sa.func.similarity(word, term.term).desc(), term.term)
+            .limit(TERMS_PER_WORD)
+            .subquery()
+        )
+        selects.append(sa.select(sa.literal(index).label("token"), close.c.term, close.c.sim))
+    return sa.union_all(*selects).cte("matched"), len(words)
+
+
+def _unique_words(query: str) -> list[str]:
+    return list(dict.fromkeys(word for word in query.split(" ") if word))[:MAX_QUERY_WORDS]
+
+
+async def _limit_search(session: AsyncSession) -> None:
+    await session.execute(
+        sa.text(f"SET LOCAL pg_trgm.word_similarity_threshold = {SEARCH_THRESHOLD}")
+    )
+    await session.execute(sa.text(f"SET LOCAL statement_timeout = '{SEARCH_TIMEOUT_MS}ms'"))
+
+
+@dataclass(frozen=True)
+class _QueryMatch:
+    """The query's words as dictionary words (`matched`: token, term, sim), how many words
+    it has, a contact's score against it, and `holds(token)`: the contact has a close word
+    for query word `token`."""
+
+    matched: Any
+    words: int
+    score: sa.ColumnElement[Any]
+    holds: Callable[[int], sa.ColumnElement[bool]]
+
+
+def _query_match(principal: Principal, request: pb.ListContactsRequest) -> _QueryMatch:
+    contact = models.Contact
+    matched, words = _matched_terms(principal.tenant_id, request)
+    # The contact's own words, from its row (cheaper than its contact_terms rows).
+    own_words = sa.func.string_to_array(contact.search_text, " ")
+
+    def best(token: int) -> sa.ColumnElement[Any]:
+        """How well the contact's best word matches query word `token` (0 if none)."""
+        found = (
+            sa.select(sa.func.max(matched.c.sim))
+            .where(matched.c.token == token, matched.c.term == sa.func.any(own_words))
+            .correlate(contact)
+            .scalar_subquery()
+        )
+        return sa.func.coalesce(found, 0.0)
+
+    def holds(token: int) -> sa.ColumnElement[bool]:
+        return (
+            sa.select(matched.c.term)
+            .where(matched.c.token == token, matched.c.term == sa.func.any(own_words))
+            .correlate(contact)
+            .exists()
+        )
+
+    total = sum((best(token) for token in range(1, words)), best(0))
+    score = sa.func.round(sa.cast(total / words, sa.Numeric), 4)
+    return _QueryMatch(matched, words, score, holds)
+
+
+async def _search(
+    session: AsyncSession,
+    principal: Principal,
+    request: pb.ListContactsRequest,
+    conditions: list[sa.ColumnElement[bool]],
+    page_size: int,
+) -> sa.Select[Any]:
+    """Ranks without scoring every candidate: the query's words are looked up in the
+    tenant's dictionary of distinct words (`search_terms`), and for each close word the
+    contacts holding it are walked newest first (`contact_terms`), stopping after a page.
+
+    A contact's score is the mean over the query's words of its best matching word. For a
+    one-word query the pages are exact (every contact after the walk's stop scores no
+    higher than the word it was reached by); for several words, a contact that holds them
+    all is reached through its rarest word.
+    """
+    await _limit_search(session)
+    contact = models.Contact
+    walked = sa.orm.aliased(models.ContactTerm)
+    match = _query_match(principal, request)
+    matched, words, score, holds = match.matched, match.words, match.score, match.holds
+    walk_conditions = list(conditions)
+    if request.page_token:
+        after_score, after_id = _decode_cursor(request.page_token)
+        walk_conditions.append(
+            sa.or_(score < after_score, sa.and_(score == after_score, contact.id < after_id))
+        )
+
+    def walk(name: str, *also: sa.ColumnElement[bool]) -> Any:
+        """Per matched word, its holders newest first, up to a page, as a lateral."""
+        return (
+            sa.select(contact.id.label("id"), score.label("score"))
+            .select_from(walked)
+            .join(contact, contact.id == walked.contact_id)
+            .where(
+                walked.tenant_id == principal.tenant_id,
+                walked.term == matched.c.term,
+                *walk_conditions,
+                *also,
+            )
+            .order_by(walked.contact_id.desc())
+            .limit(page_size + 1)
+            .lateral(name)
+        )
+
+    any_word = walk("walk")
+    found = [
+        sa.select(any_word.c.id, any_word.c.score).select_from(matched).join(any_word, sa.true())
+    ]
+    if words > 1:
+        # Those holding every word, which the walk above may stop before when each
+        # word alone is common ("jurgen muller").
+        every_word = walk("walk_all", *(holds(token) for token in range(words)))
+        found.append(
+            sa.select(every_word.c.id, every_word.c.score)
+            .select_from(matched)
+            .join(every_word, sa.true())
+        )
+    # A contact reached through several of its words is one hit.
+    reached = sa.union_all(*found).subquery("reached")
+    hits = sa.select(reached.c.id, reached.c.score).distinct().subquery("hits")
+    return (
+        sa.select(contact, hits.c.score)
+        .join(hits, hits.c.id == contact.id)
+        .order_by(hits.c.score.desc(), contact.id.desc())
+        .limit(page_size + 1)
     )
 
 

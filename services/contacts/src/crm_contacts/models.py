@@ -71,6 +71,48 @@ class Contact(Base):
     )
 
 
+class SearchTerm(Base):
+    """The distinct words of a tenant's contacts' `search_text` (folded names, emails,
+    phone digits, company names): the small trigram dictionary a typo is looked up in
+    before any contact is touched. Kept by the `contacts_search_terms` trigger
+    (migration 0006), in the transaction of the contact's write."""
+
+    __tablename__ = "search_terms"
+
+    tenant_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    term: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+
+    __table_args__ = (
+        sa.Index(
+            "ix_search_terms_term",
+            "term",
+            postgresql_using="gin",
+            postgresql_ops={"term": "gin_trgm_ops"},
+        ),
+    )
+
+
+class ContactTerm(Base):
+    """Which contact holds which term; walked in id order, newest first, per term."""
+
+    __tablename__ = "contact_terms"
+
+    contact_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    term: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        # A key-share lock on the dictionary row while a contact takes the term, so that
+        # a concurrent removal of the "last" holder cannot drop a term still in use.
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "term"],
+            ["search_terms.tenant_id", "search_terms.term"],
+            name="fk_contact_terms_tenant_id_search_terms",
+        ),
+        sa.Index("ix_contact_terms_tenant_id_term_contact_id", "tenant_id", "term", "contact_id"),
+    )
+
+
 class Company(Base):
     __tablename__ = "companies"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
@@ -33,7 +34,7 @@ from crm_contacts.compliance_scheduler import ComplianceScheduler
 from crm_kit import task_access, teams
 from crm_kit.audit import SubjectTable
 from crm_kit.db import transaction
-from crm_kit.errors import InvalidArgument, PermissionDenied
+from crm_kit.errors import InvalidArgument, PermissionDenied, Unavailable
 from crm_kit.ownership import register_ownership
 from crm_kit.placement import warm_country_names
 from crm_kit.relocation import OwnedTable
@@ -43,12 +44,20 @@ from crm_kit.servicer import ServicerBase, caller
 
 M = TypeVar("M", bound=Message)
 
+# Searches get their own share of the connection pool: at most SEARCH_SLOTS at a time
+# per process, so a burst of searches cannot take the connections that writes and the
+# outbox relay need. A search that cannot get a slot in time is a 503 to retry.
+SEARCH_SLOTS = 3
+SEARCH_SLOT_WAIT_S = 5.0
+
 
 class _Base(ServicerBase):
     """The shared servicer behaviour (crm_kit.servicer)."""
 
 
 class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
+    _search_slots = asyncio.Semaphore(SEARCH_SLOTS)  # one servicer per process
+
     async def CreateContact(
         self, request: pb.CreateContactRequest, context: grpc.aio.ServicerContext
     ) -> pb.Contact:
@@ -118,9 +127,20 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
         self, request: pb.ListContactsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListContactsResponse:
         principal = caller()
-        return await self.read(
-            "contact.list", "*", lambda s: contacts.list_contacts(s, principal, request)
-        )
+        if not request.query.strip():
+            return await self.read(
+                "contact.list", "*", lambda s: contacts.list_contacts(s, principal, request)
+            )
+        try:
+            await asyncio.wait_for(self._search_slots.acquire(), SEARCH_SLOT_WAIT_S)
+        except TimeoutError:
+            raise Unavailable("too many searches at once; try again shortly") from None
+        try:
+            return await self.read(
+                "contact.list", "*", lambda s: contacts.list_contacts(s, principal, request)
+            )
+        finally:
+            self._search_slots.release()
 
     async def FindDuplicates(
         self, request: pb.FindDuplicatesRequest, context: grpc.aio.ServicerContext
@@ -565,7 +585,11 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> Sequence[str]:
     # Erasure (crm_kit.subject_copies): a contact's own row is about that contact; the
     # signing keys and the signed requests and receipts never change.
     runtime.copy_rules = runtime.copy_rules.extend(
-        keep=("tenant_keys", "privacy_requests"), contact_columns={"contacts": '"id"'}
+        # The search tables are derived from contacts.search_text by a trigger, which
+        # follows the redaction and deletion of that column; edited directly they would
+        # no longer match it.
+        keep=("tenant_keys", "privacy_requests", "search_terms", "contact_terms"),
+        contact_columns={"contacts": '"id"'},
     )
     # Relocation (crm_kit.relocation): company links stay behind with their company,
     # which lives in its own region; everything about the person moves.
