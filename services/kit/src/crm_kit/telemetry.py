@@ -86,4 +86,3 @@ def sampler() -> Sampler:
     exported = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     ratio = float(os.environ.get("CRM_TRACES_SAMPLE_RATIO", "1" if exported else "0"))
     return sampling.ParentBased(sampling.TraceIdRatioBased(min(1.0, max(0.0, ratio))))
-
