@@ -11,6 +11,7 @@ import httpx
 import pytest
 from google.protobuf import timestamp_pb2
 
+from crm_api.crm.events.v1 import deals_pb2 as deal_events
 from crm_api.crm.events.v1 import integrations_pb2
 from crm_api.crm.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 from crm_cli.cluster import Cluster
@@ -355,6 +356,46 @@ async def test_activity_counts_calls_once_even_when_redelivered(
 
     row = await eventually(counted, what="two calls")
     assert row["calls"] == 2
+
+
+async def test_a_stage_change_that_arrives_before_its_deal_is_applied_once_the_deal_is_known(
+    crm: Tenant, publish: Callable[..., Awaitable[None]], db: Any
+) -> None:
+    """After a fault the deal's creation can be redelivered after its first move (found by
+    the fault campaign): the move waits for the deal instead of being dropped."""
+    deal_id = f"eu_chaos{crm.name[-8:]}"
+    common = {"deal_id": deal_id, "pipeline_id": "p-1", "owner_id": "rep-a", "currency": "EUR"}
+    moved = envelope(
+        crm.name,
+        "deals.deal.stage_changed",
+        deal_events.DealStageChanged(
+            **common,
+            from_stage_id="s-lead",
+            to_stage_id="s-won",
+            to_stage_kind="won",
+            amount="100",
+        ),
+    )
+    created = envelope(
+        crm.name,
+        "deals.deal.created",
+        deal_events.DealCreated(**common, stage_id="s-lead", stage_kind="open", amount="100"),
+    )
+    await publish(moved)
+    await publish(created)
+
+    async def applied() -> list[Any] | None:
+        rows = await db(
+            "reporting",
+            "eu",
+            "SELECT stage_id, status, reached FROM rm_deals WHERE deal_id = $1",
+            deal_id,
+        )
+        return rows if rows and rows[0]["status"] == "won" else None
+
+    rows = await eventually(applied, within=90, what="the move applied after the creation")
+    assert rows[0]["stage_id"] == "s-won"
+    assert list(rows[0]["reached"]) == ["s-lead", "s-won"]
 
 
 async def test_activity_counts_calls_on_the_timeline_for_who_made_or_took_them(

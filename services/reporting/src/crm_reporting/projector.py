@@ -391,8 +391,18 @@ async def _activity(
     )
 
 
-async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
-    """Applies one event to the read model; False when it changes nothing."""
+class DealNotYetKnown(Exception):
+    """A change of a deal whose `deal.created` has not arrived yet: after a fault a failed
+    event is redelivered later and the events behind it arrive first."""
+
+
+async def apply(
+    session: AsyncSession, envelope: envelope_pb2.Envelope, *, wait_for_created: bool = False
+) -> bool:
+    """Applies one event to the read model; False when it changes nothing.
+
+    `wait_for_created`: raise DealNotYetKnown for a change of an unknown deal (the live
+    consumer naks it and it comes back once the deal is known) instead of skipping it."""
     message_type = EVENT_TYPES.get(envelope.event_type)
     if message_type is None:
         return False
@@ -409,6 +419,8 @@ async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
     ):
         before = await _load(session, tenant, event.deal_id)
         after = next_state(before, event, occurred)
+        if after is None and wait_for_created:
+            raise DealNotYetKnown(f"{envelope.event_type} for deal {event.deal_id} before it")
         if after is None:
             log.warning("reporting: %s for unknown deal %s", envelope.event_type, event.deal_id)
             return False
@@ -474,4 +486,4 @@ async def apply(session: AsyncSession, envelope: envelope_pb2.Envelope) -> bool:
 
 async def handle(session: AsyncSession, envelope: envelope_pb2.Envelope, _: Msg) -> None:
     """The durable consumer's handler (crm_kit.messaging.Consumer wraps it in the inbox)."""
-    await apply(session, envelope)
+    await apply(session, envelope, wait_for_created=True)
