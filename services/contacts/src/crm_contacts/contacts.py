@@ -761,12 +761,12 @@ async def list_contacts(
                 match = _query_match(principal, request)
                 conditions.append(sa.and_(*(match.holds(t) for t in range(match.words))))
                 score = match.score
-            return await _sorted_page(session, conditions, score, request.sort, page_size, request)
-        if request.query.strip():
+            stmt = _sorted(conditions, score, request.sort, request)
+        elif request.query.strip():
             stmt = await _search(session, principal, request, conditions, page_size)
         else:
-            stmt = _listing(request, conditions, page_size)
-        rows = (await session.execute(stmt)).all()
+            stmt = _listing(request, conditions)
+        rows = (await session.execute(stmt.limit(page_size + 1))).all()
     except sa.exc.DBAPIError as exc:
         if _sqlstate(exc) == QUERY_CANCELED:
             raise Unavailable("the search took too long; try again or narrow it") from exc
@@ -774,28 +774,29 @@ async def list_contacts(
     more = len(rows) > page_size
     rows = rows[:page_size]
     links = await links_of(session, [row[0].id for row in rows])
-    hits = [
-        pb.ContactHit(
-            contact=contact_to_pb(row, links.get(row.id, [])),
-            score=float(row_score),
-            cursor=_encode_cursor(Decimal(row_score), row.id),
+    hits = []
+    for found, row_score, *sort_key in rows:
+        hit = pb.ContactHit(
+            contact=contact_to_pb(found, links.get(found.id, [])), score=float(row_score)
         )
-        for row, row_score in rows
-    ]
+        if request.sort:  # rows of a sorted page carry their sort key
+            hit.sort_key = sort_key[0]
+            hit.cursor = _encode_sorted_cursor(request.sort, sort_key[0], found.id)
+        else:
+            hit.cursor = _encode_cursor(Decimal(row_score), found.id)
+        hits.append(hit)
     return pb.ListContactsResponse(
         hits=hits, next_page_token=hits[-1].cursor if more and hits else ""
     )
 
 
-async def _sorted_page(
-    session: AsyncSession,
+def _sorted(
     conditions: list[sa.ColumnElement[bool]],
     score: sa.ColumnElement[Any],
     sort: str,
-    page_size: int,
     request: pb.ListContactsRequest,
-) -> pb.ListContactsResponse:
-    """A page in the asked order, resumed after (sort key, id) of the last hit seen."""
+) -> sa.Select[Any]:
+    """Contacts in the asked order, resumed after (sort key, id) of the last hit seen."""
     contact = models.Contact
     scored = (
         sa.select(contact, score.label("score"), _sort_key(contact, sort).label("sort_key"))
@@ -817,22 +818,7 @@ async def _sorted_page(
                 sa.or_(key > after_key, sa.and_(key == after_key, scored.c.id > after_id))
             )
     order = (key.desc(), scored.c.id.desc()) if descending else (key.asc(), scored.c.id.asc())
-    rows = (await session.execute(stmt.order_by(*order).limit(page_size + 1))).all()
-    more = len(rows) > page_size
-    rows = rows[:page_size]
-    links = await links_of(session, [row[0].id for row in rows])
-    hits = [
-        pb.ContactHit(
-            contact=contact_to_pb(row, links.get(row.id, [])),
-            score=float(row_score),
-            cursor=_encode_sorted_cursor(sort, row_key, row.id),
-            sort_key=row_key,
-        )
-        for row, row_score, row_key in rows
-    ]
-    return pb.ListContactsResponse(
-        hits=hits, next_page_token=hits[-1].cursor if more and hits else ""
-    )
+    return stmt.order_by(*order)
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str:
@@ -841,7 +827,7 @@ def _sqlstate(exc: sa.exc.DBAPIError) -> str:
 
 
 def _listing(
-    request: pb.ListContactsRequest, conditions: list[sa.ColumnElement[bool]], page_size: int
+    request: pb.ListContactsRequest, conditions: list[sa.ColumnElement[bool]]
 ) -> sa.Select[Any]:
     """Without a query: newest first (score 0 for every row, so cursors stay one format)."""
     contact = models.Contact
@@ -850,7 +836,7 @@ def _listing(
     if request.page_token:
         _after_score, after_id = _decode_cursor(request.page_token)
         stmt = stmt.where(contact.id < after_id)
-    return stmt.order_by(contact.id.desc()).limit(page_size + 1)
+    return stmt.order_by(contact.id.desc())
 
 
 def _matched_terms(tenant_id: str, request: pb.ListContactsRequest) -> tuple[Any, int]:
