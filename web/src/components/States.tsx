@@ -1,5 +1,6 @@
 import { Alert, Button, Center, Loader, Stack, Text, ThemeIcon, Title } from '@mantine/core';
 import { IconAlertTriangle, IconInbox } from '@tabler/icons-react';
+import type { UseQueryResult } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { ApiError } from '../api/client';
 import { useI18n } from '../i18n/I18nProvider';
@@ -83,4 +84,20 @@ export function NotFoundState() {
       </Stack>
     </Center>
   );
+}
+
+/** A list query's loading, error and empty states, or `children` with its rows. */
+export function QueryState<T>({
+  query,
+  empty,
+  children,
+}: {
+  query: UseQueryResult<T[]>;
+  empty: ReactNode;
+  children: (rows: T[]) => ReactNode;
+}) {
+  if (query.isPending) return <Loading />;
+  if (query.isError) return <ErrorState error={query.error} onRetry={() => void query.refetch()} />;
+  if (query.data.length === 0) return <>{empty}</>;
+  return <>{children(query.data)}</>;
 }

@@ -25,7 +25,7 @@ import { useState } from 'react';
 import { api, call, idempotencyKey } from '../../api/client';
 import type { components } from '../../api/schema';
 import type { DirectoryUser } from '../../api/types';
-import { Empty, ErrorState, Loading, useErrorText } from '../../components/States';
+import { Empty, ErrorState, Loading, QueryState, useErrorText } from '../../components/States';
 import { useI18n } from '../../i18n/I18nProvider';
 import {
   FORM_TARGETS,
@@ -89,59 +89,55 @@ export function WebForms() {
             {t('forms.new')}
           </Button>
         </Group>
-        {forms.isPending ? (
-          <Loading />
-        ) : forms.isError ? (
-          <ErrorState error={forms.error} onRetry={() => void forms.refetch()} />
-        ) : forms.data.length === 0 ? (
-          <Empty title={t('forms.none')} hint={t('forms.noneHint')} />
-        ) : (
-          <ScrollArea>
-            <Table striped miw={760} data-testid="forms">
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>{t('forms.name')}</Table.Th>
-                  <Table.Th>{t('forms.stage')}</Table.Th>
-                  <Table.Th>{t('forms.owner')}</Table.Th>
-                  <Table.Th>{t('forms.fields')}</Table.Th>
-                  <Table.Th>{t('forms.status')}</Table.Th>
-                  <Table.Th />
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {forms.data.map((form) => (
-                  <Table.Tr key={form.id} data-testid="form-row" data-form={form.name}>
-                    <Table.Td>{form.name}</Table.Td>
-                    <Table.Td>{stageName(form)}</Table.Td>
-                    <Table.Td dir="ltr">{form.owner}</Table.Td>
-                    <Table.Td>{Object.keys(form.field_mapping).join(', ')}</Table.Td>
-                    <Table.Td>
-                      <Badge color={form.active ? 'green' : 'gray'} variant="light">
-                        {form.active ? t('integrations.active') : t('integrations.inactive')}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td>
-                      <Group gap={4} wrap="nowrap">
-                        <Button size="xs" variant="subtle" onClick={() => setSnippetOf(form)} aria-label={t('forms.embedNamed', { name: form.name })}>
-                          {t('forms.embed')}
-                        </Button>
-                        <Button
-                          size="xs"
-                          variant="subtle"
-                          leftSection={<IconPencil size={14} />}
-                          aria-label={t('settings.editNamed', { name: form.name })}
-                          onClick={() => setEditing(form)}
-                        >
-                          {t('settings.edit')}
-                        </Button>
-                      </Group>
-                    </Table.Td>
+        <QueryState query={forms} empty={<Empty title={t('forms.none')} hint={t('forms.noneHint')} />}>
+          {(rows) => (
+            <ScrollArea>
+              <Table striped miw={760} data-testid="forms">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>{t('forms.name')}</Table.Th>
+                    <Table.Th>{t('forms.stage')}</Table.Th>
+                    <Table.Th>{t('forms.owner')}</Table.Th>
+                    <Table.Th>{t('forms.fields')}</Table.Th>
+                    <Table.Th>{t('forms.status')}</Table.Th>
+                    <Table.Th />
                   </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </ScrollArea>
-        )}
+                </Table.Thead>
+                <Table.Tbody>
+                  {rows.map((form) => (
+                    <Table.Tr key={form.id} data-testid="form-row" data-form={form.name}>
+                      <Table.Td>{form.name}</Table.Td>
+                      <Table.Td>{stageName(form)}</Table.Td>
+                      <Table.Td dir="ltr">{form.owner}</Table.Td>
+                      <Table.Td>{Object.keys(form.field_mapping).join(', ')}</Table.Td>
+                      <Table.Td>
+                        <Badge color={form.active ? 'green' : 'gray'} variant="light">
+                          {form.active ? t('integrations.active') : t('integrations.inactive')}
+                        </Badge>
+                      </Table.Td>
+                      <Table.Td>
+                        <Group gap={4} wrap="nowrap">
+                          <Button size="xs" variant="subtle" onClick={() => setSnippetOf(form)} aria-label={t('forms.embedNamed', { name: form.name })}>
+                            {t('forms.embed')}
+                          </Button>
+                          <Button
+                            size="xs"
+                            variant="subtle"
+                            leftSection={<IconPencil size={14} />}
+                            aria-label={t('settings.editNamed', { name: form.name })}
+                            onClick={() => setEditing(form)}
+                          >
+                            {t('settings.edit')}
+                          </Button>
+                        </Group>
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </ScrollArea>
+          )}
+        </QueryState>
       </Card>
       {editing ? (
         <FormDialog
@@ -386,50 +382,46 @@ export function Webhooks() {
         <Title order={2} size="h4" mb="sm">
           {t('webhooks.title')}
         </Title>
-        {hooks.isPending ? (
-          <Loading />
-        ) : hooks.isError ? (
-          <ErrorState error={hooks.error} onRetry={() => void hooks.refetch()} />
-        ) : hooks.data.length === 0 ? (
-          <Empty title={t('webhooks.none')} hint={t('webhooks.noneHint')} />
-        ) : (
-          <Stack gap="sm" data-testid="webhooks">
-            {hooks.data.map((hook) => (
-              <Card key={hook.id} withBorder padding="sm" data-testid="webhook" data-url={hook.url}>
-                <Group justify="space-between" wrap="nowrap" align="flex-start">
-                  <div style={{ minWidth: 0 }}>
-                    <Text fw={600} size="sm" dir="ltr" style={{ wordBreak: 'break-all' }}>
-                      {hook.url}
-                    </Text>
-                    <Text size="xs" c="dimmed">
-                      {hook.event_types.join(', ')}
-                      {hook.description ? ` · ${hook.description}` : ''}
-                      {hook.created_at ? ` · ${format.dateTime(hook.created_at)}` : ''}
-                    </Text>
-                    {hook.disabled_reason ? (
-                      <Text size="xs" c="red">
-                        {t('webhooks.disabled', { reason: hook.disabled_reason })}
+        <QueryState query={hooks} empty={<Empty title={t('webhooks.none')} hint={t('webhooks.noneHint')} />}>
+          {(rows) => (
+            <Stack gap="sm" data-testid="webhooks">
+              {rows.map((hook) => (
+                <Card key={hook.id} withBorder padding="sm" data-testid="webhook" data-url={hook.url}>
+                  <Group justify="space-between" wrap="nowrap" align="flex-start">
+                    <div style={{ minWidth: 0 }}>
+                      <Text fw={600} size="sm" dir="ltr" style={{ wordBreak: 'break-all' }}>
+                        {hook.url}
                       </Text>
-                    ) : null}
-                  </div>
-                  <Group gap="xs" wrap="nowrap">
-                    <Button size="xs" variant="subtle" onClick={() => setOpen(open === hook.id ? null : hook.id)} aria-expanded={open === hook.id}>
-                      {t('webhooks.deliveries')}
-                    </Button>
-                    <Switch
-                      checked={hook.active}
-                      label={hook.active ? t('settings.on') : t('settings.off')}
-                      aria-label={t('webhooks.activeNamed', { url: hook.url })}
-                      disabled={toggle.isPending && toggle.variables?.hook.id === hook.id}
-                      onChange={(e) => toggle.mutate({ hook, active: e.currentTarget.checked })}
-                    />
+                      <Text size="xs" c="dimmed">
+                        {hook.event_types.join(', ')}
+                        {hook.description ? ` · ${hook.description}` : ''}
+                        {hook.created_at ? ` · ${format.dateTime(hook.created_at)}` : ''}
+                      </Text>
+                      {hook.disabled_reason ? (
+                        <Text size="xs" c="red">
+                          {t('webhooks.disabled', { reason: hook.disabled_reason })}
+                        </Text>
+                      ) : null}
+                    </div>
+                    <Group gap="xs" wrap="nowrap">
+                      <Button size="xs" variant="subtle" onClick={() => setOpen(open === hook.id ? null : hook.id)} aria-expanded={open === hook.id}>
+                        {t('webhooks.deliveries')}
+                      </Button>
+                      <Switch
+                        checked={hook.active}
+                        label={hook.active ? t('settings.on') : t('settings.off')}
+                        aria-label={t('webhooks.activeNamed', { url: hook.url })}
+                        disabled={toggle.isPending && toggle.variables?.hook.id === hook.id}
+                        onChange={(e) => toggle.mutate({ hook, active: e.currentTarget.checked })}
+                      />
+                    </Group>
                   </Group>
-                </Group>
-                {open === hook.id ? <Deliveries hook={hook} /> : null}
-              </Card>
-            ))}
-          </Stack>
-        )}
+                  {open === hook.id ? <Deliveries hook={hook} /> : null}
+                </Card>
+              ))}
+            </Stack>
+          )}
+        </QueryState>
       </Card>
       <Card>
         <Title order={2} size="h4" mb={4}>
@@ -602,57 +594,53 @@ export function ApiKeys() {
         <Title order={2} size="h4" mb="sm">
           {t('keys.title')}
         </Title>
-        {keys.isPending ? (
-          <Loading />
-        ) : keys.isError ? (
-          <ErrorState error={keys.error} onRetry={() => void keys.refetch()} />
-        ) : keys.data.length === 0 ? (
-          <Empty title={t('keys.none')} hint={t('keys.noneHint')} />
-        ) : (
-          <ScrollArea>
-            <Table striped miw={760} data-testid="api-keys">
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>{t('forms.name')}</Table.Th>
-                  <Table.Th>{t('keys.prefix')}</Table.Th>
-                  <Table.Th>{t('keys.scopes')}</Table.Th>
-                  <Table.Th>{t('keys.created')}</Table.Th>
-                  <Table.Th>{t('keys.lastUsed')}</Table.Th>
-                  <Table.Th />
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {keys.data.map((key) => (
-                  <Table.Tr key={key.id} data-testid="api-key" data-key={key.name}>
-                    <Table.Td>{key.name}</Table.Td>
-                    <Table.Td dir="ltr">
-                      <code>{key.prefix}…</code>
-                    </Table.Td>
-                    <Table.Td dir="ltr">{key.scopes.join(', ')}</Table.Td>
-                    <Table.Td>
-                      {key.created_at ? format.dateTime(key.created_at) : '—'}
-                      <Text size="xs" c="dimmed">
-                        {key.created_by}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>{key.last_used_at ? format.dateTime(key.last_used_at) : '—'}</Table.Td>
-                    <Table.Td>
-                      {key.revoked_at ? (
-                        <Badge color="gray" variant="light">
-                          {t('keys.revokedAt', { when: format.dateTime(key.revoked_at) })}
-                        </Badge>
-                      ) : (
-                        <Button size="xs" variant="subtle" color="red" onClick={() => setRevoking(key)} aria-label={t('keys.revokeNamed', { name: key.name })}>
-                          {t('keys.revoke')}
-                        </Button>
-                      )}
-                    </Table.Td>
+        <QueryState query={keys} empty={<Empty title={t('keys.none')} hint={t('keys.noneHint')} />}>
+          {(rows) => (
+            <ScrollArea>
+              <Table striped miw={760} data-testid="api-keys">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>{t('forms.name')}</Table.Th>
+                    <Table.Th>{t('keys.prefix')}</Table.Th>
+                    <Table.Th>{t('keys.scopes')}</Table.Th>
+                    <Table.Th>{t('keys.created')}</Table.Th>
+                    <Table.Th>{t('keys.lastUsed')}</Table.Th>
+                    <Table.Th />
                   </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </ScrollArea>
-        )}
+                </Table.Thead>
+                <Table.Tbody>
+                  {rows.map((key) => (
+                    <Table.Tr key={key.id} data-testid="api-key" data-key={key.name}>
+                      <Table.Td>{key.name}</Table.Td>
+                      <Table.Td dir="ltr">
+                        <code>{key.prefix}…</code>
+                      </Table.Td>
+                      <Table.Td dir="ltr">{key.scopes.join(', ')}</Table.Td>
+                      <Table.Td>
+                        {key.created_at ? format.dateTime(key.created_at) : '—'}
+                        <Text size="xs" c="dimmed">
+                          {key.created_by}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>{key.last_used_at ? format.dateTime(key.last_used_at) : '—'}</Table.Td>
+                      <Table.Td>
+                        {key.revoked_at ? (
+                          <Badge color="gray" variant="light">
+                            {t('keys.revokedAt', { when: format.dateTime(key.revoked_at) })}
+                          </Badge>
+                        ) : (
+                          <Button size="xs" variant="subtle" color="red" onClick={() => setRevoking(key)} aria-label={t('keys.revokeNamed', { name: key.name })}>
+                            {t('keys.revoke')}
+                          </Button>
+                        )}
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </ScrollArea>
+          )}
+        </QueryState>
       </Card>
       <Card>
         <Title order={2} size="h4" mb="sm">
