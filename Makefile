@@ -52,10 +52,11 @@ $(STAMP): requirements.lock tools/uv-bootstrap.txt $(addsuffix /pyproject.toml,$
 run: install
 	$(BIN)/crm up
 
-# Lint first (ruff, mypy, buf, import contracts): CI fails on any of them.
+# Lint first (ruff, mypy, buf, import contracts): CI fails on any of them. Test files run
+# in two processes (pytest-xdist), each with a system of its own, a file's tests together.
 test: install lint browser
 	cd web && $(WEB_ENV) npm test
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The time-sensitive tests with the clock started at 00:30, 06:00, 12:45, 18:15, 23:50 UTC
 # and before each DST change of Berlin and New York (about an hour; not part of `make test`).

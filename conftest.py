@@ -15,11 +15,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_cli.cluster import Cluster, ClusterConfig
+from crm_cli.cluster import Cluster, ClusterConfig, use_port_band
 from crm_kit import clock
 from crm_kit.auth import mint_token
 
 REGIONS = ["eu", "br", "us"]
+
+# `make test` runs test files in parallel processes (pytest-xdist), each with a system of
+# its own: worker gwN takes its ports from 20000 + 2000*N on, below the ephemeral range, so
+# two workers starting at once never pick the same port.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw"):
+    _BAND_START = 20000 + 2000 * int(_WORKER[2:])
+    use_port_band(range(_BAND_START, _BAND_START + 2000))
 
 
 @pytest.fixture(scope="session")

@@ -50,15 +50,33 @@ MAX_CONNECTIONS = 400
 
 
 _HANDED_OUT: set[int] = set()
+_PORT_BAND: range | None = None
+
+
+def use_port_band(band: range) -> None:
+    """Hand out this process's ports from `band` only. Parallel test processes each get a
+    band of their own below the kernel's ephemeral range, so none can be offered a port
+    another has picked but not yet bound (see the root conftest.py)."""
+    global _PORT_BAND
+    _PORT_BAND = band
 
 
 def free_port() -> int:
     """A port free now and not handed out before by this process: the OS may offer a
     port again once its probe socket is closed, and two services given the same port
     means one fails to bind while the other answers in its place."""
+    candidates = iter(_PORT_BAND) if _PORT_BAND is not None else None
     while True:
+        wanted = 0
+        if candidates is not None:
+            wanted = next(candidates, -1)
+            if wanted < 0:
+                raise RuntimeError(f"no free port left in {_PORT_BAND}")
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", wanted))
+            except OSError:
+                continue  # held by someone else; try the next one of the band
             port = int(sock.getsockname()[1])
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
