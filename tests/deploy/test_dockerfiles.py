@@ -21,9 +21,14 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 
 
 def dockerfiles() -> list[Path]:
+    """The Python images (services, gateway); tests/deploy/test_web_image.py checks web/'s."""
     found = sorted((REPO_ROOT / "services").glob("*/Dockerfile"))
     found += sorted((REPO_ROOT / "gateway").glob("Dockerfile"))
     return found
+
+
+def every_dockerfile() -> list[Path]:
+    return [*dockerfiles(), REPO_ROOT / "web" / "Dockerfile"]
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -54,7 +59,9 @@ def test_there_is_a_dockerfile_per_image() -> None:
     assert {"services/contacts/Dockerfile", "gateway/Dockerfile"} <= names
 
 
-@pytest.mark.parametrize("path", dockerfiles(), ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
+@pytest.mark.parametrize(
+    "path", every_dockerfile(), ids=lambda p: p.relative_to(REPO_ROOT).as_posix()
+)
 def test_hadolint_passes(path: Path) -> None:
     result = subprocess.run(
         [str(HADOLINT), "--config", str(REPO_ROOT / ".hadolint.yaml"), "--no-color", str(path)],
@@ -105,5 +112,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
         "deploy/images/pin_requirements.py",
         "services",
         "gateway",
+        "web",
     }, included
     assert "**/tests/" in lines
+    assert {"web/node_modules/", "web/dist/"} <= set(lines), "the web image builds from its lock"
