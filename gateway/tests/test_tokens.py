@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,7 +22,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from crm_gateway.app import create_app
 from crm_gateway.settings import GatewaySettings
-from crm_kit.auth import AUDIENCE, TokenVerifier
+from crm_kit.auth import AUDIENCE, InvalidToken, TokenVerifier
 
 ISSUER = "https://login.example.test/"
 PROVIDER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -34,17 +35,10 @@ def _jwk(key: Any, kid: str, algorithm: Any) -> dict[str, Any]:
     return {**public, "kid": kid, "use": "sig"}
 
 
-@pytest.fixture(scope="module")
-def jwks_url() -> Iterator[str]:
-    """The identity provider's key set, served over HTTP on loopback (a real peer)."""
-    body = json.dumps(
-        {
-            "keys": [
-                _jwk(PROVIDER_KEY, "rsa-1", RSAAlgorithm),
-                _jwk(PROVIDER_EC_KEY, "ec-1", ECAlgorithm),
-            ]
-        }
-    ).encode()
+@contextmanager
+def _key_set(*keys: dict[str, Any]) -> Iterator[str]:
+    """An identity provider's key set, served over HTTP on loopback (a real peer)."""
+    body = json.dumps({"keys": list(keys)}).encode()
 
     class KeySet(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -62,6 +56,14 @@ def jwks_url() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    with _key_set(
+        _jwk(PROVIDER_KEY, "rsa-1", RSAAlgorithm), _jwk(PROVIDER_EC_KEY, "ec-1", ECAlgorithm)
+    ) as url:
+        yield url
 
 
 @pytest.fixture
@@ -141,6 +143,7 @@ async def test_a_token_the_provider_signed_for_us_gets_past_authentication(
         ("HS256 signed with the public key", "alg"),
         ("signed by a stranger's key", "signing key"),
         ("stranger's key under our kid", "signature"),
+        ("no kid, and the provider has several keys", "names no key"),
         ("wrong audience", "audience"),
         ("wrong issuer", "issuer"),
         ("no issuer", "iss"),
@@ -160,6 +163,9 @@ async def test_every_other_token_is_refused_saying_why(
         "HS256 signed with the public key": lambda: _hs256_with_the_public_key(_claims()),
         "signed by a stranger's key": lambda: _signed(_claims(), STRANGER_KEY, "other"),
         "stranger's key under our kid": lambda: _signed(_claims(), STRANGER_KEY, "rsa-1"),
+        "no kid, and the provider has several keys": lambda: jwt.encode(
+            _claims(), PROVIDER_KEY, algorithm="RS256"
+        ),
         "wrong audience": lambda: _signed(_claims(aud="another-app")),
         "wrong issuer": lambda: _signed(_claims(iss="https://evil.example.test/")),
         "no issuer": lambda: _signed(_claims(iss=None)),
@@ -174,6 +180,17 @@ async def test_every_other_token_is_refused_saying_why(
     assert reply.headers["content-type"] == "application/problem+json"
     assert reply.headers["www-authenticate"] == "Bearer"
     assert expected in reply.json()["detail"].lower(), reply.json()["detail"]
+
+
+def test_a_provider_with_one_key_may_leave_kid_out() -> None:
+    """RFC 7515 makes `kid` optional; a provider with a single key (oidc-provider-mock,
+    small Keycloak realms) signs without it, and only that key may have signed."""
+    with _key_set(_jwk(PROVIDER_KEY, "only", RSAAlgorithm)) as url:
+        verifier = TokenVerifier(jwks_url=url, issuer=ISSUER, regions=["eu"])
+        principal = verifier.verify(jwt.encode(_claims(), PROVIDER_KEY, algorithm="RS256"))
+        assert (principal.tenant_id, principal.user_id) == ("acme", "u_anna")
+        with pytest.raises(InvalidToken, match="Signature verification failed"):
+            verifier.verify(jwt.encode(_claims(), STRANGER_KEY, algorithm="RS256"))
 
 
 def test_jwks_without_an_issuer_does_not_start(jwks_url: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crm_gateway.web import API_PREFIXES, content_security_policy
+from crm_gateway.web import API_PREFIXES, content_security_policy, origin_of
 
 from .test_dockerfiles import stages
 
@@ -31,8 +31,12 @@ def nginx_headers() -> dict[str, str]:
 
 def test_nginx_sends_the_gateways_policy_with_a_nonce_per_response() -> None:
     headers = nginx_headers()
-    # $request_id: 128 random bits nginx makes per request, also put into index.html.
-    assert headers["Content-Security-Policy"] == content_security_policy("$request_id")
+    # $request_id: 128 random bits nginx makes per request, also put into index.html;
+    # $sign_in_origin: the identity provider's origin, from the install's sign-in.conf.
+    assert headers["Content-Security-Policy"] == content_security_policy(
+        "$request_id", "$sign_in_origin"
+    )
+    assert 'set $sign_in_origin "";' in (WEB / "nginx" / "sign-in.conf").read_text()
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin"
     site = (WEB / "nginx" / "default.conf").read_text()
@@ -77,6 +81,27 @@ def test_the_ingress_serves_the_api_and_the_application_on_one_origin(render: Re
     assert container["image"].startswith("atlas-crm/web:")
     assert container["ports"] == [{"name": "http", "containerPort": 8080}]
     assert container["command"] == ["nginx", "-g", "daemon off;"]
+    # The install's identity provider, mounted where nginx includes it.
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/nginx/atlas"]
+    (volume,) = [
+        v for v in web["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    ]
+    (config,) = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"]
+    ]
+    (gateway_auth,) = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("gateway-auth")
+    ]
+    issuer = gateway_auth["data"]["CRM_JWT_ISSUER"]
+    assert (
+        config["data"]["sign-in.conf"]
+        .strip()
+        .endswith(f'set $sign_in_origin "{origin_of(issuer)}";')
+    ), "the web application's CSP admits the issuer the gateway trusts"
     service_ports = {
         d["metadata"]["name"]: d["spec"]["ports"][0]["targetPort"]
         for d in docs

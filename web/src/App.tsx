@@ -1,5 +1,6 @@
 import { lazy, Suspense } from 'react';
 import { Navigate, Route, Routes, useLocation } from 'react-router';
+import { getLanding } from './auth/session';
 import { useSession } from './auth/useSession';
 import { Loading } from './components/States';
 import { I18nProvider } from './i18n/I18nProvider';
@@ -7,6 +8,7 @@ import { Shell } from './layout/Shell';
 
 // Every screen is its own chunk, loaded when first opened.
 const SignIn = lazy(() => import('./pages/SignIn'));
+const AuthCallback = lazy(() => import('./pages/AuthCallback'));
 const Home = lazy(() => import('./pages/Home'));
 const Contacts = lazy(() => import('./pages/Contacts'));
 const ContactCreate = lazy(() => import('./pages/ContactCreate'));
@@ -45,12 +47,14 @@ export function App() {
               <Route path="compliance" element={<Compliance />} />
               <Route path="settings" element={<Settings />} />
               <Route path="sign-in" element={<Navigate to="/" replace />} />
+              <Route path="auth/callback" element={<Navigate to={getLanding()} replace />} />
               <Route path="*" element={<NotFound />} />
             </Route>
           </Routes>
         ) : (
           <Routes>
             <Route path="sign-in" element={<SignIn />} />
+            <Route path="auth/callback" element={<AuthCallback />} />
             <Route
               path="*"
               element={

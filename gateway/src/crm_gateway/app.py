@@ -24,6 +24,7 @@ from crm_gateway.limits import bounded_query
 from crm_gateway.problems import problem_response
 from crm_gateway.routes import (
     attachments,
+    auth,
     calendar,
     companies,
     compliance,
@@ -39,8 +40,9 @@ from crm_gateway.routes import (
     settings,
     tasks,
 )
+from crm_gateway.routes.auth import sign_in_config
 from crm_gateway.settings import GatewaySettings
-from crm_gateway.web import WebApp, check_build
+from crm_gateway.web import WebApp, check_build, origin_of
 from crm_kit.auth import TokenVerifier
 from crm_kit.placement import warm_country_names
 
@@ -129,6 +131,7 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     app.include_router(integrations.router)
     app.include_router(integrations.public)
     app.include_router(imports.router)
+    app.include_router(auth.router(config))
     if config.development_sign_in:
         app.include_router(dev.router(config.jwt_secret))
     app.mount("/metrics", make_asgi_app())
@@ -186,5 +189,10 @@ def create_app(config: GatewaySettings | None = None) -> FastAPI:
     )
     if config.web_dir:
         check_build(config.web_dir)
-        app.add_middleware(WebApp, web_dir=config.web_dir)
+        sign_in = sign_in_config(config)
+        app.add_middleware(
+            WebApp,
+            web_dir=config.web_dir,
+            sign_in_origin=origin_of(sign_in.oidc.issuer) if sign_in.oidc else "",
+        )
     return app

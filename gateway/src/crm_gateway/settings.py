@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
@@ -19,6 +19,13 @@ class GatewaySettings(CommonSettings):
     jwks_url: str = ""
     # The identity provider's issuer (`iss`), required with jwks_url.
     jwt_issuer: str = ""
+    # The web application's sign-in at that provider (authorization code with PKCE): its
+    # public client id there, the scopes it asks for, and which token it sends to the
+    # API: the access token, or the ID token for a provider whose access tokens are
+    # opaque (either must carry aud "atlas-crm" and the tenant, roles and region claims).
+    oidc_client_id: str = ""
+    oidc_scope: str = "openid profile email"
+    oidc_bearer: Literal["access_token", "id_token"] = "access_token"
     # {"contacts": {"eu": "host:port", ...}, ...}
     service_endpoints: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Deadline of every gRPC call, seconds.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,9 +31,11 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 NONCE_PLACEHOLDER = "__CSP_NONCE__"
 
 
-def content_security_policy(nonce: str) -> str:
+def content_security_policy(nonce: str, sign_in_origin: str = "") -> str:
     """Only the gateway's own origin. Mantine writes its theme variables into a <style>
-    element, which carries this response's nonce; nothing else inline is allowed."""
+    element, which carries this response's nonce; nothing else inline is allowed. With
+    an identity provider, the application also fetches its discovery document and
+    token endpoint (authorization code with PKCE), so `connect-src` names its origin."""
     return "; ".join(
         (
             "default-src 'self'",
@@ -40,7 +43,7 @@ def content_security_policy(nonce: str) -> str:
             f"style-src 'self' 'nonce-{nonce}'",
             "img-src 'self' data: blob:",
             "font-src 'self'",
-            "connect-src 'self'",
+            f"connect-src 'self' {sign_in_origin}".rstrip(),
             "object-src 'none'",
             "base-uri 'self'",
             "form-action 'self'",
@@ -49,9 +52,17 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-def _security_headers(nonce: str = "") -> dict[str, str]:
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL: what a CSP source names."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _security_headers(nonce: str = "", sign_in_origin: str = "") -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(nonce or secrets.token_urlsafe(16)),
+        "Content-Security-Policy": content_security_policy(
+            nonce or secrets.token_urlsafe(16), sign_in_origin
+        ),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
     }
@@ -66,9 +77,10 @@ def check_build(web_dir: str) -> None:
 class WebApp:
     """ASGI middleware: the API first for its paths, the web application for the rest."""
 
-    def __init__(self, app: ASGIApp, web_dir: str) -> None:
+    def __init__(self, app: ASGIApp, web_dir: str, sign_in_origin: str = "") -> None:
         self.app = app
         self.root = Path(web_dir).resolve()
+        self.sign_in_origin = sign_in_origin
 
     def _is_api(self, path: str) -> bool:
         return any(path == p or path.startswith(p + "/") for p in API_PREFIXES)
@@ -94,7 +106,7 @@ class WebApp:
                 candidate,
                 headers={
                     "Cache-Control": IMMUTABLE if hashed else "no-cache",
-                    **_security_headers(),
+                    **_security_headers(sign_in_origin=self.sign_in_origin),
                 },
             )
         if relative.startswith("assets/") or Path(relative).suffix:
@@ -111,5 +123,8 @@ class WebApp:
         index = (self.root / "index.html").read_text(encoding="utf-8")
         return HTMLResponse(
             index.replace(NONCE_PLACEHOLDER, nonce),
-            headers={"Cache-Control": "no-cache", **_security_headers(nonce)},
+            headers={
+                "Cache-Control": "no-cache",
+                **_security_headers(nonce, self.sign_in_origin),
+            },
         )

@@ -1637,6 +1637,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How the web application signs in (no token needed) */
+        get: operations["get_sign_in_config_v1_auth_config_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dev/users": {
         parameters: {
             query?: never;
@@ -3531,6 +3548,27 @@ export interface components {
             /** Deferred Reason */
             deferred_reason: string;
         };
+        /** OidcClient */
+        OidcClient: {
+            /**
+             * Issuer
+             * @description the provider's issuer; its discovery document is below it
+             */
+            issuer: string;
+            /**
+             * Client Id
+             * @description the web application's public client id there
+             */
+            client_id: string;
+            /** Scope */
+            scope: string;
+            /**
+             * Bearer
+             * @description the token the application sends to this API
+             * @enum {string}
+             */
+            bearer: "access_token" | "id_token";
+        };
         /** Payment */
         Payment: {
             /** Id */
@@ -4129,6 +4167,16 @@ export interface components {
              * @default false
              */
             forbid_sales_rep_exports?: boolean;
+        };
+        /** SignInConfig */
+        SignInConfig: {
+            /**
+             * Mode
+             * @description oidc: the identity provider below; development: /v1/dev mints tokens; none: tokens come from elsewhere (API keys, a provider not set up for the web)
+             * @enum {string}
+             */
+            mode: "oidc" | "development" | "none";
+            oidc?: components["schemas"]["OidcClient"] | null;
         };
         /** SmsReceived */
         SmsReceived: {
@@ -15585,6 +15633,55 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_sign_in_config_v1_auth_config_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInConfig"];
                 };
             };
             /** @description No such record (or not one the caller may see) */

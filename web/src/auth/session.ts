@@ -61,3 +61,15 @@ export function subscribe(listener: () => void): () => void {
   listeners.add(listener);
   return () => listeners.delete(listener);
 }
+
+// Where the user was going when the identity provider's sign-in began; the signed-in
+// application's /auth/callback route goes there (and the code leaves the URL with it).
+let landing = '/';
+
+export function setLanding(path: string): void {
+  landing = path.startsWith('/') && !path.startsWith('/sign-in') ? path : '/';
+}
+
+export function getLanding(): string {
+  return landing;
+}

@@ -17,9 +17,11 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { useLocation, useNavigate } from 'react-router';
 import { ApiError, api, call } from '../api/client';
+import type { components } from '../api/schema';
 import type { DirectoryUser } from '../api/types';
+import { userManager, type OidcClientConfig } from '../auth/oidc';
 import { ROLES, setSession, type Role } from '../auth/session';
-import { useErrorText } from '../components/States';
+import { Loading, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import { LANGUAGES, type Language } from '../i18n/languages';
 
@@ -30,9 +32,77 @@ interface Directory {
   regions: string[];
 }
 
-/** Development sign-in: exists only while the gateway uses the development signing key. */
+type SignInConfig = components['schemas']['SignInConfig'];
+
+/** The sign-in the gateway offers: its identity provider, or the development sign-in. */
 export default function SignIn() {
+  const config = useQuery({
+    queryKey: ['sign-in-config'],
+    queryFn: () => call<SignInConfig>(api.GET('/v1/auth/config')),
+    staleTime: Infinity,
+  });
+  if (config.isPending) return <Loading />;
+  if (config.data?.mode === 'oidc' && config.data.oidc) return <OidcSignIn config={config.data.oidc} />;
+  return <DevSignIn />;
+}
+
+function SignInHeader() {
   const { t, language, setLanguage } = useI18n();
+  return (
+    <Group justify="space-between" align="flex-start" wrap="nowrap">
+      <Group gap="sm" wrap="nowrap">
+        <img src="/favicon.svg" alt="" width={36} height={36} />
+        <Title order={2} size="h3">
+          {t('signIn.title')}
+        </Title>
+      </Group>
+      <Select
+        aria-label={t('nav.language')}
+        size="xs"
+        w={150}
+        allowDeselect={false}
+        value={language}
+        onChange={(value) => value && setLanguage(value as Language)}
+        data={LANGUAGES.map((l) => ({ value: l.code, label: l.name }))}
+      />
+    </Group>
+  );
+}
+
+/** Production: off to the identity provider (authorization code with PKCE) and back. */
+function OidcSignIn({ config }: { config: OidcClientConfig }) {
+  const { t } = useI18n();
+  const errorText = useErrorText();
+  const location = useLocation();
+  const from = (location.state as { from?: string } | null)?.from;
+  const redirect = useMutation({
+    mutationFn: () => userManager(config).signinRedirect({ state: { from: from ?? '/' } }),
+  });
+  return (
+    <Center mih="100vh" p="md" bg="gray.0">
+      <Paper withBorder shadow="sm" p="xl" w="100%" maw={500}>
+        <Stack gap="md">
+          <SignInHeader />
+          <Text size="sm" c="dimmed">
+            {t('signIn.oidcSubtitle')}
+          </Text>
+          {redirect.error ? (
+            <Alert color="red" role="alert">
+              {errorText(redirect.error)}
+            </Alert>
+          ) : null}
+          <Button size="md" loading={redirect.isPending} onClick={() => redirect.mutate()}>
+            {t('signIn.oidcButton')}
+          </Button>
+        </Stack>
+      </Paper>
+    </Center>
+  );
+}
+
+/** Development sign-in: exists only while the gateway uses the development signing key. */
+function DevSignIn() {
+  const { t } = useI18n();
   const errorText = useErrorText();
   const navigate = useNavigate();
   const location = useLocation();
@@ -106,23 +176,7 @@ export default function SignIn() {
       <Paper withBorder shadow="sm" p="xl" w="100%" maw={500}>
         <form onSubmit={submit}>
           <Stack gap="md">
-            <Group justify="space-between" align="flex-start" wrap="nowrap">
-              <Group gap="sm" wrap="nowrap">
-                <img src="/favicon.svg" alt="" width={36} height={36} />
-                <Title order={2} size="h3">
-                  {t('signIn.title')}
-                </Title>
-              </Group>
-              <Select
-                aria-label={t('nav.language')}
-                size="xs"
-                w={150}
-                allowDeselect={false}
-                value={language}
-                onChange={(value) => value && setLanguage(value as Language)}
-                data={LANGUAGES.map((l) => ({ value: l.code, label: l.name }))}
-              />
-            </Group>
+            <SignInHeader />
             <Text size="sm" c="dimmed">
               {t('signIn.subtitle')}
             </Text>

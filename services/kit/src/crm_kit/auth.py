@@ -79,12 +79,23 @@ class TokenVerifier:
         """True when verifying may fetch the provider's keys (blocking I/O)."""
         return self._jwks is not None
 
+    @staticmethod
+    def _signing_key(token: str, jwks: jwt.PyJWKClient) -> Any:
+        kid = jwt.get_unverified_header(token).get("kid")
+        if kid:
+            return jwks.get_signing_key(kid).key
+        # `kid` is optional (RFC 7515): a provider with one signing key may leave it out.
+        keys = jwks.get_signing_keys()
+        if len(keys) != 1:
+            raise jwt.InvalidTokenError("the token names no key (kid) and the provider has several")
+        return keys[0].key
+
     def verify(self, token: str) -> Principal:
         try:
             if self._jwks is not None:
                 # Only asymmetric algorithms: a token "signed" with the public key as an
                 # HMAC secret, or with alg "none", never gets this far.
-                key: Any = self._jwks.get_signing_key_from_jwt(token).key
+                key: Any = self._signing_key(token, self._jwks)
                 algorithms = ["RS256", "ES256"]
             else:
                 key, algorithms = self.secret, ["HS256"]
