@@ -65,9 +65,9 @@ test-clock: install
 
 # The full fault campaign (issue 17 §1; up to 15 minutes on two cores): 10,000 operations
 # through the gateway while NATS, service processes and PostgreSQL are killed; prints the
-# table of checks and fails on any non-zero line. `make chaos-short` runs the short one
-# (about 1,000 operations) as a pytest test. Not yet in `make test`: it still finds reporting
-# applying out-of-order deal events (see README "Faults"). SEED=<n> picks another run.
+# table of checks and fails on any non-zero line. The short one (about 1,000 operations, a
+# few kills of each kind) is a pytest test that `make test` runs (testpaths include tools/);
+# `make chaos-short` runs it alone. SEED=<n> picks another full run.
 SEED ?= 17
 chaos: install
 	$(PYTHON) -m tools.chaos --seed $(SEED)

@@ -901,7 +901,7 @@ class Checks:
         ]
         self.add("consumers stuck (pending, unacked or redelivering)", len(infos), stuck)
 
-    async def stream_events(self, region: str) -> list[tuple[str, str]]:
+    async def stream_events(self, region: str) -> list[tuple[str, str, str]]:
         client = await nats.connect(self.cluster.nats.url)
         try:
             js = client.jetstream()
@@ -911,22 +911,54 @@ class Checks:
                 stream=stream_name(region),
                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
             )
-            found: list[tuple[str, str]] = []
+            found: list[tuple[str, str, str]] = []
             while len(found) < total:
                 try:
                     batch = await subscription.fetch(1000, timeout=2)
                 except (nats.errors.TimeoutError, TimeoutError):
                     break
                 for message in batch:
-                    found.append((message.subject, unpack_envelope(message.data).event_id))
+                    envelope = unpack_envelope(message.data)
+                    found.append((message.subject, envelope.event_id, envelope.tenant_id))
                     await message.ack()
             await subscription.unsubscribe()
             return found
         finally:
             await client.close()
 
+    async def wanted(self, region: str) -> dict[str, Any]:
+        """Consumers that ack, without an inbox row, the events no rule or webhook of the
+        tenant wants (crm_kit.messaging.Consumer `wants`): which events they do take, as
+        (tenant, event type) -> bool, from the region's rules and webhooks."""
+        rules = {
+            (r["tenant_id"], r["event_type"])
+            for r in await self.fetch(
+                "tasks",
+                region,
+                "SELECT DISTINCT tenant_id, event_type FROM automation_rules WHERE enabled",
+            )
+        }
+        hooks: dict[str, set[str]] = defaultdict(set)
+        for r in await self.fetch(
+            "integrations", region, "SELECT tenant_id, event_types FROM webhooks WHERE active"
+        ):
+            hooks[r["tenant_id"]].update(r["event_types"])
+
+        def hooked(tenant: str, event_type: str) -> bool:
+            # crm_integrations.webhooks.matches: "*", the type, or "<prefix>.*".
+            return any(
+                p == "*" or p == event_type or (p.endswith(".*") and event_type.startswith(p[:-1]))
+                for p in hooks.get(tenant, ())
+            )
+
+        return {
+            "tasks-automation": lambda tenant, event_type: (tenant, event_type) in rules,
+            "integrations-webhooks": hooked,
+        }
+
     async def events_handled(self) -> None:
-        """Every event in a stream that a durable consumer's filter takes is in that
+        """Every event in a stream that a durable consumer's filter takes (and, for a
+        consumer that skips what nothing wants, that a rule or webhook wants) is in that
         consumer's inbox: nothing was dropped (max deliveries, a dead consumer task)."""
         infos = await self.consumers()
         bad: list[str] = []
@@ -936,7 +968,8 @@ class Checks:
         twice: list[str] = []
         for region in REGIONS:
             events = await self.stream_events(region)
-            stored = Counter(e for _, e in events)
+            stored = Counter(e for _, e, _ in events)
+            wanted = await self.wanted(region)
             twice += [f"{region}: {e} x{n}" for e, n in stored.items() if n > 1]
             for service in SERVICES:
                 published = await self.fetch(
@@ -960,7 +993,13 @@ class Checks:
                 filters = list(info.config.filter_subjects or []) or [
                     info.config.filter_subject or ">"
                 ]
-                expected = {e for s, e in events if any(subject_matches(f, s) for f in filters)}
+                wants = wanted.get(info.name, lambda tenant, event_type: True)
+                expected = {
+                    e
+                    for s, e, tenant in events
+                    if any(subject_matches(f, s) for f in filters)
+                    and wants(tenant, s.split(".", 2)[2])
+                }
                 checked += len(expected)
                 lost = expected - handled[info.name]
                 if lost:
@@ -1189,7 +1228,9 @@ async def campaign(cluster: Cluster, profile: Profile, seed: int) -> tuple[Check
     finally:
         faults.stop()
     checks = Checks(cluster, setup, workload, stats)
+    settling = time.monotonic()
     await checks.settle(within=180)
+    print(f"settled in {time.monotonic() - settling:.0f} s", flush=True)
     await checks.run()
     return checks, stats, elapsed
 
@@ -1250,12 +1291,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="the short version (make test)")
     parser.add_argument("--operations", type=int)
     parser.add_argument("--keep", action="store_true", help="keep the state folder (logs)")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        help="an empty folder for the system's state and logs (default: a new one in /tmp); "
+        "kept afterwards, its owner removes it",
+    )
     args = parser.parse_args(argv)
     profile = SHORT if args.short else FULL
     if args.operations:
         profile = Profile(**{**profile.__dict__, "operations": args.operations})
     # A short path: PostgreSQL's socket lives in its data folder (107-byte limit).
-    state = Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp"))
+    state = args.state or Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp"))
+    state.mkdir(parents=True, exist_ok=True)
     os.environ["CRM_SCHEDULER_INTERVAL"] = "0.5"
     # Twenty processes importing at once on a busy two-core machine start slowly.
     os.environ.setdefault("CRM_START_TIMEOUT", "600")
@@ -1263,13 +1311,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"state and logs in {state}", flush=True)
     # Stopped from outside (a test's timeout), the system is still stopped (`finally`).
     signal.signal(signal.SIGTERM, _interrupt)
+    began = time.monotonic()
     with system(state) as cluster:
+        print(f"system up in {time.monotonic() - began:.0f} s", flush=True)
         checks, stats, elapsed = asyncio.run(campaign(cluster, profile, args.seed))
     failed = any(line.bad for line in checks.lines)
     # The logs of a failed run stay for the investigation.
-    if not args.keep and not failed:
+    if not args.keep and not args.state and not failed:
         shutil.rmtree(state, ignore_errors=True)
     print(report(checks, stats, profile, args.seed, elapsed), flush=True)
+    print(f"whole run (start, workload, settle, checks, stop): {time.monotonic() - began:.0f} s")
     if failed:
         print(f"logs kept in {state / 'logs'}", flush=True)
     return 1 if failed else 0

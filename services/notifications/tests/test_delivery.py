@@ -124,13 +124,16 @@ async def test_redelivered_events_give_no_duplicates(
     assert await eventually(lambda: _inbox_of(eu, user.id, 2), what="two inbox items")
 
 
-async def test_a_resend_after_a_crash_mid_send_carries_the_same_message_id(
+async def test_an_email_whose_sender_died_mid_send_is_dead_lettered_not_sent_twice(
     eu, mailbox, db, eventually
 ) -> None:  # type: ignore[no-untyped-def]
+    """Found by the fault campaign: a dispatcher SIGKILLed after the SMTP server accepted
+    an email but before it recorded the send left the row claimed; when the lease ran
+    out another pass sent a second copy. Now the row says it was being sent, and the
+    next pass dead-letters it with the reason instead."""
     user = await eu.user("carl")
     await _task(eu, user.id)
     [mail] = await eventually(lambda: mailbox.to(user.email), what="the email")
-    # The SMTP server has the message a moment before the dispatcher records it as sent.
     [row] = await eventually(
         lambda: db(
             "SELECT id, message_id FROM deliveries WHERE tenant_id=$1 AND channel='email'"
@@ -140,17 +143,24 @@ async def test_a_resend_after_a_crash_mid_send_carries_the_same_message_id(
         what="the email recorded as sent",
     )
     assert mail["Message-ID"] == row["message_id"]
-    # The replica sent, then died before recording it: the row is still claimed, its
-    # lease runs out, and another pass sends it again.
+    # What the replica leaves when it dies in that moment: the row still claimed, marked
+    # as being sent, and its lease run out.
     await db(
-        "UPDATE deliveries SET status='pending', lease_until=now() - interval '1 second'"
+        "UPDATE deliveries SET status='pending', sent_at=NULL,"
+        " sending_since=now() - interval '1 minute', lease_until=now() - interval '1 second'"
         " WHERE id=$1",
         row["id"],
     )
-    copies = await eventually(
-        lambda: len(mailbox.to(user.email)) == 2 and mailbox.to(user.email), what="the resend"
+    [dead] = await eventually(
+        lambda: db(
+            "SELECT status, last_error, sending_since FROM deliveries"
+            " WHERE id=$1 AND status='dead'",
+            row["id"],
+        ),
+        what="the delivery dead-lettered",
     )
-    assert {m["Message-ID"] for m in copies} == {row["message_id"]}
+    assert "may have been delivered" in dead["last_error"] and dead["sending_since"] is None
+    assert len(mailbox.to(user.email)) == 1
 
 
 async def test_an_email_accepted_while_postgresql_restarts_is_sent_once(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 from google.protobuf import timestamp_pb2
+from ulid import ULID
 
 from crm_api.crm.events.v1 import deals_pb2 as deal_events
 from crm_api.crm.events.v1 import integrations_pb2
@@ -364,7 +365,17 @@ async def test_a_stage_change_that_arrives_before_its_deal_is_applied_once_the_d
     """After a fault the deal's creation can be redelivered after its first move (found by
     the fault campaign): the move waits for the deal instead of being dropped."""
     deal_id = f"eu_chaos{crm.name[-8:]}"
-    common = {"deal_id": deal_id, "pipeline_id": "p-1", "owner_id": "rep-a", "currency": "EUR"}
+    # As the deals service writes them: created a minute before it was won.
+    created_at, moved_at = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
+    created_at.FromDatetime(clock.now() - timedelta(minutes=1))
+    moved_at.FromDatetime(clock.now())
+    common = {
+        "deal_id": deal_id,
+        "pipeline_id": "p-1",
+        "owner_id": "rep-a",
+        "currency": "EUR",
+        "created_at": created_at,
+    }
     moved = envelope(
         crm.name,
         "deals.deal.stage_changed",
@@ -374,6 +385,7 @@ async def test_a_stage_change_that_arrives_before_its_deal_is_applied_once_the_d
             to_stage_id="s-won",
             to_stage_kind="won",
             amount="100",
+            moved_at=moved_at,
         ),
     )
     created = envelope(
@@ -396,6 +408,85 @@ async def test_a_stage_change_that_arrives_before_its_deal_is_applied_once_the_d
     rows = await eventually(applied, within=90, what="the move applied after the creation")
     assert rows[0]["stage_id"] == "s-won"
     assert list(rows[0]["reached"]) == ["s-lead", "s-won"]
+
+
+async def test_an_older_stage_change_arriving_after_a_newer_one_leaves_the_deal_where_it_is(
+    crm: Tenant, publish: Callable[..., Awaitable[None]], db: Any
+) -> None:
+    """Under redelivery (a consumer killed mid-batch, NATS restarted) a deal's move into
+    Qualified can arrive after its later win (found by the fault campaign): the report keeps
+    the deal won, and the funnel still counts each stage it entered once."""
+    deal_id = f"eu_{ULID()}"
+    stage = crm.stage
+    created_at = clock.now() - timedelta(minutes=3)
+
+    def at(when: datetime) -> timestamp_pb2.Timestamp:
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(when)
+        return stamp
+
+    common = {
+        "deal_id": deal_id,
+        "pipeline_id": crm.pipeline["id"],
+        "owner_id": "rep-a",
+        "owner_team": "north",
+        "amount": "100.00",
+        "currency": "EUR",
+        "created_at": at(created_at),
+    }
+    created = envelope(
+        crm.name,
+        "deals.deal.created",
+        deal_events.DealCreated(**common, stage_id=stage["Lead"], stage_kind="open"),
+    )
+    qualified = envelope(
+        crm.name,
+        "deals.deal.stage_changed",
+        deal_events.DealStageChanged(
+            **common,
+            from_stage_id=stage["Lead"],
+            to_stage_id=stage["Qualified"],
+            to_stage_kind="open",
+            win_probability=30,
+            moved_at=at(created_at + timedelta(minutes=1)),
+        ),
+    )
+    won = envelope(
+        crm.name,
+        "deals.deal.stage_changed",
+        deal_events.DealStageChanged(
+            **common,
+            from_stage_id=stage["Qualified"],
+            to_stage_id=stage["Won"],
+            to_stage_kind="won",
+            win_probability=100,
+            moved_at=at(created_at + timedelta(minutes=2)),
+        ),
+    )
+    await publish(created)
+    await publish(won)
+    await publish(qualified)  # the older move, last
+    await publish(qualified, msg_id=f"{qualified.event_id}-again")  # and redelivered
+
+    async def both_applied() -> dict[str, Any] | None:
+        report = await crm.report("funnel", region="eu")
+        return report if _count(report, "Qualified", "entered") == 1 else None
+
+    funnel = await eventually(both_applied, within=90, what="both moves applied")
+    entered = {r["stage"]: r["entered"] for r in funnel["data"]}
+    now_in = {r["stage"]: r["deals"] for r in funnel["data"]}
+    assert entered == {"Lead": 1, "Qualified": 1, "Proposal": 0, "Won": 1, "Lost": 0}
+    assert now_in == {"Lead": 0, "Qualified": 0, "Proposal": 0, "Won": 1, "Lost": 0}
+    win = (await crm.report("win_rate", region="eu"))["data"][0]
+    assert (win["deals_won"], win["value_won"]) == (1, "100.00")
+    [row] = await db(
+        "reporting",
+        "eu",
+        "SELECT stage_id, status, reached FROM rm_deals WHERE deal_id = $1",
+        deal_id,
+    )
+    assert (row["stage_id"], row["status"]) == (stage["Won"], "won")
+    assert sorted(row["reached"]) == sorted([stage["Lead"], stage["Won"], stage["Qualified"]])
 
 
 async def test_activity_counts_calls_on_the_timeline_for_who_made_or_took_them(

@@ -3,13 +3,15 @@ Every replica runs it; the database decides who sends what.
 
 A pass claims due rows with `FOR UPDATE SKIP LOCKED` and sets a lease, then sends
 outside the transaction and records the outcome (and the attempt in the delivery log).
-A replica that dies mid-send leaves a lease that expires; another replica then sends
-again with the same Message-ID / Idempotency-Key. In-app messages are exact: the inbox
-row and the "sent" mark are written in one transaction. For email and HTTP providers a
-crash between the provider accepting the message and our commit can give a second copy
-carrying the same id, which receivers can recognise (at least once, deduplicable); a
-database outage there does not: recording the send waits for the database while the
-lease holds (`record_sent`).
+A replica that dies before sending leaves a lease that expires; another replica then
+sends. In-app messages are exact: the inbox row and the "sent" mark are written in one
+transaction. For email and HTTP providers a message is sent at most once: the row is
+marked (`sending_since`, committed) before the provider is asked, and cleared with the
+outcome, so a replica that dies between the provider accepting the message and our
+commit leaves the mark, and the row is dead-lettered with that reason instead of being
+sent a second time (found by the fault campaign: a SIGKILL mid-send gave a second copy).
+A database outage after the send does not lose the outcome: recording it waits for the
+database while the lease holds (`record_sent`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ log = logging.getLogger(__name__)
 
 DELIVERIES = Counter(
     "crm_notifications_deliveries_total", "Delivery outcomes", ["channel", "outcome"]
+)
+
+CRASHED_MID_SEND = (
+    "not sent again: the sender stopped while the provider had the message, so it may "
+    "have been delivered already"
 )
 
 
@@ -167,6 +174,11 @@ class Dispatcher:
             await self.failed(row, f"{exc.__class__.__name__}: {exc}")
 
     async def _deliver(self, row: models.Delivery) -> None:
+        if row.sending_since is not None:
+            # The replica that claimed it died mid-send: the provider may have the
+            # message, and a second copy is worse than a dead letter an admin can see.
+            await self.finish(row, "dead", CRASHED_MID_SEND)
+            return
         now = clock.now()
         tenant = row.tenant_id
         # Read at each send, like the directory, so a changed default applies to messages
@@ -223,6 +235,7 @@ class Dispatcher:
             list_unsubscribe=unsubscribe,
             attachments=attachments,
         )
+        await self.mark_sending(row)
         try:
             detail = await self.channels.send(outgoing)
         except PermanentError as exc:
@@ -243,6 +256,14 @@ class Dispatcher:
                 f"Sent by email to {address}" + (f", attached: {names}" if names else ""),
             )
         await self.record_sent(row, detail, address)
+
+    async def mark_sending(self, row: models.Delivery) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                sa.update(models.Delivery)
+                .where(models.Delivery.id == row.id)
+                .values(sending_since=clock.now())
+            )
 
     async def record_sent(self, row: models.Delivery, detail: str, address: str) -> None:
         """Records a message the provider accepted, waiting out a database outage (a
@@ -430,6 +451,7 @@ class Dispatcher:
                     status=status,
                     attempts=attempt,
                     lease_until=None,
+                    sending_since=None,
                     deferred_reason="",
                     sent_at=clock.now() if status == "sent" else None,
                     address=address or row.address,
@@ -450,7 +472,13 @@ class Dispatcher:
                 await session.execute(
                     sa.update(models.Delivery)
                     .where(models.Delivery.id == row.id)
-                    .values(status="dead", attempts=attempt, lease_until=None, last_error=detail)
+                    .values(
+                        status="dead",
+                        attempts=attempt,
+                        lease_until=None,
+                        sending_since=None,
+                        last_error=detail,
+                    )
                 )
                 await self._log(session, row, attempt, "failed", detail, address)
                 await self._log(session, row, attempt, "dead", row_dead, address)
@@ -469,6 +497,7 @@ class Dispatcher:
                 .values(
                     attempts=attempt,
                     lease_until=None,
+                    sending_since=None,
                     next_attempt_at=retry_at,
                     last_error=detail[:2000],
                     address=address or row.address,

@@ -49,8 +49,12 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     # A claimed delivery belongs to one replica until then.
     lease_until: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Committed just before a provider (SMTP, SMS, chat) is asked to send, cleared with
+    # the outcome: a claimed row that still has it belonged to a replica that died
+    # mid-send, when whether the provider accepted the message cannot be known.
+    sending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     deferred_reason: Mapped[str] = mapped_column(sa.Text, default="")
-    # Stable per delivery: a resend after a crash mid-send carries the same id.
+    # Stable per delivery (the email's Message-ID, the providers' Idempotency-Key).
     message_id: Mapped[str] = mapped_column(sa.Text, default="")
     # The address last used (email, phone); personal data, covered by privacy.
     address: Mapped[str] = mapped_column(sa.Text, default="")

@@ -54,6 +54,9 @@ class DealState(Base):
     closed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     # Stage ids the deal has entered (the funnel's conversion counts each once per deal).
     reached: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    # When the newest change applied to this row happened: an older change arriving
+    # later (redelivered) does not move the deal back (see projector.next_state).
+    changed_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     # Why a lost deal was lost (the tenant's wording), for the lost-reasons report.
     lost_reason: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 

@@ -4,6 +4,10 @@ Each deal event turns the deal's previous state into its next one; the aggregate
 change by the difference of the two states' contributions (the old one subtracted,
 the new one added), so moves, wins, reopenings, owner or amount changes all take
 the same path and replaying the history in order gives the same tables.
+Events can also arrive out of order (a failed one is redelivered after the ones behind
+it): each deal keeps the time of the newest change applied (`changed_at`, the deals
+service's own time of the change, which every deal event carries), and an older change
+only adds the stage it entered, so the order of arrival does not matter.
 deals.deal.won / lost are consumed but change nothing on their own: the
 stage_changed (or created) event written in the same transaction carries the close.
 """
@@ -82,6 +86,8 @@ class Deal:
     created_at: datetime
     closed_at: datetime | None
     reached: tuple[str, ...]
+    # When the newest change applied happened (the deals service's clock).
+    changed_at: datetime
     lost_reason: str = ""
 
 
@@ -214,6 +220,7 @@ def _state_of(row: models.DealState) -> Deal:
         created_at=row.created_at,
         closed_at=row.closed_at,
         reached=tuple(row.reached),
+        changed_at=row.changed_at,
         lost_reason=row.lost_reason,
     )
 
@@ -233,6 +240,7 @@ async def _save(session: AsyncSession, tenant_id: str, deal_id: str, deal: Deal)
         "created_at": deal.created_at,
         "closed_at": deal.closed_at,
         "reached": list(deal.reached),
+        "changed_at": deal.changed_at,
         "lost_reason": deal.lost_reason,
     }
     statement = pg_insert(models.DealState).values(tenant_id=tenant_id, deal_id=deal_id, **values)
@@ -283,6 +291,7 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             created_at=created,
             closed_at=None if kind == "open" else created,
             reached=(event.stage_id,),
+            changed_at=created,
             lost_reason=event.lost_reason if kind == "lost" else "",
         )
     if before is None:
@@ -293,6 +302,10 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
         reached = before.reached
         if event.to_stage_id not in reached:
             reached = (*reached, event.to_stage_id)
+        if moved < before.changed_at:
+            # Older than what the deal already shows (redelivered late): the deal stays
+            # where the newer change put it; the stage it entered still counts, once.
+            return replace(before, reached=reached)
         return replace(
             before,
             stage_id=event.to_stage_id,
@@ -306,11 +319,16 @@ def next_state(before: Deal | None, event: Message, occurred: datetime) -> Deal 
             win_probability=event.win_probability,
             closed_at=None if kind == "open" else moved,
             reached=reached,
+            changed_at=moved,
             lost_reason=event.lost_reason if kind == "lost" else "",
         )
     if isinstance(event, deal_events.DealUpdated):
+        updated = _time(event.updated_at, occurred)
+        if updated < before.changed_at:
+            return before  # a newer change already carries this one's fields
         return replace(
             before,
+            changed_at=updated,
             owner_id=event.owner_id,
             owner_team=event.owner_team,
             source=event.source,
