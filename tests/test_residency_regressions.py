@@ -203,6 +203,7 @@ async def test_erasing_a_person_also_erases_what_was_stored_under_their_merged_d
                 "stages": [
                     {"name": "New", "win_probability": 10},
                     {"name": "Won", "win_probability": 100, "kind": "won"},
+                    {"name": "Lost", "win_probability": 0, "kind": "lost"},
                 ],
             },
             headers=admin,
