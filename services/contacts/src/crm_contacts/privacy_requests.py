@@ -60,6 +60,7 @@ from crm_kit.errors import (
 )
 from crm_kit.ids import new_id, region_of
 from crm_kit.placement import ResidencyPolicy, law_for_region, region_for_country
+from crm_kit.relocation import forget_answers
 from crm_kit.runtime import Runtime
 from crm_kit.spreadsheet import safe_cell
 
@@ -812,10 +813,27 @@ async def relocation_copy_in(
 
 
 async def relocation_remove(session: AsyncSession, request: compliance_pb2.RemoveRequest) -> None:
-    """The old id stays resolvable here: an alias to the new id (ids only)."""
+    """The old id stays resolvable here: an alias to the new id (ids only). The answers
+    stored for replays that name a contact merged into this one (its creation quotes the
+    merged person's name and emails, which now are the subject's) go too; the kit forgets
+    those naming the moved records."""
     principal = current_principal()
     if principal is None or not request.new_contact_id:
         return  # a discarded partial copy: no alias
+    merged: list[str] = []
+    into = [request.contact_id]
+    while into:  # a contact merged into one that was merged in turn
+        into = list(
+            await session.scalars(
+                sa.select(models.Contact.id).where(
+                    models.Contact.tenant_id == principal.tenant_id,
+                    models.Contact.merged_into_id.in_(into),
+                )
+            )
+        )
+        merged += into
+    if merged:
+        await forget_answers(session, principal.tenant_id, merged)
     await session.execute(
         pg_insert(models.ContactAlias)
         .values(

@@ -19,15 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import sqlalchemy as sa
+from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.crm.compliance.v1 import compliance_pb2 as pb
 from crm_api.crm.compliance.v1 import compliance_pb2_grpc
+from crm_api.crm.events.v1 import contacts_pb2 as contact_events
+from crm_api.crm.events.v1 import envelope_pb2
 from crm_kit.audit import audit_as
 from crm_kit.context import Principal, current_principal
 from crm_kit.db import transaction
 from crm_kit.errors import InvalidArgument, PermissionDenied
-from crm_kit.ids import new_id, region_of
+from crm_kit.ids import is_valid_id, new_id, region_of
+from crm_kit.messaging import Consumer, subject_for
 
 if TYPE_CHECKING:
     from crm_kit.runtime import Runtime
@@ -184,17 +188,72 @@ class RelocationServicer(compliance_pb2_grpc.RelocationServiceServicer):
         principal = self._officer()
         async with transaction(self.runtime.sessions) as session:
             rows = await self._rows(session, principal.tenant_id, request.contact_id)
+            # Record ids name a record in a stored answer; a numeric key would match any digit.
+            ids = [request.contact_id]
+            ids += [row.id for _, row in rows if is_valid_id(str(getattr(row, "id", "")))]
             for _, row in reversed(rows):  # children first, one by one: no ORM relationships
                 await session.delete(row)  # tell the flush about the foreign keys
                 await session.flush()
             if self.runtime.relocation_remove is not None:
                 await self.runtime.relocation_remove(session, request)
+            await forget_answers(session, principal.tenant_id, ids)
             await audit_as(session, principal, self.region, "relocation.remove", request.contact_id)
         return pb.RemoveResponse(removed=len(rows))
+
+
+async def forget_answers(session: AsyncSession, tenant_id: str, ids: list[str]) -> None:
+    """Deletes the stored answers (kept for Idempotency-Key replays) that name a moved
+    record: they quote the person (a created contact's name and emails, a note's text),
+    and a copy left in the old region breaks residency. A retry of a request answered
+    before the move is then handled as a new request, in the region the id names."""
+    await session.execute(
+        sa.text(
+            "DELETE FROM idempotency_keys WHERE tenant_id = :tenant AND EXISTS ("
+            " SELECT 1 FROM unnest(CAST(:ids AS bytea[])) AS needle"
+            " WHERE position(needle IN response) > 0)"
+        ),
+        {"tenant": tenant_id, "ids": [i.encode() for i in ids]},
+    )
+
+
+def merge_follower(runtime: Runtime) -> Consumer:
+    """Rows about a contact that was merged into another follow the survivor.
+
+    A merge folds one person's two records into one; what the services hold about the
+    merged record (tasks, inbox items, deliveries, form submissions, files) is then about
+    the survivor, and must move, be exported and be erased with it. Without this, a
+    relocation of the survivor left those rows, with the person's name in their titles and
+    fields, in the old region. The contacts service re-points its own rows in the merge.
+
+    The answers stored for replays that name the merged record (its creation, a deal
+    created for it) quote the person under the merged record's id, where neither an
+    erasure nor a relocation of the survivor finds them: they are forgotten."""
+    tables = [spec.model for spec in runtime.owned_tables if spec.contact_column == "contact_id"]
+
+    async def follow(session: AsyncSession, envelope: envelope_pb2.Envelope, msg: Msg) -> None:
+        merged = contact_events.ContactMerged()
+        envelope.payload.Unpack(merged)
+        for model in tables:
+            await session.execute(
+                sa.update(model)
+                .where(model.tenant_id == envelope.tenant_id, model.contact_id == merged.merged_id)
+                .values(contact_id=merged.survivor_id)
+            )
+        await forget_answers(session, envelope.tenant_id, [merged.merged_id])
+
+    return Consumer(
+        runtime.sessions,
+        runtime.nats,
+        durable=f"{runtime.settings.service_name}-merges",
+        subjects=[subject_for(runtime.region, "contacts", "contact", "merged")],
+        handler=follow,
+    )
 
 
 def register_relocation(server: grpc.aio.Server, runtime: Runtime) -> list[str]:
     if not runtime.owned_tables:
         return []
+    # Started with the other background tasks (the kit reads the list after registering).
+    runtime.background.append(merge_follower(runtime).run)
     compliance_pb2_grpc.add_RelocationServiceServicer_to_server(RelocationServicer(runtime), server)
     return [pb.DESCRIPTOR.services_by_name["RelocationService"].full_name]
