@@ -286,6 +286,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pipelines/{pipeline_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename the pipeline; add, rename, reorder, change or remove its stages
+         * @description Stage ids stay stable, so deals, their history and reports follow a rename or a move. A stage that still holds deals can be neither removed nor given another kind (409 naming it). Nothing is written unless every region accepts.
+         */
+        patch: operations["update_pipeline_v1_pipelines__pipeline_id__patch"];
+        trace?: never;
+    };
     "/v1/pipelines/{pipeline_id}/board": {
         parameters: {
             query?: never;
@@ -3627,6 +3647,16 @@ export interface components {
             /** Stages */
             stages: components["schemas"]["StageIn"][];
         };
+        /** PipelinePatchIn */
+        PipelinePatchIn: {
+            /** Name */
+            name?: string | null;
+            /**
+             * Stages
+             * @description the complete new list in order: a stage left out is removed (refused while it holds deals); left out, the stages stay as they are
+             */
+            stages?: components["schemas"]["StagePatchIn"][] | null;
+        };
         /** Pipelines */
         Pipelines: {
             /** Data */
@@ -4153,6 +4183,8 @@ export interface components {
             kind: string;
             /** Document Template Key */
             document_template_key: string;
+            /** Required Fields */
+            required_fields: string[];
         };
         /** StageChange */
         StageChange: {
@@ -4190,6 +4222,11 @@ export interface components {
              * @default
              */
             document_template_key?: string;
+            /**
+             * Required Fields
+             * @description deal custom fields a deal must have to enter the stage
+             */
+            required_fields?: string[];
         };
         /** StageMoveIn */
         StageMoveIn: {
@@ -4209,6 +4246,43 @@ export interface components {
             custom_fields?: {
                 [key: string]: unknown;
             };
+        };
+        /** StagePatchIn */
+        StagePatchIn: {
+            /** Name */
+            name: string;
+            /**
+             * Win Probability
+             * @default 0
+             */
+            win_probability?: number;
+            /**
+             * Time Limit Hours
+             * @default 0
+             */
+            time_limit_hours?: number;
+            /**
+             * Kind
+             * @description open, won or lost
+             * @default open
+             */
+            kind?: string;
+            /**
+             * Document Template Key
+             * @default
+             */
+            document_template_key?: string;
+            /**
+             * Required Fields
+             * @description deal custom fields a deal must have to enter the stage
+             */
+            required_fields?: string[];
+            /**
+             * Id
+             * @description an existing stage of this pipeline (kept, with its deals); empty for a new one
+             * @default
+             */
+            id?: string;
         };
         /** Submission */
         Submission: {
@@ -6897,6 +6971,106 @@ export interface operations {
         responses: {
             /** @description OK */
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_pipeline_v1_pipelines__pipeline_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pipeline_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PipelinePatchIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
