@@ -166,3 +166,61 @@ test('residency proof, audit trail with filters and chain verification, policies
   await page.getByTestId('language').click();
   await page.getByRole('option', { name: 'English' }).click();
 });
+
+test('the officer changes the policy (a bad region is named), and its history shows the change', async ({ page }) => {
+  await signIn(page, dana);
+  await page.goto('/compliance?tab=policies');
+  const editor = page.getByTestId('policy-editor');
+  const rules = editor.getByRole('textbox', { name: 'Country rules' });
+  await expect(rules).toHaveValue('CH = eu');
+  await rules.fill('CH = eu\nNO = mars');
+  await editor.getByRole('button', { name: 'Save the policy' }).click();
+  await expect(rules).toHaveAttribute('aria-invalid', 'true');
+  await rules.fill('CH = eu\nNO = br');
+  await editor.getByRole('textbox', { name: 'Delete inactive leads after (months)' }).fill('12');
+  await editor.getByRole('button', { name: 'Save the policy' }).click();
+  await expect(page.getByTestId('policy-current')).toContainText('NO → BR');
+  await expect(page.getByTestId('policy-current')).toContainText('delete_inactive_leads after 12 months');
+  await expect(page.getByTestId('policy-history')).toContainText('dana');
+  await shoot(page, '46-compliance-policy-edit');
+
+  await page.getByRole('tab', { name: 'Retention' }).click();
+  await expect(page.getByTestId('retention-rules')).toContainText('delete_inactive_leads after 12 months');
+});
+
+test('the officer moves a person who moved to Brazil into the br region, and sees the audited steps', async ({
+  page,
+  request,
+}) => {
+  const asAdmin = await apiAs(request, admin);
+  const sven = (await asAdmin.post('/v1/contacts', {
+    first_name: 'Sven',
+    last_name: 'Umzug',
+    emails: ['sven@example.de'],
+    address: { city: 'Hamburg', country: 'DE' },
+  })) as { id: string };
+  // The officer's home region is eu: writing into br needs a grant.
+  await asAdmin.put('/v1/compliance/policies', {
+    default_region: 'us',
+    residency_overrides: { CH: 'eu', NO: 'br' },
+    access_grants: [{ from_region: 'eu', to_region: 'br', legal_basis: 'GDPR Art. 46 SCC' }],
+    retention_rules: [{ rule: 'delete_inactive_leads', after_months: 12 }],
+  });
+  await signIn(page, dana);
+  await page.goto('/compliance?tab=relocations');
+  await expect(page.getByText('No relocations yet.')).toBeVisible();
+  await page.getByRole('combobox', { name: 'Person' }).fill('Umzug');
+  await page.getByRole('option', { name: /Sven Umzug/ }).click();
+  // Germany keeps them where they are: nothing to move, said under the country.
+  await page.getByRole('textbox', { name: 'New country' }).fill('DE');
+  await page.getByRole('button', { name: 'Move' }).click();
+  await expect(page.getByRole('textbox', { name: 'New country' })).toHaveAttribute('aria-invalid', 'true');
+  await page.getByRole('textbox', { name: 'New country' }).fill('BR');
+  await page.getByRole('button', { name: 'Move' }).click();
+  await expect(page.getByTestId('relocated')).toContainText('Moved from EU to BR');
+  await expect(page.getByTestId('relocated')).toContainText(sven.id);
+  const steps = page.getByTestId('relocation-step');
+  await expect(steps.filter({ hasText: 'Removed from the old region' })).toHaveCount(1);
+  await expect(steps.filter({ hasText: 'Copied in' }).first()).toContainText('BR');
+  await shoot(page, '47-compliance-relocations');
+});

@@ -206,3 +206,46 @@ test('the new settings tabs in Persian, right to left', async ({ page }) => {
   await page.getByTestId('language').click();
   await page.getByRole('option', { name: 'English' }).click();
 });
+
+test('an admin deletes a custom field, a web form and a webhook, each after saying what becomes of its data', async ({
+  page,
+  request,
+}) => {
+  await signIn(page, admin);
+  await page.goto('/settings?tab=fields');
+  const field = page.locator('[data-testid="custom-field"][data-key="window_count"]');
+  await field.getByRole('button', { name: 'Delete Window count' }).click();
+  let confirm = page.getByRole('dialog', { name: 'Delete Window count?' });
+  await expect(confirm).toContainText('Values already entered stay stored');
+  // Cancel keeps it.
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  await expect(field).toBeVisible();
+  await field.getByRole('button', { name: 'Delete Window count' }).click();
+  await shoot(page, '68-settings-field-delete');
+  await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(confirm).toHaveCount(0);
+  await expect(page.getByText('No custom fields yet.')).toBeVisible();
+
+  await page.getByRole('tab', { name: 'Web forms' }).click();
+  const form = page.locator('[data-testid="form-row"][data-form="Quote request"]');
+  await form.getByRole('button', { name: 'Embed “Quote request”' }).click();
+  const action = /action="([^"]+)"/.exec((await page.getByTestId('embed-snippet').textContent()) ?? '')?.[1] ?? '';
+  await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+  await form.getByRole('button', { name: 'Delete Quote request' }).click();
+  confirm = page.getByRole('dialog', { name: 'Delete Quote request?' });
+  await expect(confirm).toContainText('answers 404');
+  await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(page.getByText('No web forms yet.')).toBeVisible();
+  // The embedded form's address no longer takes leads.
+  const reply = await request.post(action, { form: { name: 'Late Lead', email: 'late@example.org' } });
+  expect(reply.status()).toBe(404);
+
+  await page.getByRole('tab', { name: 'Webhooks' }).click();
+  const hook = page.locator('[data-testid="webhook"]').first();
+  const address = (await hook.getAttribute('data-url')) ?? '';
+  await hook.getByRole('button', { name: `Delete ${address}` }).click();
+  confirm = page.getByRole('dialog', { name: `Delete ${address}?` });
+  await expect(confirm).toContainText('delivery log is deleted');
+  await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(page.getByText('No webhooks yet.')).toBeVisible();
+});

@@ -96,3 +96,51 @@ test('an admin creates a pipeline, then a rule on it, and switches the rule off'
   await expect(page.locator('[data-testid="rule"][data-rule="Measure"]').getByRole('switch')).not.toBeChecked();
   await shoot(page, '52-settings-rules');
 });
+
+test('an admin edits a pipeline in use: a stage holding a deal stays, a renamed and moved one keeps it', async ({
+  page,
+  request,
+}) => {
+  const asAdmin = await apiAs(request, admin);
+  const pipelines = (await asAdmin.get('/v1/pipelines')) as { data: { id: string; name: string; stages: { id: string; name: string }[] }[] };
+  const windows = pipelines.data.find((p) => p.name === 'Windows')!;
+  const measurement = windows.stages.find((s) => s.name === 'Measurement')!;
+  const contact = await asAdmin.post('/v1/contacts', { first_name: 'Paula', last_name: 'Pane', address: { country: 'DE' } });
+  const deal = await asAdmin.post('/v1/deals', {
+    title: 'Bay window',
+    contact_id: contact!.id,
+    pipeline_id: windows.id,
+    stage_id: measurement.id,
+  });
+
+  await signIn(page, admin);
+  await page.goto('/settings?tab=pipelines');
+  const pipeline = page.locator('[data-testid="pipeline"][data-pipeline="Windows"]');
+  await pipeline.getByRole('button', { name: 'Edit Windows' }).click();
+  let dialog = page.getByRole('dialog', { name: 'Edit Windows' });
+  await expect(dialog.getByRole('textbox', { name: 'Stage 2', exact: true })).toHaveValue('Measurement');
+  await dialog.getByRole('button', { name: 'Remove stage 2' }).click();
+  await dialog.getByRole('button', { name: 'Save pipeline' }).click();
+  // Refused, naming the stage and its deal; nothing changed.
+  await expect(dialog.getByRole('alert')).toContainText("'Measurement'");
+  await expect(dialog.getByRole('alert')).toContainText('1 deal');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(pipeline).toContainText('Measurement · 50%');
+
+  await pipeline.getByRole('button', { name: 'Edit Windows' }).click();
+  dialog = page.getByRole('dialog', { name: 'Edit Windows' });
+  await dialog.getByRole('textbox', { name: 'Name of the pipeline' }).fill('Windows and doors');
+  await dialog.getByRole('textbox', { name: 'Stage 2', exact: true }).fill('Site visit');
+  await dialog.getByRole('textbox', { name: 'Fields stage 2 requires' }).fill('measurement_at');
+  await dialog.getByRole('button', { name: 'Move stage 2 up' }).click();
+  await expect(dialog.getByRole('textbox', { name: 'Stage 1', exact: true })).toHaveValue('Site visit');
+  await shoot(page, '53-settings-pipeline-edit');
+  await dialog.getByRole('button', { name: 'Save pipeline' }).click();
+  await expect(dialog).toHaveCount(0);
+  const renamed = page.locator('[data-testid="pipeline"][data-pipeline="Windows and doors"]');
+  await expect(renamed).toContainText(/Site visit · 50%.*First call · 10%/);
+
+  // The deal stayed in its stage, which now has the new name.
+  await page.goto(`/deals/${deal!.id as string}`);
+  await expect(page.getByText('Site visit').first()).toBeVisible();
+});

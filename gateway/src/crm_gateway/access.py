@@ -276,6 +276,25 @@ async def in_every_region(who: Caller, call: Any) -> list[Any]:
     return list(await asyncio.gather(*(call(r, metadata) for r in who.gateway.regions)))
 
 
+async def delete_in_every_region(who: Caller, call: Any) -> Any:
+    """Deletes tenant configuration with `call(region, metadata)`: in the caller's home
+    region first, whose NOT_FOUND is the answer (another tenant's record, or none), then
+    in every other region at once, where a copy already gone is no error."""
+    metadata = who.principal.to_metadata()
+    home = who.principal.home_region
+    deleted = await call(home, metadata)
+
+    async def elsewhere(region: str) -> None:
+        try:
+            await call(region, metadata)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+
+    await asyncio.gather(*(elsewhere(r) for r in who.gateway.regions if r != home))
+    return deleted
+
+
 def require_role(who: Caller, *roles: str) -> None:
     if not who.principal.has_role(*roles):
         from crm_gateway.problems import Problem

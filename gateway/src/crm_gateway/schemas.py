@@ -174,11 +174,36 @@ class StageIn(Strict):
     time_limit_hours: int = Field(0, ge=0, le=MAX_TIME_LIMIT_HOURS)
     kind: str = Field("open", description="open, won or lost")
     document_template_key: str = ""
+    required_fields: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="deal custom fields a deal must have to enter the stage",
+    )
 
 
 class PipelineIn(Strict):
     name: str
     stages: list[StageIn] = Field(min_length=2, max_length=50)
+
+
+class StagePatchIn(StageIn):
+    id: str = Field(
+        "",
+        max_length=64,
+        description="an existing stage of this pipeline (kept, with its deals); "
+        "empty for a new one",
+    )
+
+
+class PipelinePatchIn(Strict):
+    name: str | None = None
+    stages: list[StagePatchIn] | None = Field(
+        None,
+        min_length=2,
+        max_length=50,
+        description="the complete new list in order: a stage left out is removed "
+        "(refused while it holds deals); left out, the stages stay as they are",
+    )
 
 
 class DealIn(Strict):

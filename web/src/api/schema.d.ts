@@ -286,6 +286,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pipelines/{pipeline_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Rename the pipeline; add, rename, reorder, change or remove its stages
+         * @description Stage ids stay stable, so deals, their history and reports follow a rename or a move. A stage that still holds deals can be neither removed nor given another kind (409 naming it). Nothing is written unless every region accepts.
+         */
+        patch: operations["update_pipeline_v1_pipelines__pipeline_id__patch"];
+        trace?: never;
+    };
     "/v1/pipelines/{pipeline_id}/board": {
         parameters: {
             query?: never;
@@ -735,6 +755,26 @@ export interface paths {
         /** Define (or redefine) a custom field */
         post: operations["define_custom_field_v1_custom_fields_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/custom-fields/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a custom field definition
+         * @description The values records hold stay stored and are still returned under custom_fields, but are no longer validated or offered; a write may clear them (null) but not set them. Defining the key again brings them back into use.
+         */
+        delete: operations["delete_custom_field_v1_custom_fields__key__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1288,7 +1328,11 @@ export interface paths {
         /** Replace a form's definition (its key stays) */
         put: operations["replace_form_v1_forms__form_id__put"];
         post?: never;
-        delete?: never;
+        /**
+         * Delete a form: its public URL answers 404 from now on
+         * @description Submissions already received still become their contact and deal; the leads it brought in stay.
+         */
+        delete: operations["delete_form_v1_forms__form_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1392,7 +1436,8 @@ export interface paths {
         /** Change a subscription; active=true re-enables */
         put: operations["replace_webhook_v1_webhooks__webhook_id__put"];
         post?: never;
-        delete?: never;
+        /** Delete a subscription: nothing more is delivered, its delivery log goes */
+        delete: operations["delete_webhook_v1_webhooks__webhook_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3665,6 +3710,16 @@ export interface components {
             /** Stages */
             stages: components["schemas"]["StageIn"][];
         };
+        /** PipelinePatchIn */
+        PipelinePatchIn: {
+            /** Name */
+            name?: string | null;
+            /**
+             * Stages
+             * @description the complete new list in order: a stage left out is removed (refused while it holds deals); left out, the stages stay as they are
+             */
+            stages?: components["schemas"]["StagePatchIn"][] | null;
+        };
         /** Pipelines */
         Pipelines: {
             /** Data */
@@ -4201,6 +4256,8 @@ export interface components {
             kind: string;
             /** Document Template Key */
             document_template_key: string;
+            /** Required Fields */
+            required_fields: string[];
         };
         /** StageChange */
         StageChange: {
@@ -4238,6 +4295,11 @@ export interface components {
              * @default
              */
             document_template_key?: string;
+            /**
+             * Required Fields
+             * @description deal custom fields a deal must have to enter the stage
+             */
+            required_fields?: string[];
         };
         /** StageMoveIn */
         StageMoveIn: {
@@ -4257,6 +4319,43 @@ export interface components {
             custom_fields?: {
                 [key: string]: unknown;
             };
+        };
+        /** StagePatchIn */
+        StagePatchIn: {
+            /** Name */
+            name: string;
+            /**
+             * Win Probability
+             * @default 0
+             */
+            win_probability?: number;
+            /**
+             * Time Limit Hours
+             * @default 0
+             */
+            time_limit_hours?: number;
+            /**
+             * Kind
+             * @description open, won or lost
+             * @default open
+             */
+            kind?: string;
+            /**
+             * Document Template Key
+             * @default
+             */
+            document_template_key?: string;
+            /**
+             * Required Fields
+             * @description deal custom fields a deal must have to enter the stage
+             */
+            required_fields?: string[];
+            /**
+             * Id
+             * @description an existing stage of this pipeline (kept, with its deals); empty for a new one
+             * @default
+             */
+            id?: string;
         };
         /** Submission */
         Submission: {
@@ -6945,6 +7044,106 @@ export interface operations {
         responses: {
             /** @description OK */
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pipeline"];
+                };
+            };
+            /** @description Malformed request (e.g. a multipart body that cannot be parsed) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_pipeline_v1_pipelines__pipeline_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                pipeline_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PipelinePatchIn"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10213,6 +10412,84 @@ export interface operations {
             };
             /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_custom_field_v1_custom_fields__key__delete: {
+        parameters: {
+            query?: {
+                entity?: string;
+            };
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13674,6 +13951,82 @@ export interface operations {
             };
         };
     };
+    delete_form_v1_forms__form_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                form_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     get_submission_v1_forms_submissions__submission_id__get: {
         parameters: {
             query?: never;
@@ -14320,6 +14673,82 @@ export interface operations {
             };
             /** @description The body is larger than the limit (1 MiB; imports 500 MiB) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is unavailable: retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_webhook_v1_webhooks__webhook_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record (or not one the caller may see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict with the current state (stale version, duplicate, wrong state) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

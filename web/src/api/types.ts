@@ -59,6 +59,8 @@ export interface Stage {
   position: number;
   win_probability: number;
   kind: string;
+  /** Deal custom fields a deal needs to enter the stage. */
+  required_fields?: string[];
 }
 
 export interface Pipeline {

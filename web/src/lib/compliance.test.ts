@@ -4,7 +4,11 @@ import {
   dueState,
   fileNameFrom,
   formField,
+  policyBody,
+  policyField,
+  policyForm,
   readReceipt,
+  relocationSteps,
   requestBody,
   residencyRows,
   type ResidencyReport,
@@ -110,5 +114,46 @@ describe('the compliance console', () => {
     expect(fileNameFrom('attachment; filename="export-eu_01.zip"', 'x.zip')).toBe('export-eu_01.zip');
     expect(fileNameFrom("attachment; filename*=UTF-8''r%C3%A9sidence.csv", 'x')).toBe('résidence.csv');
     expect(fileNameFrom(null, 'residency.pdf')).toBe('residency.pdf');
+  });
+
+  it('edits the policy: overrides one a line, empty grant rows left out, problems placed', () => {
+    const form = policyForm({
+      default_region: 'us',
+      residency_overrides: { CH: 'eu' },
+      access_grants: [{ from_region: 'eu', to_region: 'us', legal_basis: 'SCC' }],
+      retention_rules: [{ rule: 'delete_inactive_leads', after_months: 24 }],
+    });
+    expect(form.overrides).toBe('CH = eu');
+    form.overrides += '\n no = BR \n\n';
+    form.grants.push({ from_region: '', to_region: '', legal_basis: ' ' });
+    expect(policyBody(form)).toEqual({
+      default_region: 'us',
+      residency_overrides: { CH: 'eu', NO: 'br' },
+      access_grants: [{ from_region: 'eu', to_region: 'us', legal_basis: 'SCC' }],
+      retention_rules: [{ rule: 'delete_inactive_leads', after_months: 24 }],
+    });
+    expect(policyField('residency_overrides.XX')).toBe('overrides');
+    expect(policyField('access_grants[0].legal_basis')).toBe('grants');
+    expect(policyField('retention_rules[1].after_months')).toBe('retention');
+    expect(policyField('body')).toBeNull();
+  });
+
+  it('lists relocation steps from the contacts service, newest first', () => {
+    const record = (seq: string, service: string, kind: string, at: string) => ({
+      seq,
+      service,
+      region: 'eu',
+      kind,
+      action: 'relocation.copy_out',
+      actor_id: 'olga',
+      at,
+    });
+    const steps = relocationSteps([
+      record('1', 'contacts', 'relocation', '2026-12-01T10:00:00Z'),
+      record('2', 'deals', 'relocation', '2026-12-01T10:00:01Z'),
+      record('3', 'contacts', 'export', '2026-12-01T10:00:02Z'),
+      record('4', 'contacts', 'relocation', '2026-12-01T10:00:03Z'),
+    ]);
+    expect(steps.map((s) => s.seq)).toEqual(['4', '1']);
   });
 });

@@ -231,3 +231,61 @@ export function fileNameFrom(disposition: string | null, fallback: string): stri
   const plain = /filename="?([^";]+)"?/i.exec(disposition ?? '');
   return plain?.[1] ?? fallback;
 }
+
+/** The residency and access policy as the console edits it. */
+export interface PolicyForm {
+  default_region: string;
+  /** One override a line: "CH = eu". */
+  overrides: string;
+  grants: { from_region: string; to_region: string; legal_basis: string }[];
+  retention: { rule: string; after_months: number }[];
+}
+
+export const RETENTION_RULES = ['delete_inactive_leads', 'anonymize_lost_deals'] as const;
+
+export function policyForm(policy: TenantPolicy): PolicyForm {
+  return {
+    default_region: policy.default_region || 'us',
+    overrides: Object.entries(policy.residency_overrides ?? {})
+      .map(([country, region]) => `${country} = ${region}`)
+      .join('\n'),
+    grants: (policy.access_grants ?? []).map((g) => ({ ...g })),
+    retention: (policy.retention_rules ?? []).map((r) => ({ ...r })),
+  };
+}
+
+/** The body of PUT /v1/compliance/policies: overrides parsed from their lines (a line
+ * without "=" is sent as it is, so the API names it), empty grant rows left out. */
+export function policyBody(form: PolicyForm): Record<string, unknown> {
+  const overrides: Record<string, string> = {};
+  for (const line of form.overrides.split('\n')) {
+    if (!line.trim()) continue;
+    const [country = '', region = ''] = line.split('=').map((part) => part.trim());
+    overrides[country.toUpperCase()] = region.toLowerCase();
+  }
+  return {
+    default_region: form.default_region.trim().toLowerCase(),
+    residency_overrides: overrides,
+    access_grants: form.grants
+      .filter((g) => g.from_region || g.to_region || g.legal_basis.trim())
+      .map((g) => ({ from_region: g.from_region, to_region: g.to_region, legal_basis: g.legal_basis.trim() })),
+    retention_rules: form.retention.map((r) => ({ rule: r.rule, after_months: r.after_months })),
+  };
+}
+
+/** Which part of the policy form an API problem such as `access_grants[0].legal_basis` is about. */
+export function policyField(apiField: string): 'default_region' | 'overrides' | 'grants' | 'retention' | null {
+  if (apiField.startsWith('default_region')) return 'default_region';
+  if (apiField.startsWith('residency_overrides')) return 'overrides';
+  if (apiField.startsWith('access_grants')) return 'grants';
+  if (apiField.startsWith('retention_rules')) return 'retention';
+  return null;
+}
+
+/** The steps of relocations, newest first, from the audit trail: the contacts service's
+ * records (one per step and region; other services record the same steps). */
+export function relocationSteps(records: AuditRecord[]): AuditRecord[] {
+  return records
+    .filter((r) => r.kind === 'relocation' && r.service === 'contacts')
+    .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+}

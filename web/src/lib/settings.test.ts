@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { mayUse, navFor } from './nav';
 import {
+  moved,
   pipelineBody,
   ruleBody,
   ruleField,
+  stageForms,
   stageIndex,
   teamsOf,
   toggled,
@@ -58,13 +60,38 @@ describe('settings', () => {
     ).toEqual({
       name: 'Windows',
       stages: [
-        { name: 'First call', kind: 'open', win_probability: 10 },
-        { name: 'Won', kind: 'won', win_probability: 100 },
-        { name: 'Lost', kind: 'lost', win_probability: 0 },
+        { name: 'First call', kind: 'open', win_probability: 10, required_fields: [] },
+        { name: 'Won', kind: 'won', win_probability: 100, required_fields: [] },
+        { name: 'Lost', kind: 'lost', win_probability: 0, required_fields: [] },
       ],
     });
     expect(stageIndex('stages[2].name')).toBe(2);
     expect(stageIndex('name')).toBeNull();
+  });
+
+  it('edits a pipeline: existing stages keep their ids, in the order shown, with their required fields', () => {
+    const rows = stageForms([
+      { id: 'st_won', name: 'Won', kind: 'won', win_probability: 100, position: 2 },
+      { id: 'st_lead', name: 'Lead', kind: 'open', win_probability: 10, position: 0, required_fields: ['source'] },
+      { id: 'st_visit', name: 'Visit', kind: 'open', win_probability: 40, position: 1 },
+    ]);
+    expect(rows.map((r) => r.id)).toEqual(['st_lead', 'st_visit', 'st_won']);
+    expect(rows[0]?.required_fields).toBe('source');
+    const reordered = moved(rows, 1, -1);
+    expect(reordered.map((r) => r.id)).toEqual(['st_visit', 'st_lead', 'st_won']);
+    expect(moved(rows, 0, -1)).toBe(rows); // already first
+    const edited = [
+      { ...reordered[0]!, name: 'Measurement', required_fields: 'measurement_at, floor, measurement_at' },
+      reordered[1]!,
+      { name: 'Installation', kind: 'open' as const, win_probability: 90 },
+      reordered[2]!,
+    ];
+    expect(pipelineBody('Windows', edited).stages).toEqual([
+      { id: 'st_visit', name: 'Measurement', kind: 'open', win_probability: 40, required_fields: ['measurement_at', 'floor'] },
+      { id: 'st_lead', name: 'Lead', kind: 'open', win_probability: 10, required_fields: ['source'] },
+      { name: 'Installation', kind: 'open', win_probability: 90, required_fields: [] },
+      { id: 'st_won', name: 'Won', kind: 'won', win_probability: 100, required_fields: [] },
+    ]);
   });
 
   it('writes a simple rule: on entering a stage, a task for the owner', () => {

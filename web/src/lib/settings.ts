@@ -79,20 +79,59 @@ export interface StageForm {
   name: string;
   kind: 'open' | 'won' | 'lost';
   win_probability: number;
+  /** An existing stage's id (kept on edit, so its deals stay); absent for a new one. */
+  id?: string;
+  /** Comma-separated deal custom fields a deal needs to enter the stage. */
+  required_fields?: string;
 }
 
-/** A new pipeline's stages: named ones only, in order; won is 100 %, lost 0 %. */
+/** A pipeline's stages (named ones only, in order; won is 100 %, lost 0 %) as the body of
+ * POST /v1/pipelines or PATCH /v1/pipelines/{id}. */
 export function pipelineBody(name: string, stages: StageForm[]): Record<string, unknown> {
   return {
     name: name.trim(),
     stages: stages
       .filter((s) => s.name.trim())
       .map((s) => ({
+        ...(s.id ? { id: s.id } : {}),
         name: s.name.trim(),
         kind: s.kind,
         win_probability: s.kind === 'won' ? 100 : s.kind === 'lost' ? 0 : s.win_probability,
+        required_fields: [
+          ...new Set(
+            (s.required_fields ?? '')
+              .split(',')
+              .map((f) => f.trim())
+              .filter(Boolean),
+          ),
+        ],
       })),
   };
+}
+
+/** An existing pipeline's stages as the editor's rows, in order. */
+export function stageForms(
+  stages: { id: string; name: string; kind: string; win_probability: number; position: number; required_fields?: string[] }[],
+): StageForm[] {
+  return [...stages]
+    .sort((a, b) => a.position - b.position)
+    .map((s) => ({
+      id: s.id,
+      name: s.name,
+      kind: s.kind === 'won' || s.kind === 'lost' ? s.kind : 'open',
+      win_probability: s.win_probability,
+      required_fields: (s.required_fields ?? []).join(', '),
+    }));
+}
+
+/** The list with the item at `index` moved by `by` places (kept inside the list). */
+export function moved<T>(items: T[], index: number, by: number): T[] {
+  const to = Math.max(0, Math.min(items.length - 1, index + by));
+  if (to === index) return items;
+  const out = [...items];
+  const [item] = out.splice(index, 1);
+  out.splice(to, 0, item as T);
+  return out;
 }
 
 /** Which row of the stage form an API problem such as `stages[2].name` is about. */

@@ -6,6 +6,7 @@ import {
   Code,
   Group,
   Modal,
+  NumberInput,
   ScrollArea,
   SegmentedControl,
   Select,
@@ -23,6 +24,7 @@ import {
   IconPlus,
   IconRefresh,
   IconShieldCheck,
+  IconTrash,
   IconX,
 } from '@tabler/icons-react';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
@@ -30,7 +32,8 @@ import { useState, type FormEvent } from 'react';
 import { useSearchParams } from 'react-router';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
 import { useSignedIn } from '../auth/useSession';
-import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
+import { ContactPicker } from '../components/ContactPicker';
+import { Empty, ErrorState, Loading, QueryState, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import {
   AUDIT_KINDS,
@@ -44,7 +47,13 @@ import {
   readReceipt,
   requestBody,
   residencyRows,
+  RETENTION_RULES,
+  policyBody,
+  policyField,
+  policyForm,
+  relocationSteps,
   type AuditChain,
+  type PolicyForm,
   type AuditRecord,
   type PolicyVersion,
   type PrivacyRequest,
@@ -80,6 +89,8 @@ export default function Compliance() {
     { name: 'residency', label: t('compliance.tab.residency'), panel: <Residency /> },
     { name: 'audit', label: t('compliance.tab.audit'), panel: <AuditTrail /> },
     { name: 'policies', label: t('compliance.tab.policies'), panel: <Policies /> },
+    { name: 'relocations', label: t('compliance.tab.relocations'), panel: <Relocations /> },
+    { name: 'retention', label: t('compliance.tab.retention'), panel: <Retention /> },
       ]}
     />
   );
@@ -1068,6 +1079,7 @@ function Policies() {
           </>
         )}
       </Card>
+      {current.data ? <PolicyEditor key={current.data.version ?? 0} policy={current.data} /> : null}
       <Card>
         <Title order={2} size="h4" mb="sm">
           {t('compliance.history')}
@@ -1104,6 +1116,382 @@ function Policies() {
             ))}
           </Stack>
         )}
+      </Card>
+    </Stack>
+  );
+}
+
+const REGIONS = ['eu', 'br', 'us'] as const;
+
+/** Edits the residency and access policy; the API names what it refuses, shown in place. */
+function PolicyEditor({ policy }: { policy: TenantPolicy }) {
+  const { t } = useI18n();
+  const errorText = useErrorText();
+  const queryClient = useQueryClient();
+  const [form, setForm] = useState<PolicyForm>(() => policyForm(policy));
+  const save = useMutation({
+    mutationFn: () => call<TenantPolicy>(api.PUT('/v1/compliance/policies', { body: policyBody(form) as never })),
+    onSuccess: (saved) => {
+      notifications.show({ color: 'green', message: t('compliance.policySaved', { version: saved.version ?? '' }) });
+      void queryClient.invalidateQueries({ queryKey: ['policy'] });
+      void queryClient.invalidateQueries({ queryKey: ['policy-history'] });
+    },
+  });
+  const problem = (part: ReturnType<typeof policyField>) => {
+    if (!(save.error instanceof ApiError)) return undefined;
+    const found = save.error.fieldErrors.filter((e) => policyField(e.field) === part);
+    return found.length ? found.map((e) => `${e.field}: ${e.message}`).join('; ') : undefined;
+  };
+  const other =
+    save.error && !(save.error instanceof ApiError && save.error.fieldErrors.some((e) => policyField(e.field)))
+      ? errorText(save.error)
+      : undefined;
+  const regionOptions = REGIONS.map((r) => ({ value: r, label: r.toUpperCase() }));
+  return (
+    <Card data-testid="policy-editor">
+      <Title order={2} size="h4" mb="sm">
+        {t('compliance.editPolicy')}
+      </Title>
+      <form
+        onSubmit={(event: FormEvent) => {
+          event.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Stack gap="sm">
+          <Select
+            label={t('compliance.defaultRegion')}
+            w={200}
+            allowDeselect={false}
+            data={regionOptions}
+            value={form.default_region}
+            onChange={(value) => setForm({ ...form, default_region: value ?? 'us' })}
+            error={problem('default_region')}
+          />
+          <Textarea
+            label={t('compliance.overrides')}
+            description={t('compliance.overridesHint')}
+            dir="ltr"
+            autosize
+            minRows={2}
+            value={form.overrides}
+            onChange={(e) => setForm({ ...form, overrides: e.currentTarget.value })}
+            error={problem('overrides')}
+          />
+          <Text size="sm" fw={500}>
+            {t('compliance.grants')}
+          </Text>
+          {form.grants.map((grant, index) => (
+            <Group key={index} gap="xs" wrap="nowrap" align="flex-start">
+              <Select
+                aria-label={t('compliance.grantFrom', { n: index + 1 })}
+                w={100}
+                data={regionOptions}
+                value={grant.from_region || null}
+                onChange={(value) =>
+                  setForm({ ...form, grants: form.grants.map((g, i) => (i === index ? { ...g, from_region: value ?? '' } : g)) })
+                }
+              />
+              <Select
+                aria-label={t('compliance.grantTo', { n: index + 1 })}
+                w={100}
+                data={regionOptions}
+                value={grant.to_region || null}
+                onChange={(value) =>
+                  setForm({ ...form, grants: form.grants.map((g, i) => (i === index ? { ...g, to_region: value ?? '' } : g)) })
+                }
+              />
+              <TextInput
+                aria-label={t('compliance.grantBasis', { n: index + 1 })}
+                placeholder={t('compliance.legalBasis')}
+                flex={1}
+                value={grant.legal_basis}
+                onChange={(e) => {
+                  const legal_basis = e.currentTarget.value;
+                  setForm({ ...form, grants: form.grants.map((g, i) => (i === index ? { ...g, legal_basis } : g)) });
+                }}
+              />
+              <Button
+                variant="subtle"
+                color="red"
+                px={8}
+                aria-label={t('compliance.removeGrant', { n: index + 1 })}
+                onClick={() => setForm({ ...form, grants: form.grants.filter((_, i) => i !== index) })}
+              >
+                <IconTrash size={16} />
+              </Button>
+            </Group>
+          ))}
+          {problem('grants') ? (
+            <Text size="sm" c="red">
+              {problem('grants')}
+            </Text>
+          ) : null}
+          <Button
+            variant="subtle"
+            size="xs"
+            w="fit-content"
+            leftSection={<IconPlus size={14} />}
+            onClick={() => setForm({ ...form, grants: [...form.grants, { from_region: '', to_region: '', legal_basis: '' }] })}
+          >
+            {t('compliance.addGrant')}
+          </Button>
+          <Text size="sm" fw={500}>
+            {t('compliance.retention')}
+          </Text>
+          {RETENTION_RULES.map((rule) => {
+            const index = form.retention.findIndex((r) => r.rule === rule);
+            const months = index >= 0 ? form.retention[index]!.after_months : null;
+            return (
+              <Group key={rule} gap="xs">
+                <NumberInput
+                  label={t(`compliance.rule.${rule}`)}
+                  description={t('compliance.monthsHint')}
+                  w={320}
+                  min={1}
+                  max={1200}
+                  value={months ?? ''}
+                  onChange={(value) => {
+                    const rest = form.retention.filter((r) => r.rule !== rule);
+                    const after = Number(value);
+                    setForm({ ...form, retention: value === '' || !after ? rest : [...rest, { rule, after_months: after }] });
+                  }}
+                />
+              </Group>
+            );
+          })}
+          {problem('retention') ? (
+            <Text size="sm" c="red">
+              {problem('retention')}
+            </Text>
+          ) : null}
+          {other ? (
+            <Text size="sm" c="red" role="alert">
+              {other}
+            </Text>
+          ) : null}
+          <Group justify="flex-end">
+            <Button type="submit" loading={save.isPending}>
+              {t('compliance.savePolicy')}
+            </Button>
+          </Group>
+        </Stack>
+      </form>
+    </Card>
+  );
+}
+
+// ------------------------------------------------------------------ relocations
+
+interface Relocation {
+  old_contact_id: string;
+  new_contact_id: string;
+  from_region: string;
+  to_region: string;
+  moved: Record<string, number>;
+}
+
+function Relocations() {
+  const { t, format } = useI18n();
+  const errorText = useErrorText();
+  const queryClient = useQueryClient();
+  const [contactId, setContactId] = useState('');
+  const [country, setCountry] = useState('');
+  const [done, setDone] = useState<Relocation | null>(null);
+  const steps = useQuery({
+    queryKey: ['relocations'],
+    queryFn: () =>
+      call<{ data: AuditRecord[] }>(api.GET('/v1/compliance/audit', { params: { query: { kind: 'relocation', limit: 500 } } })).then(
+        (r) => relocationSteps(r.data),
+      ),
+  });
+  const move = useMutation({
+    mutationFn: () =>
+      call<Relocation>(api.POST('/v1/compliance/relocations', { body: { contact_id: contactId, country: country.trim() } })),
+    onSuccess: (moved) => {
+      setDone(moved);
+      setContactId('');
+      setCountry('');
+      void queryClient.invalidateQueries({ queryKey: ['relocations'] });
+    },
+  });
+  const named = (field: string) =>
+    move.error instanceof ApiError
+      ? move.error.fieldErrors
+          .filter((e) => e.field === field)
+          .map((e) => e.message)
+          .join('; ') || undefined
+      : undefined;
+  const other =
+    move.error && !(move.error instanceof ApiError && move.error.fieldErrors.some((e) => e.field === 'country' || e.field === 'contact_id'))
+      ? errorText(move.error)
+      : undefined;
+  return (
+    <Stack gap="md">
+      <Card>
+        <Title order={2} size="h4" mb={4}>
+          {t('compliance.relocate')}
+        </Title>
+        <Text size="sm" c="dimmed" mb="sm">
+          {t('compliance.relocateHint')}
+        </Text>
+        <form
+          onSubmit={(event: FormEvent) => {
+            event.preventDefault();
+            setDone(null);
+            move.mutate();
+          }}
+        >
+          <Stack gap="sm">
+            <ContactPicker label={t('compliance.subject')} value={contactId} onChange={setContactId} error={named('contact_id')} />
+            <TextInput
+              label={t('compliance.newCountry')}
+              description={t('compliance.newCountryHint')}
+              w={320}
+              value={country}
+              onChange={(e) => setCountry(e.currentTarget.value)}
+              error={named('country')}
+            />
+            {other ? (
+              <Text size="sm" c="red" role="alert">
+                {other}
+              </Text>
+            ) : null}
+            <Group justify="flex-end">
+              <Button type="submit" loading={move.isPending} disabled={!contactId || !country.trim()}>
+                {t('compliance.relocateButton')}
+              </Button>
+            </Group>
+          </Stack>
+        </form>
+        {done ? (
+          <Alert color="green" variant="light" mt="sm" icon={<IconCheck size={18} />} data-testid="relocated">
+            <Text size="sm">
+              {t('compliance.relocated', { from: done.from_region.toUpperCase(), to: done.to_region.toUpperCase() })}
+            </Text>
+            <Text size="sm" dir="ltr">
+              {done.old_contact_id} → {done.new_contact_id}
+            </Text>
+            <Text size="xs" c="dimmed">
+              {Object.entries(done.moved)
+                .map(([service, rows]) => `${service}: ${rows}`)
+                .join(' · ')}
+            </Text>
+          </Alert>
+        ) : null}
+      </Card>
+      <Card>
+        <Title order={2} size="h4" mb="sm">
+          {t('compliance.relocations')}
+        </Title>
+        <QueryState query={steps} empty={<Empty title={t('compliance.noRelocations')} />}>
+          {(rows) => (
+            <ScrollArea>
+              <Table striped miw={640} data-testid="relocation-steps">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>{t('compliance.when')}</Table.Th>
+                    <Table.Th>{t('compliance.action')}</Table.Th>
+                    <Table.Th>{t('compliance.region')}</Table.Th>
+                    <Table.Th>{t('compliance.record')}</Table.Th>
+                    <Table.Th>{t('compliance.actor')}</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {rows.map((step) => (
+                    <Table.Tr key={`${step.region}-${step.seq}`} data-testid="relocation-step">
+                      <Table.Td>{format.dateTime(step.at)}</Table.Td>
+                      <Table.Td>{t(`compliance.step.${step.action.replace('relocation.', '') as 'copy_out' | 'copy_in' | 'remove'}`)}</Table.Td>
+                      <Table.Td>{step.region.toUpperCase()}</Table.Td>
+                      <Table.Td dir="ltr">{step.record_id}</Table.Td>
+                      <Table.Td>{step.actor_id}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </ScrollArea>
+          )}
+        </QueryState>
+      </Card>
+    </Stack>
+  );
+}
+
+// ------------------------------------------------------------------ retention
+
+interface RetentionRun {
+  id: string;
+  region: string;
+  rule: string;
+  ran_at?: string;
+  affected?: number;
+}
+
+function Retention() {
+  const { t, format } = useI18n();
+  const policy = useQuery({
+    queryKey: ['policy'],
+    queryFn: () => call<TenantPolicy>(api.GET('/v1/compliance/policies', {})),
+  });
+  const runs = useQuery({
+    queryKey: ['retention-runs'],
+    queryFn: () => call<{ data: RetentionRun[] }>(api.GET('/v1/compliance/retention/runs', {})).then((r) => r.data),
+  });
+  return (
+    <Stack gap="md">
+      <Card>
+        <Title order={2} size="h4" mb={4}>
+          {t('compliance.retention')}
+        </Title>
+        <Text size="sm" c="dimmed" mb="sm">
+          {t('compliance.retentionHint')}
+        </Text>
+        {policy.isPending ? (
+          <Loading />
+        ) : policy.isError ? (
+          <ErrorState error={policy.error} onRetry={() => void policy.refetch()} />
+        ) : policy.data.retention_rules?.length ? (
+          <Stack gap={4} data-testid="retention-rules">
+            {policy.data.retention_rules.map((r) => (
+              <Text key={r.rule} size="sm">
+                {t('compliance.retentionRule', { rule: r.rule, months: r.after_months })}
+              </Text>
+            ))}
+          </Stack>
+        ) : (
+          <Empty title={t('compliance.noRetention')} />
+        )}
+      </Card>
+      <Card>
+        <Title order={2} size="h4" mb="sm">
+          {t('compliance.retentionRuns')}
+        </Title>
+        <QueryState query={runs} empty={<Empty title={t('compliance.noRuns')} />}>
+          {(rows) => (
+            <ScrollArea>
+              <Table striped miw={560} data-testid="retention-runs">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>{t('compliance.when')}</Table.Th>
+                    <Table.Th>{t('compliance.region')}</Table.Th>
+                    <Table.Th>{t('compliance.retention')}</Table.Th>
+                    <Table.Th>{t('compliance.records')}</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {rows.map((run) => (
+                    <Table.Tr key={`${run.region}-${run.id}`}>
+                      <Table.Td>{run.ran_at ? format.dateTime(run.ran_at) : '—'}</Table.Td>
+                      <Table.Td>{run.region.toUpperCase()}</Table.Td>
+                      <Table.Td dir="ltr">{run.rule}</Table.Td>
+                      <Table.Td>{format.number(run.affected ?? 0)}</Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            </ScrollArea>
+          )}
+        </QueryState>
       </Card>
     </Stack>
   );

@@ -5,7 +5,6 @@ import {
   Checkbox,
   Group,
   Modal,
-  NumberInput,
   ScrollArea,
   Select,
   SimpleGrid,
@@ -17,26 +16,22 @@ import {
   Title,
 } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { IconPencil, IconPlus, IconTrash } from '@tabler/icons-react';
+import { IconPencil, IconPlus } from '@tabler/icons-react';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { ApiError, api, call, idempotencyKey } from '../api/client';
-import type { Pipeline } from '../api/types';
 import { Empty, ErrorState, Loading, useErrorText } from '../components/States';
 import { useI18n } from '../i18n/I18nProvider';
 import {
   RULE_EVENTS,
-  pipelineBody,
   ruleBody,
   ruleField,
-  stageIndex,
   teamsOf,
   toggled,
   userBody,
   userForm,
   type Rule,
   type RuleForm,
-  type StageForm,
   type User,
   type UserForm,
 } from '../lib/settings';
@@ -44,6 +39,7 @@ import { usePipelines } from './DealPage';
 import { TabbedPage } from '../components/TabbedPage';
 import { CustomFields, TenantWorkingHours } from './settings/Fields';
 import { ApiKeys, WebForms, Webhooks } from './settings/Integrations';
+import { Pipelines } from './settings/Pipelines';
 import { DocumentTemplates, NotificationTemplates } from './settings/Templates';
 
 export default function Settings() {
@@ -377,184 +373,6 @@ function UserDialog({
         </Stack>
       </form>
     </Modal>
-  );
-}
-
-// ------------------------------------------------------------------ pipelines and stages
-
-const NEW_STAGES: StageForm[] = [
-  { name: '', kind: 'open', win_probability: 10 },
-  { name: '', kind: 'open', win_probability: 50 },
-  { name: '', kind: 'won', win_probability: 100 },
-  { name: '', kind: 'lost', win_probability: 0 },
-];
-
-function Pipelines() {
-  const { t } = useI18n();
-  const errorText = useErrorText();
-  const queryClient = useQueryClient();
-  const pipelines = usePipelines();
-  const [name, setName] = useState('');
-  const [stages, setStages] = useState<StageForm[]>(NEW_STAGES);
-  const create = useMutation({
-    mutationFn: () =>
-      call<Pipeline>(
-        api.POST('/v1/pipelines', {
-          headers: { 'Idempotency-Key': idempotencyKey() },
-          body: pipelineBody(name, stages) as never,
-        }),
-      ),
-    onSuccess: (created) => {
-      notifications.show({ color: 'green', message: t('settings.pipelineCreated', { name: created.name }) });
-      setName('');
-      setStages(NEW_STAGES);
-      void queryClient.invalidateQueries({ queryKey: ['pipelines'] });
-    },
-  });
-  const stageError = (index: number) => {
-    if (!(create.error instanceof ApiError)) return undefined;
-    // The API counts the named stages only, as they were sent.
-    const sent = stages.map((s, i) => (s.name.trim() ? i : -1)).filter((i) => i >= 0);
-    const found = create.error.fieldErrors.filter((e) => {
-      const at = stageIndex(e.field);
-      return at !== null && sent[at] === index;
-    });
-    return found.length ? found.map((e) => e.message).join('; ') : undefined;
-  };
-  const other =
-    create.error &&
-    !(create.error instanceof ApiError && create.error.fieldErrors.some((e) => e.field === 'name' || stageIndex(e.field) !== null))
-      ? errorText(create.error)
-      : named(create.error, (f) => f === 'stages');
-  const setStage = (index: number, change: Partial<StageForm>) =>
-    setStages(stages.map((s, i) => (i === index ? { ...s, ...change } : s)));
-
-  return (
-    <Stack gap="md">
-      <Card>
-        <Title order={2} size="h4" mb="sm">
-          {t('settings.pipelines')}
-        </Title>
-        {pipelines.isPending ? (
-          <Loading />
-        ) : pipelines.isError ? (
-          <ErrorState error={pipelines.error} onRetry={() => void pipelines.refetch()} />
-        ) : pipelines.data.length === 0 ? (
-          <Empty title={t('board.noPipelines')} />
-        ) : (
-          <Stack gap="sm" data-testid="pipelines">
-            {pipelines.data.map((pipeline) => (
-              <div key={pipeline.id} data-testid="pipeline" data-pipeline={pipeline.name}>
-                <Group gap="xs">
-                  <Text fw={600}>{pipeline.name}</Text>
-                  {pipeline.is_default ? (
-                    <Badge size="sm" variant="light">
-                      {t('settings.default')}
-                    </Badge>
-                  ) : null}
-                </Group>
-                <Group gap={6} mt={4}>
-                  {[...pipeline.stages]
-                    .sort((a, b) => a.position - b.position)
-                    .map((stage) => (
-                      <Badge
-                        key={stage.id}
-                        variant="outline"
-                        color={stage.kind === 'won' ? 'green' : stage.kind === 'lost' ? 'red' : 'gray'}
-                      >
-                        {stage.name} · {stage.win_probability}%
-                      </Badge>
-                    ))}
-                </Group>
-              </div>
-            ))}
-          </Stack>
-        )}
-      </Card>
-      <Card>
-        <Title order={2} size="h4" mb="sm">
-          {t('settings.newPipeline')}
-        </Title>
-        <form
-          onSubmit={(event) => {
-            event.preventDefault();
-            create.mutate();
-          }}
-        >
-          <Stack gap="sm">
-            <TextInput
-              label={t('settings.pipelineName')}
-              required
-              value={name}
-              onChange={(e) => setName(e.currentTarget.value)}
-              error={named(create.error, (f) => f === 'name')}
-            />
-            <Text size="sm" fw={500}>
-              {t('settings.stages')}
-            </Text>
-            {stages.map((stage, index) => (
-              <Group key={index} gap="xs" align="flex-start" wrap="nowrap">
-                <TextInput
-                  aria-label={t('settings.stageName', { n: index + 1 })}
-                  placeholder={t('settings.stageName', { n: index + 1 })}
-                  flex={1}
-                  value={stage.name}
-                  onChange={(e) => setStage(index, { name: e.currentTarget.value })}
-                  error={stageError(index)}
-                />
-                <Select
-                  aria-label={t('settings.stageKind', { n: index + 1 })}
-                  w={130}
-                  allowDeselect={false}
-                  value={stage.kind}
-                  onChange={(value) => setStage(index, { kind: (value as StageForm['kind']) ?? 'open' })}
-                  data={(['open', 'won', 'lost'] as const).map((k) => ({ value: k, label: t(`settings.kind.${k}`) }))}
-                />
-                <NumberInput
-                  aria-label={t('settings.winProbability', { n: index + 1 })}
-                  w={100}
-                  min={0}
-                  max={100}
-                  suffix=" %"
-                  disabled={stage.kind !== 'open'}
-                  value={stage.kind === 'won' ? 100 : stage.kind === 'lost' ? 0 : stage.win_probability}
-                  onChange={(value) => setStage(index, { win_probability: Number(value) || 0 })}
-                />
-                <Button
-                  variant="subtle"
-                  color="red"
-                  px={8}
-                  aria-label={t('settings.removeStage', { n: index + 1 })}
-                  disabled={stages.length <= 2}
-                  onClick={() => setStages(stages.filter((_, i) => i !== index))}
-                >
-                  <IconTrash size={16} />
-                </Button>
-              </Group>
-            ))}
-            <Button
-              variant="subtle"
-              size="xs"
-              w="fit-content"
-              leftSection={<IconPlus size={14} />}
-              onClick={() => setStages([...stages, { name: '', kind: 'open', win_probability: 50 }])}
-            >
-              {t('settings.addStage')}
-            </Button>
-            {other ? (
-              <Text size="sm" c="red" role="alert">
-                {other}
-              </Text>
-            ) : null}
-            <Group justify="flex-end">
-              <Button type="submit" loading={create.isPending} disabled={!name.trim()}>
-                {t('settings.createPipeline')}
-              </Button>
-            </Group>
-          </Stack>
-        </form>
-      </Card>
-    </Stack>
   );
 }
 

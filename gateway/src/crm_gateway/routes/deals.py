@@ -74,6 +74,58 @@ async def create_pipeline(
     return schemas.to_json((await in_every_region(who, create))[0])
 
 
+@router.patch(
+    "/v1/pipelines/{pipeline_id}",
+    summary="Rename the pipeline; add, rename, reorder, change or remove its stages",
+    description="Stage ids stay stable, so deals, their history and reports follow a "
+    "rename or a move. A stage that still holds deals can be neither removed nor given "
+    "another kind (409 naming it). Nothing is written unless every region accepts.",
+    **answers.ok(answers.Pipeline),
+)
+async def update_pipeline(
+    pipeline_id: str, body: schemas.PipelinePatchIn, who: Caller = Depends(caller)
+) -> dict[str, Any]:
+    require_role(who, "admin")
+    current = await _stub(who, who.principal.home_region).GetPipeline(
+        pb.GetPipelineRequest(id=pipeline_id),
+        metadata=who.principal.to_metadata(),
+        timeout=who.timeout,
+    )
+    known = {stage.id for stage in current.stages}
+    if body.stages is None:
+        stages = list(current.stages)
+    else:
+        stages = []
+        for i, stage in enumerate(body.stages):
+            if stage.id and stage.id not in known:
+                raise invalid(f"stages[{i}].id", "not a stage of this pipeline")
+            fields = stage.model_dump(exclude={"id"})
+            # New stages get their id here: the same in every region, as on create.
+            stage_id = stage.id or f"st_{str(ULID()).lower()}"
+            stages.append(pb.Stage(id=stage_id, position=i, **fields))
+    pipeline = pb.Pipeline(
+        id=pipeline_id,
+        name=current.name if body.name is None else body.name,
+        is_default=current.is_default,
+        stages=stages,
+    )
+
+    def update(validate_only: bool) -> Any:
+        async def call(region: str, metadata: Any) -> Any:
+            return await _stub(who, region).UpdatePipeline(
+                pb.UpdatePipelineRequest(pipeline=pipeline, validate_only=validate_only),
+                metadata=metadata,
+                timeout=who.timeout,
+            )
+
+        return call
+
+    # Every region checks first (a removed stage may hold deals in any of them), so a
+    # refusal leaves every region as it was.
+    await in_every_region(who, update(True))
+    return schemas.to_json((await in_every_region(who, update(False)))[0])
+
+
 @router.get(
     "/v1/pipelines/{pipeline_id}/board",
     summary="Deals by stage, with totals in the reporting currency",

@@ -24,6 +24,7 @@ from crm_gateway.access import (
     Gateway,
     caller,
     current_gateway,
+    delete_in_every_region,
     in_every_region,
     region_of_id,
     require_role,
@@ -109,6 +110,25 @@ async def replace_form(form_id: str, body: FormIn, who: Caller = Depends(caller)
     )
     form = pb.Form(id=form_id, key=current.key, **body.model_dump())
     return _form_json(await _put_form(who, form))
+
+
+@router.delete(
+    "/v1/forms/{form_id}",
+    status_code=204,
+    summary="Delete a form: its public URL answers 404 from now on",
+    description="Submissions already received still become their contact and deal; the "
+    "leads it brought in stay.",
+)
+async def delete_form(form_id: str, who: Caller = Depends(caller)) -> Response:
+    require_role(who, "admin")
+
+    async def delete(region: str, metadata: Any) -> Any:
+        return await _stub(who.gateway, region).DeleteForm(
+            pb.DeleteFormRequest(id=form_id), metadata=metadata, timeout=who.timeout
+        )
+
+    await delete_in_every_region(who, delete)
+    return Response(status_code=204)
 
 
 @router.get("/v1/forms", summary="The tenant's forms", **answers.ok(answers.Forms))
@@ -489,6 +509,23 @@ async def list_webhooks(who: Caller = Depends(caller)) -> Any:
         pb.ListWebhooksRequest(), metadata=who.principal.to_metadata(), timeout=who.timeout
     )
     return {"data": [schemas.to_json(h) for h in reply.webhooks]}
+
+
+@router.delete(
+    "/v1/webhooks/{webhook_id}",
+    status_code=204,
+    summary="Delete a subscription: nothing more is delivered, its delivery log goes",
+)
+async def delete_webhook(webhook_id: str, who: Caller = Depends(caller)) -> Response:
+    require_role(who, "admin")
+
+    async def delete(region: str, metadata: Any) -> Any:
+        return await _stub(who.gateway, region).DeleteWebhook(
+            pb.DeleteWebhookRequest(id=webhook_id), metadata=metadata, timeout=who.timeout
+        )
+
+    await delete_in_every_region(who, delete)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 
 from crm_api.crm.contacts.v1 import contacts_pb2 as pb
 from crm_api.crm.policy.v1 import policy_pb2
 from crm_gateway import answers, schemas
-from crm_gateway.access import Caller, caller
+from crm_gateway.access import Caller, caller, delete_in_every_region
 from crm_gateway.problems import Problem
 
 router = APIRouter(tags=["settings"])
@@ -45,6 +45,32 @@ async def define_custom_field(
         )
     )
     return schemas.to_json(results[0])
+
+
+@router.delete(
+    "/v1/custom-fields/{key}",
+    status_code=204,
+    summary="Delete a custom field definition",
+    description="The values records hold stay stored and are still returned under "
+    "custom_fields, but are no longer validated or offered; a write may clear them (null) "
+    "but not set them. Defining the key again brings them back into use.",
+)
+async def delete_custom_field(
+    key: str,
+    who: Caller = Depends(caller),
+    entity: str = Query("contact", pattern="^(contact|company)$"),
+) -> Response:
+    _require(who, "admin")
+
+    async def delete(region: str, metadata: Any) -> Any:
+        return await who.stub("contacts", "contacts", region).DeleteCustomField(
+            pb.DeleteCustomFieldRequest(entity=entity, key=key),
+            metadata=metadata,
+            timeout=who.timeout,
+        )
+
+    await delete_in_every_region(who, delete)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from crm_contacts.convert import field_definition_to_pb
 from crm_contacts.custom_fields import validate_definition
 from crm_kit import tenant_cache
 from crm_kit.context import Principal
-from crm_kit.errors import InvalidArgument, PermissionDenied
+from crm_kit.errors import InvalidArgument, NotFound, PermissionDenied
 
 ENTITIES = ("contact", "company")
 
@@ -72,3 +72,22 @@ async def list_definitions(
         .order_by(models.CustomFieldDefinition.key)
     )
     return pb.ListCustomFieldsResponse(definitions=[field_definition_to_pb(r) for r in rows])
+
+
+async def delete(
+    session: AsyncSession, principal: Principal, entity: str, key: str
+) -> pb.CustomFieldDefinition:
+    """Forgets the definition. The values records hold are left where they are: erasing
+    them would rewrite every record (and its history) for a settings change, and an admin
+    who deletes by mistake gets them back by defining the key again."""
+    if not principal.has_role("admin"):
+        raise PermissionDenied("only admins delete custom fields")
+    row = await session.get(
+        models.CustomFieldDefinition, (principal.tenant_id, _entity(entity), key)
+    )
+    if row is None:
+        raise NotFound(f"no custom field {key!r}")
+    deleted = field_definition_to_pb(row)
+    await session.delete(row)
+    await tenant_cache.changed(session, principal.tenant_id)
+    return deleted

@@ -214,6 +214,10 @@ def validate_values(
     for key, value in values.items():
         where = f"{_VALUES_FIELD}.{key}"
         definition = definitions.get(key)
+        if definition is None and _is_empty(value):
+            # Clearing a value left behind by a deleted definition is always allowed.
+            result[key] = None
+            continue
         if definition is None:
             violations.append(FieldViolation(where, _unknown_field_message(definitions)))
             continue

@@ -358,6 +358,19 @@ class ContactsServicer(_Base, contacts_pb2_grpc.ContactsServiceServicer):
             lambda s: custom_field_defs.define(s, principal, request.definition),
         )
 
+    async def DeleteCustomField(
+        self, request: pb.DeleteCustomFieldRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CustomFieldDefinition:
+        principal = caller()
+        return await idempotent(
+            self.runtime.sessions,
+            principal,
+            "DeleteCustomField",
+            request,
+            pb.CustomFieldDefinition,
+            lambda s: custom_field_defs.delete(s, principal, request.entity, request.key),
+        )
+
     async def ListCustomFields(
         self, request: pb.ListCustomFieldsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCustomFieldsResponse:

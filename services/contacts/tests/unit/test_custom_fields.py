@@ -279,6 +279,12 @@ def test_unknown_field_without_definitions() -> None:
     assert "no custom fields are defined" in exc.value.violations[0].description
 
 
+def test_a_deleted_fields_leftover_value_may_be_cleared_but_not_written() -> None:
+    assert validate_values({"old_size": None}, DEFINITIONS, partial=True) == {"old_size": None}
+    with pytest.raises(InvalidArgument):
+        validate_values({"old_size": 44}, DEFINITIONS, partial=True)
+
+
 def test_null_clears_value() -> None:
     result = validate_values({"notes": None, "channels": [], "budget": ""}, DEFINITIONS)
     assert result == {"notes": None, "channels": None, "budget": None}

@@ -31,6 +31,7 @@ def stage_to_pb(row: models.Stage) -> pb.Stage:
         time_limit_hours=row.time_limit_hours,
         kind=row.kind,
         document_template_key=row.document_template_key,
+        required_fields=row.required_fields,
     )
 
 

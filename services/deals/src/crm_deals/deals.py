@@ -118,6 +118,19 @@ def merge_custom_fields(existing: dict[str, Any], changes: dict[str, Any]) -> di
     return {key: value for key, value in merged.items() if value is not None}
 
 
+def check_required_fields(
+    stage: models.Stage, fields: dict[str, Any], violations: list[FieldViolation]
+) -> None:
+    """A stage may ask for custom fields (e.g. the measurement time) before a deal enters
+    it; named as the REST body's `custom_fields.<name>`, so a form shows it in place."""
+    for name in stage.required_fields:
+        value = fields.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            violations.append(
+                FieldViolation(f"custom_fields.{name}", f"required to enter stage {stage.name!r}")
+            )
+
+
 def _date(raw: str, field: str, violations: list[FieldViolation]) -> date | None:
     text = raw.strip()
     if not text:
@@ -393,8 +406,10 @@ async def create_deal(
             violations.append(
                 FieldViolation("stage_id", f"not a stage of pipeline {view.pipeline.id}")
             )
-        elif stage.kind == "lost" and not values.get("lost_reason"):
-            violations.append(FieldViolation("lost_reason", "required for a lost deal"))
+        else:
+            if stage.kind == "lost" and not values.get("lost_reason"):
+                violations.append(FieldViolation("lost_reason", "required for a lost deal"))
+            check_required_fields(stage, values.get("custom_fields", {}), violations)
     await check_links(directory, principal, values, None, violations)
     if violations:
         raise InvalidArgument(violations)
@@ -549,12 +564,14 @@ async def move_deal(
     reason = _text(request.lost_reason, "lost_reason", MAX_REASON, violations)
     if target is not None and target.kind == "lost" and not (reason or row.lost_reason):
         violations.append(FieldViolation("lost_reason", "required when a deal is lost"))
+    fields = merge_custom_fields(row.custom_fields, custom or {})
+    if target is not None and target.id != row.stage_id:
+        check_required_fields(target, fields, violations)
     if violations:
         raise InvalidArgument(violations)
     assert target is not None and custom is not None
 
     at = now()
-    fields = merge_custom_fields(row.custom_fields, custom)
     if target.id == row.stage_id:
         # Already there (e.g. a retried move): nothing moves, new custom fields still land.
         if fields != row.custom_fields:

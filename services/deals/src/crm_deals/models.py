@@ -66,6 +66,10 @@ class Stage(Base):
     time_limit_hours: Mapped[int] = mapped_column(sa.Integer, default=0)
     kind: Mapped[str] = mapped_column(sa.Text)
     document_template_key: Mapped[str] = mapped_column(sa.Text, default="")
+    # Deal custom fields a deal must carry to enter this stage.
+    required_fields: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), default=list, server_default="{}"
+    )
 
     __table_args__ = (
         sa.ForeignKeyConstraint(

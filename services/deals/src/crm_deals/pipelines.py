@@ -22,7 +22,14 @@ from crm_deals.convert import pipeline_to_pb
 from crm_kit import tenant_cache
 from crm_kit.clock import now
 from crm_kit.context import Principal
-from crm_kit.errors import Conflict, FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from crm_kit.errors import (
+    Conflict,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from crm_kit.ids import new_id
 from crm_kit.tenant_cache import MISSING, TenantCache
 
@@ -33,6 +40,8 @@ TEMPLATE_KEY_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 MAX_NAME = 100
 MAX_STAGES = 50
 MAX_TIME_LIMIT_HOURS = 24 * 366
+MAX_REQUIRED_FIELDS = 20
+MAX_FIELD_KEY = 64  # as a deal's custom field name
 
 DEFAULT_PIPELINE_ID = "default"
 DEFAULT_PIPELINE_NAME = "Sales"
@@ -66,8 +75,8 @@ class PipelineView:
 
 
 # Pipelines read by every stage move, kept per process and dropped by the NOTIFY that a
-# pipeline change sends (crm_kit.tenant_cache). A pipeline's stages do not change once
-# created; only which pipeline is the default does.
+# pipeline change sends (crm_kit.tenant_cache): every change (UpdatePipeline, a new
+# default) takes _lock_tenant, which sends it.
 PIPELINES = TenantCache()
 
 
@@ -253,6 +262,22 @@ def validate_stages(stages: Sequence[pb.Stage], violations: list[FieldViolation]
                     f"{field}.document_template_key", "lower-case letters, digits, '_' or '-'"
                 )
             )
+        if len(stage.required_fields) > MAX_REQUIRED_FIELDS:
+            violations.append(
+                FieldViolation(f"{field}.required_fields", f"at most {MAX_REQUIRED_FIELDS}")
+            )
+        for j, required in enumerate(stage.required_fields):
+            if (
+                not required.strip()
+                or len(required) > MAX_FIELD_KEY
+                or required != required.strip()
+            ):
+                violations.append(
+                    FieldViolation(
+                        f"{field}.required_fields[{j}]",
+                        f"a custom field name of 1 to {MAX_FIELD_KEY} characters",
+                    )
+                )
     kinds = [stage.kind or "open" for stage in stages]
     for kind in KINDS:
         if len(stages) >= 2 and kind not in kinds:
@@ -268,6 +293,7 @@ def _same_definition(view: PipelineView, name: str, msg: pb.Pipeline) -> bool:
             stage.time_limit_hours,
             stage.kind or "open",
             stage.document_template_key,
+            list(stage.required_fields),
         )
 
     return (
@@ -347,6 +373,7 @@ async def create_pipeline(
             time_limit_hours=stage.time_limit_hours,
             kind=stage.kind or "open",
             document_template_key=stage.document_template_key,
+            required_fields=_unique(stage.required_fields),
         )
         for position, (stage_id, stage) in enumerate(zip(stage_ids, msg.stages, strict=True))
     )
@@ -354,6 +381,122 @@ async def create_pipeline(
     view = await _load(session, tenant_id, pipeline_id)
     assert view is not None
     return view.to_pb()
+
+
+def _unique(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _validate_name(raw: str, violations: list[FieldViolation]) -> str:
+    name = " ".join(raw.split())
+    if not name:
+        violations.append(FieldViolation("name", "required"))
+    elif len(name) > MAX_NAME:
+        violations.append(FieldViolation("name", f"at most {MAX_NAME} characters"))
+    return name
+
+
+async def update_pipeline(
+    session: AsyncSession, principal: Principal, msg: pb.Pipeline, validate_only: bool
+) -> pb.Pipeline:
+    """Renames the pipeline and replaces its stages in the order given. Stage ids stay
+    what they are, so deals, their history, automation rules and reports keep pointing
+    at the same stage through a rename or a reorder."""
+    if not principal.has_role("admin"):
+        raise PermissionDenied("only admins configure pipelines")
+    tenant_id = principal.tenant_id
+    await _lock_tenant(session, tenant_id)
+    if not msg.id:
+        raise InvalidArgument.single("id", "required")
+    view = await load(session, tenant_id, msg.id)
+    violations: list[FieldViolation] = []
+    name = _validate_name(msg.name, violations)
+    validate_stages(msg.stages, violations)
+    for i, stage in enumerate(msg.stages):
+        if not stage.id:
+            violations.append(FieldViolation(f"stages[{i}].id", "required"))
+    if violations:
+        raise InvalidArgument(violations)
+
+    current = {stage.id: stage for stage in view.stages}
+    new_ids = [stage.id for stage in msg.stages if stage.id not in current]
+    if new_ids:
+        # A stage id is unique in the tenant: a new one may not be another pipeline's.
+        taken = set(
+            await session.scalars(
+                sa.select(models.Stage.id).where(
+                    models.Stage.tenant_id == tenant_id, models.Stage.id.in_(new_ids)
+                )
+            )
+        )
+        if taken:
+            raise InvalidArgument(
+                [
+                    FieldViolation(f"stages[{i}].id", "a stage of another pipeline")
+                    for i, stage in enumerate(msg.stages)
+                    if stage.id in taken
+                ]
+            )
+    kept = {stage.id: stage for stage in msg.stages if stage.id in current}
+    removed = [stage for stage in view.stages if stage.id not in kept]
+    # A deal's status is its stage's kind: changing the kind under deals would leave
+    # them saying open while they sit in a won stage, so it waits until they moved.
+    rekinded = [
+        current[stage_id]
+        for stage_id, stage in kept.items()
+        if (stage.kind or "open") != current[stage_id].kind
+    ]
+    held = await _deal_counts(session, tenant_id, [s.id for s in (*removed, *rekinded)])
+    refusals = [
+        f"stage {s.name!r} ({s.id}) still holds {held[s.id]} deal(s): "
+        + ("move them before removing it" if s in removed else "move them before changing its kind")
+        for s in (*removed, *rekinded)
+        if held.get(s.id)
+    ]
+    if refusals:
+        raise FailedPrecondition("; ".join(refusals))
+    if validate_only:
+        return view.to_pb()
+
+    view.pipeline.name = name
+    for gone in removed:
+        await session.delete(gone)
+    await session.flush()
+    for position, stage in enumerate(msg.stages):
+        fields = {
+            "name": " ".join(stage.name.split()),
+            "position": position,
+            "win_probability": stage.win_probability,
+            "time_limit_hours": stage.time_limit_hours,
+            "kind": stage.kind or "open",
+            "document_template_key": stage.document_template_key,
+            "required_fields": _unique(stage.required_fields),
+        }
+        row = current.get(stage.id)
+        if row is None:
+            session.add(
+                models.Stage(tenant_id=tenant_id, id=stage.id, pipeline_id=msg.id, **fields)
+            )
+        else:
+            for key, value in fields.items():
+                setattr(row, key, value)
+    await session.flush()
+    updated = await _load(session, tenant_id, msg.id)
+    assert updated is not None
+    return updated.to_pb()
+
+
+async def _deal_counts(
+    session: AsyncSession, tenant_id: str, stage_ids: Sequence[str]
+) -> dict[str, int]:
+    if not stage_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(models.Deal.stage_id, sa.func.count())
+        .where(models.Deal.tenant_id == tenant_id, models.Deal.stage_id.in_(stage_ids))
+        .group_by(models.Deal.stage_id)
+    )
+    return {stage_id: count for stage_id, count in rows.tuples()}
 
 
 async def stage_names(session: AsyncSession, tenant_id: str, stage_ids: set[str]) -> dict[str, str]:

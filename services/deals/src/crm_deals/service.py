@@ -75,6 +75,19 @@ class DealsServicer(_Base, deals_pb2_grpc.DealsServiceServicer):
             lambda s: pipelines.create_pipeline(s, principal, self.region, request.pipeline),
         )
 
+    async def UpdatePipeline(
+        self, request: pb.UpdatePipelineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Pipeline:
+        principal = caller()
+        return await self.configure(
+            "UpdatePipeline.check" if request.validate_only else "UpdatePipeline",
+            request,
+            pb.Pipeline,
+            lambda s: pipelines.update_pipeline(
+                s, principal, request.pipeline, request.validate_only
+            ),
+        )
+
     # ------------------------------------------------------------ deals
 
     async def CreateDeal(

@@ -152,7 +152,9 @@ async def put_form(
     if violations:
         raise InvalidArgument(violations)
     existing = await session.get(models.Form, msg.id)
-    if existing is not None and existing.tenant_id != principal.tenant_id:
+    if existing is not None and (
+        existing.tenant_id != principal.tenant_id or existing.deleted_at is not None
+    ):
         raise NotFound("no such form")
     values = {
         "tenant_id": principal.tenant_id,
@@ -181,17 +183,32 @@ async def put_form(
     return form_to_pb(existing)
 
 
-async def get_form(session: AsyncSession, principal: Principal, form_id: str) -> pb.Form:
+async def _live_form(session: AsyncSession, principal: Principal, form_id: str) -> models.Form:
     row = await session.get(models.Form, form_id)
-    if row is None or row.tenant_id != principal.tenant_id:
+    if row is None or row.tenant_id != principal.tenant_id or row.deleted_at is not None:
         raise NotFound("no such form")
+    return row
+
+
+async def get_form(session: AsyncSession, principal: Principal, form_id: str) -> pb.Form:
+    return form_to_pb(await _live_form(session, principal, form_id))
+
+
+async def delete_form(session: AsyncSession, principal: Principal, form_id: str) -> pb.Form:
+    """The form stops answering (its public URL is 404) and leaves the list. The row
+    stays: a submission received before still completes into its contact and deal."""
+    require_admin(principal)
+    row = await _live_form(session, principal, form_id)
+    row.deleted_at = clock.now()
+    row.active = False
+    await session.flush()
     return form_to_pb(row)
 
 
 async def list_forms(session: AsyncSession, principal: Principal) -> pb.ListFormsResponse:
     rows = await session.scalars(
         sa.select(models.Form)
-        .where(models.Form.tenant_id == principal.tenant_id)
+        .where(models.Form.tenant_id == principal.tenant_id, models.Form.deleted_at.is_(None))
         .order_by(models.Form.id)
     )
     return pb.ListFormsResponse(forms=[form_to_pb(r) for r in rows])

@@ -55,6 +55,9 @@ class Form(Base):
     # Next index into the team for round-robin owner assignment.
     round_robin: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(TS, server_default=_now())
+    # Set when an admin deletes the form: it no longer answers (get, list, its public
+    # key), but the row stays so submissions already received still complete.
+    deleted_at: Mapped[datetime | None] = mapped_column(TS)
 
     __table_args__ = (sa.Index("ix_forms_tenant", "tenant_id"),)
 

@@ -69,6 +69,14 @@ class IntegrationsServicer(ServicerBase, integrations_pb2_grpc.IntegrationsServi
         async with transaction(self.runtime.sessions) as session:
             return await forms.get_form(session, principal, request.id)
 
+    async def DeleteForm(
+        self, request: pb.DeleteFormRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Form:
+        principal = caller()
+        return await self.configure(
+            "DeleteForm", request, pb.Form, lambda s: forms.delete_form(s, principal, request.id)
+        )
+
     async def ListForms(
         self, request: pb.ListFormsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListFormsResponse:
@@ -216,6 +224,11 @@ class IntegrationsServicer(ServicerBase, integrations_pb2_grpc.IntegrationsServi
         self, request: pb.PutWebhookRequest, context: grpc.aio.ServicerContext
     ) -> pb.Webhook:
         return await self.webhooks.put(caller(), request.webhook)
+
+    async def DeleteWebhook(
+        self, request: pb.DeleteWebhookRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Webhook:
+        return await self.webhooks.delete(caller(), request.id)
 
     async def ListWebhooks(
         self, request: pb.ListWebhooksRequest, context: grpc.aio.ServicerContext

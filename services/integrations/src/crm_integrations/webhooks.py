@@ -238,6 +238,25 @@ class Webhooks:
             await session.refresh(row)
             return webhook_to_pb(row, with_secret=True)
 
+    async def delete(self, principal: Principal, webhook_id: str) -> pb.Webhook:
+        """The subscription and its delivery log go at once: a delivery already taken by
+        the sender finds neither and is dropped (`_deliver`), so nothing more is sent."""
+        require_admin(principal)
+        async with transaction(self.sessions) as session:
+            row = await session.get(models.Webhook, webhook_id, with_for_update=True)
+            if row is None or row.tenant_id != principal.tenant_id:
+                raise NotFound("no such webhook")
+            deleted = webhook_to_pb(row)
+            await session.execute(
+                sa.delete(models.Delivery).where(
+                    models.Delivery.tenant_id == principal.tenant_id,
+                    models.Delivery.webhook_id == webhook_id,
+                )
+            )
+            await session.delete(row)
+            await tenant_cache.changed(session, principal.tenant_id)
+            return deleted
+
     async def list(self, principal: Principal) -> pb.ListWebhooksResponse:
         require_admin(principal)
         async with transaction(self.sessions) as session:

@@ -18,7 +18,8 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { api, call } from '../../api/client';
 import type { components } from '../../api/schema';
-import { Empty, ErrorState, Loading, useErrorText } from '../../components/States';
+import { ConfirmDelete } from '../../components/ConfirmDelete';
+import { Empty, ErrorState, Loading, QueryState, useErrorText } from '../../components/States';
 import { useI18n } from '../../i18n/I18nProvider';
 import { fieldError, keyFromLabel, listOf, unnamed, workingHoursBody } from '../../lib/integrations';
 
@@ -94,48 +95,59 @@ export function CustomFields() {
             ]}
           />
         </Group>
-        {fields.isPending ? (
-          <Loading />
-        ) : fields.isError ? (
-          <ErrorState error={fields.error} onRetry={() => void fields.refetch()} />
-        ) : fields.data.length === 0 ? (
-          <Empty title={t('fields.none')} hint={t('fields.noneHint')} />
-        ) : (
-          <Table striped data-testid="custom-fields">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>{t('fields.label')}</Table.Th>
-                <Table.Th>{t('fields.key')}</Table.Th>
-                <Table.Th>{t('fields.type')}</Table.Th>
-                <Table.Th>{t('fields.options')}</Table.Th>
-                <Table.Th>{t('fields.required')}</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {fields.data.map((field) => (
-                <Table.Tr key={field.key} data-testid="custom-field" data-key={field.key}>
-                  <Table.Td>{field.label}</Table.Td>
-                  <Table.Td dir="ltr">
-                    <code>{field.key}</code>
-                  </Table.Td>
-                  <Table.Td>{t(`fields.type.${field.type as (typeof FIELD_TYPES)[number]}`)}</Table.Td>
-                  <Table.Td>
-                    <Group gap={4}>
-                      {field.options.length
-                        ? field.options.map((o) => (
-                            <Badge key={o} variant="light" size="sm">
-                              {o}
-                            </Badge>
-                          ))
-                        : '—'}
-                    </Group>
-                  </Table.Td>
-                  <Table.Td>{field.required ? t('common.yes') : t('common.no')}</Table.Td>
+        <QueryState query={fields} empty={<Empty title={t('fields.none')} hint={t('fields.noneHint')} />}>
+          {(rows) => (
+            <Table striped data-testid="custom-fields">
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>{t('fields.label')}</Table.Th>
+                  <Table.Th>{t('fields.key')}</Table.Th>
+                  <Table.Th>{t('fields.type')}</Table.Th>
+                  <Table.Th>{t('fields.options')}</Table.Th>
+                  <Table.Th>{t('fields.required')}</Table.Th>
+                  <Table.Th />
                 </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        )}
+              </Table.Thead>
+              <Table.Tbody>
+                {rows.map((field) => (
+                  <Table.Tr key={field.key} data-testid="custom-field" data-key={field.key}>
+                    <Table.Td>{field.label}</Table.Td>
+                    <Table.Td dir="ltr">
+                      <code>{field.key}</code>
+                    </Table.Td>
+                    <Table.Td>{t(`fields.type.${field.type as (typeof FIELD_TYPES)[number]}`)}</Table.Td>
+                    <Table.Td>
+                      <Group gap={4}>
+                        {field.options.length
+                          ? field.options.map((o) => (
+                              <Badge key={o} variant="light" size="sm">
+                                {o}
+                              </Badge>
+                            ))
+                          : '—'}
+                      </Group>
+                    </Table.Td>
+                    <Table.Td>{field.required ? t('common.yes') : t('common.no')}</Table.Td>
+                    <Table.Td>
+                      <ConfirmDelete
+                        name={field.label}
+                        consequence={t('fields.deleteConsequence')}
+                        remove={() =>
+                          call(
+                            api.DELETE('/v1/custom-fields/{key}', {
+                              params: { path: { key: field.key }, query: { entity } },
+                            }),
+                          )
+                        }
+                        onDeleted={() => void queryClient.invalidateQueries({ queryKey: ['custom-fields'] })}
+                      />
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          )}
+        </QueryState>
       </Card>
       <Card>
         <Title order={2} size="h4" mb={4}>

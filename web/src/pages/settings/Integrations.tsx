@@ -25,6 +25,7 @@ import { useState } from 'react';
 import { api, call, idempotencyKey } from '../../api/client';
 import type { components } from '../../api/schema';
 import type { DirectoryUser } from '../../api/types';
+import { ConfirmDelete } from '../../components/ConfirmDelete';
 import { Empty, ErrorState, Loading, QueryState, useErrorText } from '../../components/States';
 import { useI18n } from '../../i18n/I18nProvider';
 import {
@@ -66,6 +67,7 @@ function CopyText({ value, label }: { value: string; label: string }) {
 
 export function WebForms() {
   const { t } = useI18n();
+  const queryClient = useQueryClient();
   const forms = useQuery({
     queryKey: ['forms'],
     queryFn: () => call<{ data: WebForm[] }>(api.GET('/v1/forms', {})).then((r) => r.data),
@@ -129,6 +131,12 @@ export function WebForms() {
                           >
                             {t('settings.edit')}
                           </Button>
+                          <ConfirmDelete
+                            name={form.name}
+                            consequence={t('forms.deleteConsequence')}
+                            remove={() => call(api.DELETE('/v1/forms/{form_id}', { params: { path: { form_id: form.id } } }))}
+                            onDeleted={() => void queryClient.invalidateQueries({ queryKey: ['forms'] })}
+                          />
                         </Group>
                       </Table.Td>
                     </Table.Tr>
@@ -413,6 +421,15 @@ export function Webhooks() {
                         aria-label={t('webhooks.activeNamed', { url: hook.url })}
                         disabled={toggle.isPending && toggle.variables?.hook.id === hook.id}
                         onChange={(e) => toggle.mutate({ hook, active: e.currentTarget.checked })}
+                      />
+                      <ConfirmDelete
+                        name={hook.url}
+                        consequence={t('webhooks.deleteConsequence')}
+                        remove={() => call(api.DELETE('/v1/webhooks/{webhook_id}', { params: { path: { webhook_id: hook.id } } }))}
+                        onDeleted={() => {
+                          if (open === hook.id) setOpen(null);
+                          void queryClient.invalidateQueries({ queryKey: ['webhooks'] });
+                        }}
                       />
                     </Group>
                   </Group>

@@ -1130,6 +1130,29 @@ class ListCustomFieldsRequest(_message.Message):
 Global___ListCustomFieldsRequest: _TypeAlias = ListCustomFieldsRequest  # noqa: Y015
 
 @_typing.final
+class DeleteCustomFieldRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    entity: _builtins.str
+    """contact (the default) or company"""
+    key: _builtins.str
+    def __init__(
+        self,
+        *,
+        entity: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity", b"entity", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCustomFieldRequest: _TypeAlias = DeleteCustomFieldRequest  # noqa: Y015
+
+@_typing.final
 class ListCustomFieldsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -142,6 +142,11 @@ class ContactsServiceStub:
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.SerializeToString,
                 response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.FromString,
                 _registered_method=True)
+        self.DeleteCustomField = channel.unary_unary(
+                '/crm.contacts.v1.ContactsService/DeleteCustomField',
+                request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteCustomFieldRequest.SerializeToString,
+                response_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.CustomFieldDefinition.FromString,
+                _registered_method=True)
         self.SaveContactView = channel.unary_unary(
                 '/crm.contacts.v1.ContactsService/SaveContactView',
                 request_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.SaveContactViewRequest.SerializeToString,
@@ -306,6 +311,14 @@ class ContactsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteCustomField(self, request, context):
+        """Forgets a definition; the values records hold stay stored (defining the key again
+        brings them back) but are no longer validated. NOT_FOUND when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SaveContactView(self, request, context):
         """Saved views of the contacts list (filters and sort), kept in the owner's home region.
         A view is private to its owner or shared with the owner's team. Saving one without
@@ -443,6 +456,11 @@ def add_ContactsServiceServicer_to_server(servicer, server):
                     servicer.ListCustomFields,
                     request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.FromString,
                     response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.SerializeToString,
+            ),
+            'DeleteCustomField': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCustomField,
+                    request_deserializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteCustomFieldRequest.FromString,
+                    response_serializer=crm_dot_contacts_dot_v1_dot_contacts__pb2.CustomFieldDefinition.SerializeToString,
             ),
             'SaveContactView': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveContactView,
@@ -1035,6 +1053,33 @@ class ContactsService:
             '/crm.contacts.v1.ContactsService/ListCustomFields',
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsRequest.SerializeToString,
             crm_dot_contacts_dot_v1_dot_contacts__pb2.ListCustomFieldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCustomField(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.contacts.v1.ContactsService/DeleteCustomField',
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.DeleteCustomFieldRequest.SerializeToString,
+            crm_dot_contacts_dot_v1_dot_contacts__pb2.CustomFieldDefinition.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,10 @@ class ContactsServiceStub:
     ListCompanies: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListCompaniesRequest, _contacts_pb2.ListCompaniesResponse]
     DefineCustomField: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DefineCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]
     ListCustomFields: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.ListCustomFieldsRequest, _contacts_pb2.ListCustomFieldsResponse]
+    DeleteCustomField: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.DeleteCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]
+    """Forgets a definition; the values records hold stay stored (defining the key again
+    brings them back) but are no longer validated. NOT_FOUND when there is none.
+    """
     SaveContactView: _grpc.UnaryUnaryMultiCallable[_contacts_pb2.SaveContactViewRequest, _contacts_pb2.ContactView]
     """Saved views of the contacts list (filters and sort), kept in the owner's home region.
     A view is private to its owner or shared with the owner's team. Saving one without
@@ -123,6 +127,10 @@ class ContactsServiceAsyncStub(ContactsServiceStub):
     ListCompanies: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListCompaniesRequest, _contacts_pb2.ListCompaniesResponse]  # type: ignore[assignment]
     DefineCustomField: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DefineCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]  # type: ignore[assignment]
     ListCustomFields: _aio.UnaryUnaryMultiCallable[_contacts_pb2.ListCustomFieldsRequest, _contacts_pb2.ListCustomFieldsResponse]  # type: ignore[assignment]
+    DeleteCustomField: _aio.UnaryUnaryMultiCallable[_contacts_pb2.DeleteCustomFieldRequest, _contacts_pb2.CustomFieldDefinition]  # type: ignore[assignment]
+    """Forgets a definition; the values records hold stay stored (defining the key again
+    brings them back) but are no longer validated. NOT_FOUND when there is none.
+    """
     SaveContactView: _aio.UnaryUnaryMultiCallable[_contacts_pb2.SaveContactViewRequest, _contacts_pb2.ContactView]  # type: ignore[assignment]
     """Saved views of the contacts list (filters and sort), kept in the owner's home region.
     A view is private to its owner or shared with the owner's team. Saving one without
@@ -300,6 +308,16 @@ class ContactsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _contacts_pb2.ListCustomFieldsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_contacts_pb2.ListCustomFieldsResponse, _abc.Awaitable[_contacts_pb2.ListCustomFieldsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteCustomField(
+        self,
+        request: _contacts_pb2.DeleteCustomFieldRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contacts_pb2.CustomFieldDefinition, _abc.Awaitable[_contacts_pb2.CustomFieldDefinition]]:
+        """Forgets a definition; the values records hold stay stored (defining the key again
+        brings them back) but are no longer validated. NOT_FOUND when there is none.
+        """
 
     @_abc_1.abstractmethod
     def SaveContactView(

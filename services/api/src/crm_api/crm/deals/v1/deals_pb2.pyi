@@ -56,6 +56,7 @@ class Stage(_message.Message):
     TIME_LIMIT_HOURS_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     DOCUMENT_TEMPLATE_KEY_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     position: _builtins.int
@@ -67,6 +68,10 @@ class Stage(_message.Message):
     """open, won or lost"""
     document_template_key: _builtins.str
     """When set, entering the stage generates a document from this template key."""
+    @_builtins.property
+    def required_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Deal custom fields (keys of custom_fields_json) a deal must have to enter the stage."""
+
     def __init__(
         self,
         *,
@@ -77,10 +82,11 @@ class Stage(_message.Message):
         time_limit_hours: _builtins.int = ...,
         kind: _builtins.str = ...,
         document_template_key: _builtins.str = ...,
+        required_fields: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_template_key", b"document_template_key", "id", b"id", "kind", b"kind", "name", b"name", "position", b"position", "time_limit_hours", b"time_limit_hours", "win_probability", b"win_probability"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_template_key", b"document_template_key", "id", b"id", "kind", b"kind", "name", b"name", "position", b"position", "required_fields", b"required_fields", "time_limit_hours", b"time_limit_hours", "win_probability", b"win_probability"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -333,6 +339,32 @@ class CreatePipelineRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreatePipelineRequest: _TypeAlias = CreatePipelineRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePipelineRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """Check everything (removed stages included) and write nothing."""
+    @_builtins.property
+    def pipeline(self) -> Global___Pipeline:
+        """id, name and the complete new list of stages in order."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Global___Pipeline | None = ...,
+        validate_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pipeline", b"pipeline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pipeline", b"pipeline", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePipelineRequest: _TypeAlias = UpdatePipelineRequest  # noqa: Y015
 
 @_typing.final
 class CreateDealRequest(_message.Message):

@@ -50,6 +50,11 @@ class DealsServiceStub:
                 request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.CreatePipelineRequest.SerializeToString,
                 response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.Pipeline.FromString,
                 _registered_method=True)
+        self.UpdatePipeline = channel.unary_unary(
+                '/crm.deals.v1.DealsService/UpdatePipeline',
+                request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.UpdatePipelineRequest.SerializeToString,
+                response_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.Pipeline.FromString,
+                _registered_method=True)
         self.CreateDeal = channel.unary_unary(
                 '/crm.deals.v1.DealsService/CreateDeal',
                 request_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.CreateDealRequest.SerializeToString,
@@ -171,6 +176,16 @@ class DealsServiceServicer:
 
     def CreatePipeline(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePipeline(self, request, context):
+        """Renames the pipeline and replaces its ordered stages: a stage whose id is known keeps
+        its id (so deals, history and reports follow a rename or a move), a new id is added,
+        a missing one removed. FAILED_PRECONDITION when a removed stage, or a stage whose
+        kind changes, still holds deals.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -321,6 +336,11 @@ def add_DealsServiceServicer_to_server(servicer, server):
             'CreatePipeline': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePipeline,
                     request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.CreatePipelineRequest.FromString,
+                    response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.Pipeline.SerializeToString,
+            ),
+            'UpdatePipeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePipeline,
+                    request_deserializer=crm_dot_deals_dot_v1_dot_deals__pb2.UpdatePipelineRequest.FromString,
                     response_serializer=crm_dot_deals_dot_v1_dot_deals__pb2.Pipeline.SerializeToString,
             ),
             'CreateDeal': grpc.unary_unary_rpc_method_handler(
@@ -505,6 +525,33 @@ class DealsService:
             target,
             '/crm.deals.v1.DealsService/CreatePipeline',
             crm_dot_deals_dot_v1_dot_deals__pb2.CreatePipelineRequest.SerializeToString,
+            crm_dot_deals_dot_v1_dot_deals__pb2.Pipeline.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePipeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.deals.v1.DealsService/UpdatePipeline',
+            crm_dot_deals_dot_v1_dot_deals__pb2.UpdatePipelineRequest.SerializeToString,
             crm_dot_deals_dot_v1_dot_deals__pb2.Pipeline.FromString,
             options,
             channel_credentials,

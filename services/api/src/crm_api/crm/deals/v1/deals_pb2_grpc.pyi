@@ -37,6 +37,12 @@ class DealsServiceStub:
     """Lists the tenant's pipelines; a new tenant gets its default pipeline here."""
     GetPipeline: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetPipelineRequest, _deals_pb2.Pipeline]
     CreatePipeline: _grpc.UnaryUnaryMultiCallable[_deals_pb2.CreatePipelineRequest, _deals_pb2.Pipeline]
+    UpdatePipeline: _grpc.UnaryUnaryMultiCallable[_deals_pb2.UpdatePipelineRequest, _deals_pb2.Pipeline]
+    """Renames the pipeline and replaces its ordered stages: a stage whose id is known keeps
+    its id (so deals, history and reports follow a rename or a move), a new id is added,
+    a missing one removed. FAILED_PRECONDITION when a removed stage, or a stage whose
+    kind changes, still holds deals.
+    """
     CreateDeal: _grpc.UnaryUnaryMultiCallable[_deals_pb2.CreateDealRequest, _deals_pb2.Deal]
     GetDeal: _grpc.UnaryUnaryMultiCallable[_deals_pb2.GetDealRequest, _deals_pb2.Deal]
     UpdateDeal: _grpc.UnaryUnaryMultiCallable[_deals_pb2.UpdateDealRequest, _deals_pb2.Deal]
@@ -80,6 +86,12 @@ class DealsServiceAsyncStub(DealsServiceStub):
     """Lists the tenant's pipelines; a new tenant gets its default pipeline here."""
     GetPipeline: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetPipelineRequest, _deals_pb2.Pipeline]  # type: ignore[assignment]
     CreatePipeline: _aio.UnaryUnaryMultiCallable[_deals_pb2.CreatePipelineRequest, _deals_pb2.Pipeline]  # type: ignore[assignment]
+    UpdatePipeline: _aio.UnaryUnaryMultiCallable[_deals_pb2.UpdatePipelineRequest, _deals_pb2.Pipeline]  # type: ignore[assignment]
+    """Renames the pipeline and replaces its ordered stages: a stage whose id is known keeps
+    its id (so deals, history and reports follow a rename or a move), a new id is added,
+    a missing one removed. FAILED_PRECONDITION when a removed stage, or a stage whose
+    kind changes, still holds deals.
+    """
     CreateDeal: _aio.UnaryUnaryMultiCallable[_deals_pb2.CreateDealRequest, _deals_pb2.Deal]  # type: ignore[assignment]
     GetDeal: _aio.UnaryUnaryMultiCallable[_deals_pb2.GetDealRequest, _deals_pb2.Deal]  # type: ignore[assignment]
     UpdateDeal: _aio.UnaryUnaryMultiCallable[_deals_pb2.UpdateDealRequest, _deals_pb2.Deal]  # type: ignore[assignment]
@@ -138,6 +150,18 @@ class DealsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deals_pb2.CreatePipelineRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deals_pb2.Pipeline, _abc.Awaitable[_deals_pb2.Pipeline]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdatePipeline(
+        self,
+        request: _deals_pb2.UpdatePipelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deals_pb2.Pipeline, _abc.Awaitable[_deals_pb2.Pipeline]]:
+        """Renames the pipeline and replaces its ordered stages: a stage whose id is known keeps
+        its id (so deals, history and reports follow a rename or a move), a new id is added,
+        a missing one removed. FAILED_PRECONDITION when a removed stage, or a stage whose
+        kind changes, still holds deals.
+        """
 
     @_abc_1.abstractmethod
     def CreateDeal(

@@ -53,6 +53,11 @@ class IntegrationsServiceStub:
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListFormsRequest.SerializeToString,
                 response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListFormsResponse.FromString,
                 _registered_method=True)
+        self.DeleteForm = channel.unary_unary(
+                '/crm.integrations.v1.IntegrationsService/DeleteForm',
+                request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.DeleteFormRequest.SerializeToString,
+                response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.Form.FromString,
+                _registered_method=True)
         self.ResolveFormKey = channel.unary_unary(
                 '/crm.integrations.v1.IntegrationsService/ResolveFormKey',
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ResolveFormKeyRequest.SerializeToString,
@@ -158,6 +163,11 @@ class IntegrationsServiceStub:
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListWebhooksRequest.SerializeToString,
                 response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListWebhooksResponse.FromString,
                 _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/crm.integrations.v1.IntegrationsService/DeleteWebhook',
+                request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.DeleteWebhookRequest.SerializeToString,
+                response_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.Webhook.FromString,
+                _registered_method=True)
         self.ListDeliveries = channel.unary_unary(
                 '/crm.integrations.v1.IntegrationsService/ListDeliveries',
                 request_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListDeliveriesRequest.SerializeToString,
@@ -207,6 +217,14 @@ class IntegrationsServiceServicer:
 
     def ListForms(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteForm(self, request, context):
+        """The form leaves the list and its public key answers NOT_FOUND; submissions already
+        received are still completed.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -349,6 +367,13 @@ class IntegrationsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteWebhook(self, request, context):
+        """The subscription and its delivery log go; nothing more is sent to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDeliveries(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -397,6 +422,11 @@ def add_IntegrationsServiceServicer_to_server(servicer, server):
                     servicer.ListForms,
                     request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListFormsRequest.FromString,
                     response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListFormsResponse.SerializeToString,
+            ),
+            'DeleteForm': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteForm,
+                    request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.DeleteFormRequest.FromString,
+                    response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.Form.SerializeToString,
             ),
             'ResolveFormKey': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveFormKey,
@@ -502,6 +532,11 @@ def add_IntegrationsServiceServicer_to_server(servicer, server):
                     servicer.ListWebhooks,
                     request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListWebhooksRequest.FromString,
                     response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.DeleteWebhookRequest.FromString,
+                    response_serializer=crm_dot_integrations_dot_v1_dot_integrations__pb2.Webhook.SerializeToString,
             ),
             'ListDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeliveries,
@@ -614,6 +649,33 @@ class IntegrationsService:
             '/crm.integrations.v1.IntegrationsService/ListForms',
             crm_dot_integrations_dot_v1_dot_integrations__pb2.ListFormsRequest.SerializeToString,
             crm_dot_integrations_dot_v1_dot_integrations__pb2.ListFormsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteForm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.integrations.v1.IntegrationsService/DeleteForm',
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.DeleteFormRequest.SerializeToString,
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.Form.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1181,6 +1243,33 @@ class IntegrationsService:
             '/crm.integrations.v1.IntegrationsService/ListWebhooks',
             crm_dot_integrations_dot_v1_dot_integrations__pb2.ListWebhooksRequest.SerializeToString,
             crm_dot_integrations_dot_v1_dot_integrations__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crm.integrations.v1.IntegrationsService/DeleteWebhook',
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.DeleteWebhookRequest.SerializeToString,
+            crm_dot_integrations_dot_v1_dot_integrations__pb2.Webhook.FromString,
             options,
             channel_credentials,
             insecure,

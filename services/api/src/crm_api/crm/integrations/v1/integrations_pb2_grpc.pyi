@@ -41,6 +41,10 @@ class IntegrationsServiceStub:
     """Web forms (tenant configuration, same id and key in every region)."""
     GetForm: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.GetFormRequest, _integrations_pb2.Form]
     ListForms: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.ListFormsRequest, _integrations_pb2.ListFormsResponse]
+    DeleteForm: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.DeleteFormRequest, _integrations_pb2.Form]
+    """The form leaves the list and its public key answers NOT_FOUND; submissions already
+    received are still completed.
+    """
     ResolveFormKey: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.ResolveFormKeyRequest, _integrations_pb2.Form]
     """Public: the form behind a key, after the per-key and per-IP rate limits."""
     SubmitForm: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.SubmitFormRequest, _integrations_pb2.Submission]
@@ -76,6 +80,8 @@ class IntegrationsServiceStub:
     PutWebhook: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.PutWebhookRequest, _integrations_pb2.Webhook]
     """Outbound webhooks."""
     ListWebhooks: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.ListWebhooksRequest, _integrations_pb2.ListWebhooksResponse]
+    DeleteWebhook: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.DeleteWebhookRequest, _integrations_pb2.Webhook]
+    """The subscription and its delivery log go; nothing more is sent to it."""
     ListDeliveries: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.ListDeliveriesRequest, _integrations_pb2.ListDeliveriesResponse]
     ReplayDelivery: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.ReplayDeliveryRequest, _integrations_pb2.Delivery]
     PutIntegrationSettings: _grpc.UnaryUnaryMultiCallable[_integrations_pb2.PutIntegrationSettingsRequest, _integrations_pb2.IntegrationSettings]
@@ -96,6 +102,10 @@ class IntegrationsServiceAsyncStub(IntegrationsServiceStub):
     """Web forms (tenant configuration, same id and key in every region)."""
     GetForm: _aio.UnaryUnaryMultiCallable[_integrations_pb2.GetFormRequest, _integrations_pb2.Form]  # type: ignore[assignment]
     ListForms: _aio.UnaryUnaryMultiCallable[_integrations_pb2.ListFormsRequest, _integrations_pb2.ListFormsResponse]  # type: ignore[assignment]
+    DeleteForm: _aio.UnaryUnaryMultiCallable[_integrations_pb2.DeleteFormRequest, _integrations_pb2.Form]  # type: ignore[assignment]
+    """The form leaves the list and its public key answers NOT_FOUND; submissions already
+    received are still completed.
+    """
     ResolveFormKey: _aio.UnaryUnaryMultiCallable[_integrations_pb2.ResolveFormKeyRequest, _integrations_pb2.Form]  # type: ignore[assignment]
     """Public: the form behind a key, after the per-key and per-IP rate limits."""
     SubmitForm: _aio.UnaryUnaryMultiCallable[_integrations_pb2.SubmitFormRequest, _integrations_pb2.Submission]  # type: ignore[assignment]
@@ -131,6 +141,8 @@ class IntegrationsServiceAsyncStub(IntegrationsServiceStub):
     PutWebhook: _aio.UnaryUnaryMultiCallable[_integrations_pb2.PutWebhookRequest, _integrations_pb2.Webhook]  # type: ignore[assignment]
     """Outbound webhooks."""
     ListWebhooks: _aio.UnaryUnaryMultiCallable[_integrations_pb2.ListWebhooksRequest, _integrations_pb2.ListWebhooksResponse]  # type: ignore[assignment]
+    DeleteWebhook: _aio.UnaryUnaryMultiCallable[_integrations_pb2.DeleteWebhookRequest, _integrations_pb2.Webhook]  # type: ignore[assignment]
+    """The subscription and its delivery log go; nothing more is sent to it."""
     ListDeliveries: _aio.UnaryUnaryMultiCallable[_integrations_pb2.ListDeliveriesRequest, _integrations_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
     ReplayDelivery: _aio.UnaryUnaryMultiCallable[_integrations_pb2.ReplayDeliveryRequest, _integrations_pb2.Delivery]  # type: ignore[assignment]
     PutIntegrationSettings: _aio.UnaryUnaryMultiCallable[_integrations_pb2.PutIntegrationSettingsRequest, _integrations_pb2.IntegrationSettings]  # type: ignore[assignment]
@@ -166,6 +178,16 @@ class IntegrationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integrations_pb2.ListFormsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integrations_pb2.ListFormsResponse, _abc.Awaitable[_integrations_pb2.ListFormsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteForm(
+        self,
+        request: _integrations_pb2.DeleteFormRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integrations_pb2.Form, _abc.Awaitable[_integrations_pb2.Form]]:
+        """The form leaves the list and its public key answers NOT_FOUND; submissions already
+        received are still completed.
+        """
 
     @_abc_1.abstractmethod
     def ResolveFormKey(
@@ -327,6 +349,14 @@ class IntegrationsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _integrations_pb2.ListWebhooksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_integrations_pb2.ListWebhooksResponse, _abc.Awaitable[_integrations_pb2.ListWebhooksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteWebhook(
+        self,
+        request: _integrations_pb2.DeleteWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integrations_pb2.Webhook, _abc.Awaitable[_integrations_pb2.Webhook]]:
+        """The subscription and its delivery log go; nothing more is sent to it."""
 
     @_abc_1.abstractmethod
     def ListDeliveries(
