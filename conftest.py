@@ -201,3 +201,24 @@ def move_clock(engines: Cluster) -> Iterator[TestClock]:
         yield moved
     finally:
         moved.restore()
+
+
+# Files that take minutes each (their own systems, a browser, a fault campaign). Under
+# pytest-xdist each worker takes whole files in collection order, so these go first and
+# run beside the many short files instead of at the end, one after another.
+SLOW_FILES_FIRST = (
+    "tools/chaos/test_short_campaign.py",
+    "tests/test_web_e2e.py",
+    "cli/tests/test_cli.py",
+    "tests/test_residency_random.py",
+    "tests/test_schemathesis.py",
+    "services/integrations/tests/test_imports.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FILES_FIRST.index(path) if path in SLOW_FILES_FIRST else len(SLOW_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: every other test keeps its place
