@@ -53,10 +53,12 @@ run: install
 	$(BIN)/crm up
 
 # Lint first (ruff, mypy, buf, import contracts): CI fails on any of them. Test files run
-# in two processes (pytest-xdist), each with a system of its own, a file's tests together.
+# in two processes (pytest-xdist), each with a system of its own, a file's tests together,
+# in collection order (conftest.py puts the files that take minutes first; xdist would
+# otherwise start with the files holding the most tests and leave those for the end).
 test: install lint browser
 	cd web && $(WEB_ENV) npm test
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The time-sensitive tests with the clock started at 00:30, 06:00, 12:45, 18:15, 23:50 UTC
 # and before each DST change of Berlin and New York (about an hour; not part of `make test`).
