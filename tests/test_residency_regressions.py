@@ -268,3 +268,61 @@ async def test_erasing_a_person_also_erases_what_was_stored_under_their_merged_d
 
     assert erasure["status"] == "completed", erasure
     assert await copies(db, "br", "Brandt") == []
+
+
+async def test_an_erasure_the_gateway_stopped_waiting_for_still_finishes(
+    api: httpx.AsyncClient, token_for: Any, db: Any, system: Any
+) -> None:
+    """On a busy system an erasure took longer than the gateway waits: the call was
+    cancelled halfway, the request stayed in_progress for ever (only a failed request
+    may be retried) and the person stayed with their name, email and search terms (the
+    full residency run's "erased person's data remains", first listed in contact_terms).
+    Here another transaction holds the person's row until the gateway has given up."""
+    import asyncpg
+
+    tenant = f"slow-{uuid.uuid4().hex[:8]}"
+    admin = token_for("boss", "admin", "br", tenant=tenant)
+    officer = token_for("dpo", "compliance_officer", "br", tenant=tenant)
+    needle = f"devagar{uuid.uuid4().hex[:8]}"
+    contact = await ok(
+        api.post(
+            "/v1/contacts",
+            json={
+                "first_name": "Kenji",
+                "last_name": needle.capitalize(),
+                "emails": [f"kenji.{needle}@example.com"],
+                "address": {"country": "BR"},
+            },
+            headers=admin,
+        ),
+        201,
+    )
+    assert "contacts_br.contact_terms" in await copies(db, "br", needle)
+
+    holder = await asyncpg.connect(system.postgres.dsn(system.database("contacts", "br")))
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", contact["id"])
+        answer = await api.post(
+            "/v1/privacy/requests",
+            json={"kind": "erasure", "contact_id": contact["id"]},
+            headers=officer,
+            timeout=120,
+        )
+        assert answer.status_code == 503, answer.text
+        listed = await ok(api.get("/v1/privacy/requests", headers=officer))
+        [request] = [r for r in listed["data"] if r["contact_id"] == contact["id"]]
+        assert request["status"] == "in_progress"
+        await held.rollback()
+    finally:
+        await holder.close()
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while request["status"] == "in_progress":
+        assert asyncio.get_running_loop().time() < deadline, "the erasure stayed in_progress"
+        await asyncio.sleep(0.3)
+        request = await ok(api.get(f"/v1/privacy/requests/{request['id']}", headers=officer))
+
+    assert request["status"] == "completed", request
+    assert await copies(db, "br", needle) == []

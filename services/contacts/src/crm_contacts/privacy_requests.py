@@ -14,11 +14,13 @@ fires 7 (GDPR) or 3 (LGPD) days before the due date (crm_contacts.compliance_sch
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import calendar
 import csv
 import io
 import json
+import logging
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +65,8 @@ from crm_kit.placement import ResidencyPolicy, law_for_region, region_for_countr
 from crm_kit.relocation import forget_answers
 from crm_kit.runtime import Runtime
 from crm_kit.spreadsheet import safe_cell
+
+log = logging.getLogger(__name__)
 
 KINDS = ("export", "erasure", "rectification")
 # What the law of the subject's region gives the controller to answer
@@ -348,6 +352,8 @@ class PrivacyRequests:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.region = runtime.region
+        # Requests whose caller stopped waiting and that still run (kept referenced).
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def peer_services(self) -> list[str]:
@@ -485,6 +491,17 @@ class PrivacyRequests:
                 "privacy_request.retry" if retry else "privacy_request.start",
                 request_id,
             )
+        # The steps go on when the caller stops waiting (the gateway's deadline on a busy
+        # system cancels this call): cancelled halfway, the request stayed in_progress for
+        # ever, the person half erased, and only a failed request may be retried.
+        steps = asyncio.create_task(self._steps(principal, request_id, kind, contact_id))
+        self._running.add(steps)
+        steps.add_done_callback(self._running.discard)
+        await asyncio.shield(steps)
+
+    async def _steps(
+        self, principal: Principal, request_id: str, kind: str, contact_id: str
+    ) -> None:
         try:
             if kind == "export":
                 await self.export_everywhere(principal, contact_id)
@@ -495,6 +512,12 @@ class PrivacyRequests:
                 outcome = await self._rectify(principal, request_id, contact_id)
         except (StepFailed, CrmError) as exc:
             await self._finish(principal, request_id, error=str(exc) or type(exc).__name__)
+            return
+        except Exception as exc:
+            # Anything else (a database error, a lost connection) must leave the request
+            # failed, with its error, so that it can be retried; never in_progress.
+            log.exception("privacy request %s failed", request_id)
+            await self._finish(principal, request_id, error=f"{type(exc).__name__}: {exc}")
             return
         await self._finish(principal, request_id, **outcome)
 

@@ -502,7 +502,8 @@ class PrivacyRequestsServicer(_Base, privacy_requests_pb2_grpc.PrivacyRequestsSe
             lambda s: self.requests.create(s, principal, request),
         )
         # Runs in the call: every step is a short in-region call. A replayed
-        # Idempotency-Key finds the request already run and returns its state.
+        # Idempotency-Key finds the request already run (or still running, when the
+        # caller stopped waiting: it then runs to its end) and returns its state.
         await self.requests.run(principal, created.id)
         return await self.requests.get(principal, created.id)
 
